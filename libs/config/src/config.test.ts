@@ -1,0 +1,74 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig, renderEnvTable, TEMPO_MAINNET } from "./index.js";
+
+const payee = "0x00000000000000000000000000000000000000aa";
+const noWorld = { WORLD_FILE: "/nonexistent/world.json" };
+
+function problemsOf(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).problems;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+describe("loadConfig", () => {
+  it("starts on local defaults with only a payee", () => {
+    const config = loadConfig({ ...noWorld, PAYEE_ADDRESS: payee.toUpperCase().replace("0X", "0x") });
+    expect(config.gateway).toMatchObject({ host: "127.0.0.1", port: 8080, publicUrl: "http://127.0.0.1:8080", realm: "127.0.0.1:8080" });
+    expect(config.chain).toMatchObject({ chainId: 4217, token: TEMPO_MAINNET.usdce, escrow: TEMPO_MAINNET.channelEscrow, payee });
+    expect(config.pricing).toEqual({ overhead: "1.5", minimumCharge: 1n });
+    expect(config.redis.namespace).toBe("wr");
+  });
+
+  it("names every bad or missing variable in one error, hiding secret values", () => {
+    const problems = problemsOf({ ...noWorld, PORT: "eighty", DATABASE_URL: "not a url", PRICE_OVERHEAD: "1,5", MPP_SECRET_KEY: "short-secret", FEE_PAYER_PRIVATE_KEY: "0x1234" });
+    const names = problems.map((p) => p.split(":")[0]).sort();
+    expect(names).toEqual(["DATABASE_URL", "FEE_PAYER_PRIVATE_KEY", "MPP_SECRET_KEY", "PAYEE_ADDRESS", "PORT", "PRICE_OVERHEAD"]);
+    expect(problems.join("\n")).not.toContain("short-secret");
+    expect(problems.join("\n")).not.toContain("0x1234");
+    expect(problems.find((p) => p.startsWith("PORT"))).toContain('"eighty"');
+  });
+
+  it("refuses the development secret in production", () => {
+    expect(problemsOf({ ...noWorld, NODE_ENV: "production", PAYEE_ADDRESS: payee })).toEqual(["MPP_SECRET_KEY: required in production"]);
+    expect(problemsOf({ ...noWorld, NODE_ENV: "production", PAYEE_ADDRESS: payee, MPP_SECRET_KEY: "worldrouter-local-development-secret-do-not-use-in-production" })).toEqual([
+      "MPP_SECRET_KEY: the development secret is refused in production",
+    ]);
+  });
+
+  it("takes chain, payee and fake upstream from the local world file, env vars winning", () => {
+    const dir = mkdtempSync(join(tmpdir(), "wr-config-"));
+    const key = `0x${"11".repeat(32)}`;
+    const world = {
+      rpcUrl: "http://127.0.0.1:9545",
+      chainId: 4217,
+      token: { address: "0x20C0000000000000000000000000000000000001", decimals: 6, symbol: "USDC.e", name: "USDC.e" },
+      escrow: "0x4d50500000000000000000000000000000000000",
+      feePayer: { address: "0x00000000000000000000000000000000000000f1", privateKey: key },
+      payee: { address: "0x00000000000000000000000000000000000000f2", privateKey: key },
+      wallets: [{ address: "0x00000000000000000000000000000000000000f3", privateKey: key, balance: "1000000" }],
+      upstreamUrl: "http://127.0.0.1:9000",
+    };
+    writeFileSync(join(dir, "world.json"), JSON.stringify(world));
+    const config = loadConfig({ WORLD_FILE: "world.json", CHAIN_ID: "31337" }, dir);
+    expect(config.chain).toMatchObject({ rpcUrl: world.rpcUrl, chainId: 31337, token: "0x20c0000000000000000000000000000000000001", payee: "0x00000000000000000000000000000000000000f2", feePayerPrivateKey: key });
+    expect(config.upstream.openai.baseUrl).toBe("http://127.0.0.1:9000/v1");
+    expect(config.upstream.anthropic.baseUrl).toBe("http://127.0.0.1:9000");
+    expect(loadConfig({ WORLD_FILE: "world.json", OPENAI_API_KEY: "sk-test" }, dir).upstream.openai.baseUrl).toBeUndefined();
+
+    writeFileSync(join(dir, "broken.json"), JSON.stringify({ ...world, chainId: "x" }));
+    expect(problemsOf({ WORLD_FILE: join(dir, "broken.json") })[0]).toMatch(/^WORLD_FILE: invalid world file .*chainId/s);
+  });
+
+  it("renders a documentation table with every variable", () => {
+    const table = renderEnvTable();
+    expect(table).toContain("| `MPP_SECRET_KEY` | dev-only value |");
+    expect(table).not.toContain("worldrouter-local-development-secret");
+  });
+});

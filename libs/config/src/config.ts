@@ -1,0 +1,153 @@
+import { existsSync } from "node:fs";
+import { isAbsolute, resolve } from "node:path";
+import { z } from "zod";
+import { DEV_MPP_SECRET, ENV, type EnvName } from "./env.js";
+import { readWorldFile, type World } from "./world.js";
+
+/** Production chain defaults (Tempo mainnet). */
+export const TEMPO_MAINNET = {
+  rpcUrl: "https://rpc.tempo.xyz",
+  chainId: 4217,
+  usdce: "0x20c000000000000000000000b9537d11c60e8b50",
+  channelEscrow: "0x4d50500000000000000000000000000000000000",
+} as const;
+
+type Hex = `0x${string}`;
+
+export interface Config {
+  env: "development" | "test" | "production";
+  logLevel: string;
+  databaseUrl: string;
+  redis: { url: string; namespace: string };
+  gateway: { host: string; port: number; publicUrl: string; realm: string; maxBodyBytes: number; rpcTimeoutMs: number };
+  health: { paymentVerifierPort: number; inferenceWorkerPort: number; settlementPort: number };
+  shutdownTimeoutMs: number;
+  mpp: { secretKey: string; challengeTtlSeconds: number };
+  pricing: { overhead: string; minimumCharge: bigint };
+  chain: {
+    rpcUrl: string;
+    chainId: number;
+    token: Hex;
+    escrow: Hex;
+    payee: Hex | undefined;
+    payeePrivateKey: Hex | undefined;
+    feePayerPrivateKey: Hex | undefined;
+    /** Set when the values came from the local world (dev tooling, not production). */
+    world: World | undefined;
+  };
+  upstream: {
+    openai: { apiKey: string | undefined; baseUrl: string | undefined };
+    anthropic: { apiKey: string | undefined; baseUrl: string | undefined };
+    timeoutMs: number;
+    maxRetries: number;
+  };
+  inference: { concurrency: number };
+}
+
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+  }
+}
+
+/**
+ * Parses the environment once. Collects every problem before failing, so one error names every bad
+ * variable. Secret values are never echoed.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Config {
+  const problems: string[] = [];
+  const values: Partial<Record<EnvName, unknown>> = {};
+  for (const [name, spec] of Object.entries(ENV) as [EnvName, (typeof ENV)[EnvName]][]) {
+    const raw = env[name] === "" ? undefined : env[name];
+    const input = raw ?? ("default" in spec ? spec.default : undefined);
+    if (input === undefined) continue;
+    const parsed = spec.schema.safeParse(input);
+    if (parsed.success) values[name] = parsed.data;
+    else {
+      const shown = "secret" in spec && spec.secret ? "(value hidden)" : JSON.stringify(input);
+      problems.push(`${name}: ${parsed.error.issues.map((i) => i.message).join("; ")} — got ${shown}`);
+    }
+  }
+  const v = values as { [K in EnvName]: any };
+  const production = v.NODE_ENV === "production";
+  if (production && (env.MPP_SECRET_KEY ?? "") === "") problems.push("MPP_SECRET_KEY: required in production");
+  else if (production && v.MPP_SECRET_KEY === DEV_MPP_SECRET) problems.push("MPP_SECRET_KEY: the development secret is refused in production");
+
+  let world: World | undefined;
+  if (!production && typeof v.WORLD_FILE === "string") {
+    const path = isAbsolute(v.WORLD_FILE) ? v.WORLD_FILE : resolve(cwd, v.WORLD_FILE);
+    if (existsSync(path)) {
+      try {
+        world = readWorldFile(path);
+      } catch (err) {
+        problems.push(`WORLD_FILE: ${(err as Error).message}`);
+      }
+    }
+  }
+  const payee = (v.PAYEE_ADDRESS ?? world?.payee.address)?.toLowerCase();
+  if (!payee) problems.push("PAYEE_ADDRESS: required (or start the local world with `npm start`, which writes WORLD_FILE)");
+  if (problems.length) throw new ConfigError(problems);
+
+  const host: string = v.HOST;
+  const port: number = v.PORT;
+  const publicUrl: string = v.PUBLIC_URL ?? `http://${host}:${port}`;
+  const fakeUpstream = world?.upstreamUrl;
+  return {
+    env: v.NODE_ENV,
+    logLevel: v.LOG_LEVEL,
+    databaseUrl: v.DATABASE_URL,
+    redis: { url: v.REDIS_URL, namespace: v.REDIS_NAMESPACE },
+    gateway: { host, port, publicUrl, realm: new URL(publicUrl).host, maxBodyBytes: v.MAX_BODY_BYTES, rpcTimeoutMs: v.RPC_TIMEOUT_MS },
+    health: { paymentVerifierPort: v.PAYMENT_VERIFIER_HEALTH_PORT, inferenceWorkerPort: v.INFERENCE_WORKER_HEALTH_PORT, settlementPort: v.SETTLEMENT_HEALTH_PORT },
+    shutdownTimeoutMs: v.SHUTDOWN_TIMEOUT_MS,
+    mpp: { secretKey: v.MPP_SECRET_KEY, challengeTtlSeconds: v.CHALLENGE_TTL_SECONDS },
+    pricing: { overhead: v.PRICE_OVERHEAD, minimumCharge: BigInt(v.MIN_CHARGE) },
+    chain: {
+      rpcUrl: v.CHAIN_RPC_URL ?? world?.rpcUrl ?? TEMPO_MAINNET.rpcUrl,
+      chainId: v.CHAIN_ID ?? world?.chainId ?? TEMPO_MAINNET.chainId,
+      token: lower(v.TOKEN_ADDRESS ?? world?.token.address ?? TEMPO_MAINNET.usdce),
+      escrow: lower(v.ESCROW_ADDRESS ?? world?.escrow ?? TEMPO_MAINNET.channelEscrow),
+      payee: lower(payee!),
+      payeePrivateKey: v.PAYEE_PRIVATE_KEY ?? world?.payee.privateKey,
+      feePayerPrivateKey: v.FEE_PAYER_PRIVATE_KEY ?? world?.feePayer.privateKey,
+      world,
+    },
+    upstream: {
+      openai: { apiKey: v.OPENAI_API_KEY, baseUrl: v.OPENAI_BASE_URL ?? (v.OPENAI_API_KEY ? undefined : fakeUpstream && `${fakeUpstream}/v1`) },
+      anthropic: { apiKey: v.ANTHROPIC_API_KEY, baseUrl: v.ANTHROPIC_BASE_URL ?? (v.ANTHROPIC_API_KEY ? undefined : fakeUpstream) },
+      timeoutMs: v.UPSTREAM_TIMEOUT_MS,
+      maxRetries: v.UPSTREAM_MAX_RETRIES,
+    },
+    inference: { concurrency: v.INFERENCE_CONCURRENCY },
+  };
+}
+
+function lower(a: string): Hex {
+  return a.toLowerCase() as Hex;
+}
+
+/** For `main.ts`: print every problem and exit non-zero before anything starts. */
+export function loadConfigOrExit(service: string): Config {
+  try {
+    return loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${service}: ${err.message}\n`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw err;
+  }
+}
+
+/** Markdown table of every variable, for README (checked by a test so it cannot drift). */
+export function renderEnvTable(): string {
+  const rows = Object.entries(ENV).map(([name, spec]) => {
+    const def = "default" in spec ? (name === "MPP_SECRET_KEY" ? "dev-only value" : `\`${spec.default}\``) : "—";
+    return `| \`${name}\` | ${def} | ${spec.description}${"secret" in spec && spec.secret ? " *(secret)*" : ""} |`;
+  });
+  return ["| variable | default | meaning |", "|---|---|---|", ...rows].join("\n");
+}
+
+export const envVarNames = (): string[] => Object.keys(ENV);
+
