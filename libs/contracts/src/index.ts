@@ -1,1 +1,5 @@
-export {};
+export * from "./primitives.js";
+export * from "./jobs.js";
+export * from "./queues.js";
+export * from "./rpc.js";
+export * from "./stream.js";

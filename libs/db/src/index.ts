@@ -1,1 +1,3 @@
-export {};
+export * from "./client.js";
+export * from "./ledger.js";
+export * from "./idempotency.js";

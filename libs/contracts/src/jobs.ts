@@ -1,0 +1,70 @@
+import { z } from "zod";
+import { Address, BaseUnits, Hash32, Intent, RequestId } from "./primitives.js";
+
+/** gateway → inference-worker: run one validated OpenAI chat-completions request. */
+export const InferenceJob = z.object({
+  requestId: RequestId,
+  model: z.string().min(1),
+  intent: Intent,
+  payer: Address,
+  /** The validated OpenAI chat-completions body, passed through to the provider. */
+  body: z.record(z.string(), z.unknown()),
+  stream: z.boolean(),
+  promptTokens: z.number().int().nonnegative(),
+  estimatedCost: BaseUnits,
+  chargePaymentId: z.string().uuid().optional(),
+  channelId: Hash32.optional(),
+  enqueuedAt: z.number().int(),
+});
+export type InferenceJob = z.infer<typeof InferenceJob>;
+
+export const InferenceOutcome = z.enum(["succeeded", "failed", "cancelled"]);
+
+/** inference-worker → settlement: exactly one per request, even when the stream failed mid-way. */
+export const UsageEvent = z.object({
+  requestId: RequestId,
+  model: z.string(),
+  provider: z.string(),
+  intent: Intent,
+  payer: Address,
+  chargePaymentId: z.string().uuid().optional(),
+  channelId: Hash32.optional(),
+  status: InferenceOutcome,
+  promptTokens: z.number().int().nonnegative(),
+  completionTokens: z.number().int().nonnegative(),
+  cachedTokens: z.number().int().nonnegative(),
+  cacheWriteTokens: z.number().int().nonnegative().default(0),
+  estimatedCost: BaseUnits,
+  finishReason: z.string().nullable(),
+  errorClass: z.string().nullable(),
+  ttftMs: z.number().int().nonnegative().nullable(),
+  latencyMs: z.number().int().nonnegative(),
+  completedAt: z.number().int(),
+});
+export type UsageEvent = z.infer<typeof UsageEvent>;
+
+/** payment-verifier → settlement: an on-chain charge payment was verified and claimed. */
+export const ChargeVerifiedEvent = z.object({
+  kind: z.literal("charge.verified"),
+  paymentId: z.string().uuid(),
+  challengeId: z.string().min(1),
+  requestId: RequestId,
+  txHash: Hash32,
+  payer: Address,
+  recipient: Address,
+  token: Address,
+  chainId: z.number().int().positive(),
+  amount: BaseUnits,
+  blockNumber: z.string().regex(/^\d+$/).nullable(),
+  verifiedAt: z.number().int(),
+});
+export type ChargeVerifiedEvent = z.infer<typeof ChargeVerifiedEvent>;
+
+/** Work for settlement's chain writer: settle or close a channel, refund a payer. */
+export const SettlementJob = z.object({
+  kind: z.enum(["channel.settle", "channel.close", "refund"]),
+  /** Channel id, or the charge payment id for a refund. */
+  reference: z.string().min(1),
+  requestedAt: z.number().int(),
+});
+export type SettlementJob = z.infer<typeof SettlementJob>;

@@ -1,0 +1,47 @@
+import { z } from "zod";
+import { ChargeVerifiedEvent, InferenceJob, SettlementJob, UsageEvent } from "./jobs.js";
+
+/**
+ * The BullMQ queues, their payload schemas and options: the one place services take queue names from.
+ * `inference` is latency-critical (one attempt: a retried inference would bill twice; the worker retries
+ * upstream calls itself). `usage` and `payments` carry money facts and must never be lost: many attempts,
+ * exponential backoff, failed jobs kept for inspection.
+ */
+export const QUEUES = {
+  inference: {
+    schema: InferenceJob,
+    options: { attempts: 1, removeOnComplete: true, removeOnFail: { age: 24 * 3600 } },
+  },
+  usage: {
+    schema: UsageEvent,
+    options: { attempts: 25, backoff: { type: "exponential", delay: 200 }, removeOnComplete: { age: 3600 }, removeOnFail: false },
+  },
+  payments: {
+    schema: ChargeVerifiedEvent,
+    options: { attempts: 25, backoff: { type: "exponential", delay: 200 }, removeOnComplete: { age: 3600 }, removeOnFail: false },
+  },
+  settlement: {
+    schema: SettlementJob,
+    options: { attempts: 10, backoff: { type: "exponential", delay: 1000 }, removeOnComplete: { age: 24 * 3600 }, removeOnFail: false },
+  },
+} as const satisfies Record<string, { schema: z.ZodType; options: object }>;
+
+export type QueueName = keyof typeof QUEUES;
+export const QUEUE_NAMES = Object.keys(QUEUES) as QueueName[];
+export type JobOf<Q extends QueueName> = z.infer<(typeof QUEUES)[Q]["schema"]>;
+
+/** Job ids make enqueueing idempotent: BullMQ ignores a second add with the same id. */
+export const jobId = {
+  inference: (job: JobOf<"inference">) => `inference-${job.requestId}`,
+  usage: (job: JobOf<"usage">) => `usage-${job.requestId}`,
+  payments: (job: JobOf<"payments">) => `payment-${job.paymentId}`,
+  settlement: (job: JobOf<"settlement">) => `settle-${job.kind}-${job.reference}`,
+} satisfies { [Q in QueueName]: (job: JobOf<Q>) => string };
+
+/** BullMQ key prefix for a deployment namespace (REDIS_NAMESPACE). Hash-tagged for Redis Cluster. */
+export const bullPrefix = (namespace: string) => `{${namespace}}:bull`;
+
+/** Redis Stream that carries one request's chunks from the inference worker to the gateway. */
+export const chunkStreamKey = (namespace: string, requestId: string) => `${namespace}:chunks:${requestId}`;
+/** Pub/sub channel on which the gateway tells the worker that the client went away. */
+export const cancelChannel = (namespace: string) => `${namespace}:inference.cancel`;
