@@ -1,1 +1,3 @@
-export {};
+export * from "./anvil.js";
+export * from "./dev-accounts.js";
+export * from "./world.js";

@@ -1,0 +1,48 @@
+import type { INestApplicationContext } from "@nestjs/common";
+import type { Config } from "@worldrouter/config";
+import { PinoNestLogger, startHealthServer, type Logger, type ReadinessCheck } from "@worldrouter/observability";
+import type { Registry } from "prom-client";
+import { LOGGER, METRICS } from "./tokens.js";
+
+/**
+ * The tail of every service's main.ts: health/metrics port, readiness log line, and graceful shutdown on
+ * SIGINT/SIGTERM (stop taking work, drain in-flight jobs via Nest shutdown hooks, close connections),
+ * bounded by SHUTDOWN_TIMEOUT_MS.
+ */
+export async function runService(options: {
+  service: string;
+  app: INestApplicationContext;
+  config: Config;
+  healthPort: number;
+  checks: Record<string, ReadinessCheck>;
+  /** Runs after the app closed: connections the readiness checks or main.ts opened. */
+  cleanup?: () => Promise<void>;
+}): Promise<void> {
+  const { app, config, service } = options;
+  const logger = app.get<Logger>(LOGGER);
+  const health = await startHealthServer({ port: options.healthPort, host: config.gateway.host, registry: app.get<Registry>(METRICS), checks: options.checks });
+  logger.info({ healthUrl: `http://${config.gateway.host}:${options.healthPort}` }, `${service} ready`);
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, `${service} shutting down`);
+    const timer = setTimeout(() => {
+      logger.error(`${service} did not drain within ${config.shutdownTimeoutMs} ms; exiting`);
+      process.exit(1);
+    }, config.shutdownTimeoutMs).unref();
+    await app.close();
+    health.close();
+    await options.cleanup?.();
+    clearTimeout(timer);
+    logger.info(`${service} stopped`);
+    logger.flush?.();
+  };
+  process.once("SIGINT", () => void stop("SIGINT"));
+  process.once("SIGTERM", () => void stop("SIGTERM"));
+}
+
+/** Call right after creating the app (created with `bufferLogs: true`) so Nest's own logs go to pino. */
+export function useServiceLogger(app: INestApplicationContext): void {
+  app.useLogger(new PinoNestLogger(app.get<Logger>(LOGGER)));
+}

@@ -1,0 +1,42 @@
+import { Controller, Get, Header, Inject, Res, type OnApplicationShutdown } from "@nestjs/common";
+import type { Config } from "@worldrouter/config";
+import { runReadinessChecks } from "@worldrouter/observability";
+import { CONFIG, infrastructureChecks, METRICS } from "@worldrouter/runtime";
+import type { FastifyReply } from "fastify";
+import type { Registry } from "prom-client";
+import { PaymentVerifierClient } from "../payment-verifier.client.js";
+
+/** Liveness, readiness (Redis, Postgres, payment-verifier reachable) and Prometheus metrics. */
+@Controller()
+export class HealthController implements OnApplicationShutdown {
+  private readonly infra: ReturnType<typeof infrastructureChecks>;
+
+  constructor(
+    @Inject(CONFIG) config: Config,
+    @Inject(METRICS) private readonly metrics: Registry,
+    @Inject(PaymentVerifierClient) private readonly verifier: PaymentVerifierClient,
+  ) {
+    this.infra = infrastructureChecks(config);
+  }
+
+  @Get("healthz")
+  liveness() {
+    return { status: "ok" };
+  }
+
+  @Get("readyz")
+  async readiness(@Res() reply: FastifyReply) {
+    const report = await runReadinessChecks({ ...this.infra.checks, paymentVerifier: async () => void (await this.verifier.ping()) });
+    void reply.status(report.ready ? 200 : 503).send(report);
+  }
+
+  @Get("metrics")
+  @Header("cache-control", "no-store")
+  async prometheus(@Res() reply: FastifyReply) {
+    void reply.header("content-type", this.metrics.contentType).send(await this.metrics.metrics());
+  }
+
+  async onApplicationShutdown() {
+    await this.infra.close();
+  }
+}

@@ -1,0 +1,24 @@
+import { Controller, Inject } from "@nestjs/common";
+import { MessagePattern, Payload } from "@nestjs/microservices";
+import { RPC, VerifyPaymentRequest, type PingResult, type VerifyPaymentResult } from "@worldrouter/contracts";
+import { VerifyChargeUseCase } from "./charge/verify-charge.use-case.js";
+
+/** RPC edge of the verifier: parse the message, call the use-case, return its typed result. */
+@Controller()
+export class PaymentController {
+  constructor(@Inject(VerifyChargeUseCase) private readonly verifyCharge: VerifyChargeUseCase) {}
+
+  @MessagePattern(RPC.verifyPayment)
+  async verifyPayment(@Payload() message: unknown): Promise<VerifyPaymentResult> {
+    const parsed = VerifyPaymentRequest.safeParse(message);
+    if (!parsed.success) {
+      return { ok: false, problem: { type: "https://paymentauth.org/problems/malformed-credential", title: "Malformed Credential", status: 402, detail: `verification request rejected: ${parsed.error.issues[0]?.message}` } };
+    }
+    return this.verifyCharge.verify(parsed.data);
+  }
+
+  @MessagePattern(RPC.ping)
+  ping(): PingResult {
+    return { service: "payment-verifier", at: Date.now() };
+  }
+}
