@@ -14,6 +14,8 @@ export const InferenceJob = z.object({
   estimatedCost: BaseUnits,
   chargePaymentId: z.string().uuid().optional(),
   channelId: Hash32.optional(),
+  /** The gateway instance's reply stream (`replyStreamKey`): chunks go there, tagged with the request id. */
+  replyTo: z.string().min(1),
   enqueuedAt: z.number().int(),
 });
 export type InferenceJob = z.infer<typeof InferenceJob>;

@@ -41,7 +41,11 @@ export const jobId = {
 /** BullMQ key prefix for a deployment namespace (REDIS_NAMESPACE). Hash-tagged for Redis Cluster. */
 export const bullPrefix = (namespace: string) => `{${namespace}}:bull`;
 
-/** Redis Stream that carries one request's chunks from the inference worker to the gateway. */
-export const chunkStreamKey = (namespace: string, requestId: string) => `${namespace}:chunks:${requestId}`;
+/**
+ * Redis Stream that carries chunks from inference workers to one gateway instance; entries are tagged with
+ * the request id and demultiplexed in the gateway. One stream (and one blocking reader) per gateway process
+ * instead of one per request keeps Redis connections constant at any number of concurrent streams.
+ */
+export const replyStreamKey = (namespace: string, gatewayInstanceId: string) => `${namespace}:replies:${gatewayInstanceId}`;
 /** Pub/sub channel on which the gateway tells the worker that the client went away. */
 export const cancelChannel = (namespace: string) => `${namespace}:inference.cancel`;

@@ -1,7 +1,7 @@
 import { z } from "zod";
 
 /**
- * Messages on a request's chunk stream (inference-worker → gateway). `chunk` carries one OpenAI
+ * Messages on a gateway's reply stream (inference-worker → gateway), each entry also carrying `requestId`. `chunk` carries one OpenAI
  * `chat.completion.chunk` already serialised (the gateway relays it without re-encoding); `completion`
  * is the whole non-streamed response; `error` ends the request with an OpenAI-style error.
  */

@@ -1,0 +1,133 @@
+import {
+  createTestClient,
+  decodeFunctionData,
+  encodeAbiParameters,
+  http,
+  isAddressEqual,
+  keccak256,
+  type Address,
+  type EIP1193RequestFn,
+  type Hex,
+  type Transport,
+} from "viem";
+import { Session } from "mppx/tempo";
+import { Transaction } from "viem/tempo";
+import { CHANNEL_ESCROW_ADDRESS, channelEscrowAbi } from "@worldrouter/chain";
+
+/**
+ * DEV ONLY — the bridge that lets our Solidity escrow stand-in open channels like the TIP-1034 precompile.
+ *
+ * The precompile derives each channel id from the opening transaction's `expiringNonceHash`
+ * (keccak256(encodeForSigning(tx) || sender)), which the node hands it; a contract cannot see it. So before a
+ * signed open transaction is broadcast, dev tooling computes that hash and writes it into the stand-in's storage
+ * with `anvil_setStorageAt`; the contract's `open` reads it from there. Never point this at a real network:
+ * `anvil_setStorageAt` exists only on anvil, and the real precompile needs no priming.
+ */
+
+/** Storage slot of the stand-in's `mapping(bytes32 openKey => bytes32 expiringNonceHash)` (contracts/ChannelEscrow.sol). */
+const PRIMED_NONCE_HASH_MAPPING_SLOT = 1n;
+
+export interface EscrowOpenArguments {
+  payer: Address;
+  payee: Address;
+  operator: Address;
+  token: Address;
+  salt: Hex;
+  authorizedSigner: Address;
+}
+
+/** Everything about an open except the nonce hash: the key under which the stand-in looks the hash up. */
+export function escrowOpenKey(open: EscrowOpenArguments): Hex {
+  return keccak256(
+    encodeAbiParameters(
+      [{ type: "address" }, { type: "address" }, { type: "address" }, { type: "address" }, { type: "bytes32" }, { type: "address" }],
+      [open.payer, open.payee, open.operator, open.token, open.salt, open.authorizedSigner],
+    ),
+  );
+}
+
+export function primedNonceHashStorageSlot(openKey: Hex): Hex {
+  return keccak256(encodeAbiParameters([{ type: "bytes32" }, { type: "uint256" }], [openKey, PRIMED_NONCE_HASH_MAPPING_SLOT]));
+}
+
+export interface PrimedChannelOpen {
+  channelId: Hex;
+  descriptor: Session.Precompile.SessionDescriptor;
+  deposit: bigint;
+}
+
+export interface PrimeOptions {
+  /** Where the stand-in is installed (default: the canonical precompile address). */
+  escrow?: Address;
+}
+
+/**
+ * Primes the escrow stand-in for every `open` call in a signed Tempo transaction, so the channel gets the same
+ * id on chain as the client computed from the signed tx. Transactions without an `open` call are left alone
+ * (returns []), so it is safe to call on every transaction before broadcasting it.
+ */
+export async function primeEscrowForOpenTransaction(rpcUrl: string, serializedTransaction: Hex, options: PrimeOptions = {}) {
+  const rpc = createTestClient({ mode: "anvil", transport: http(rpcUrl) });
+  return primeWithRequest(rpc.request as EIP1193RequestFn, serializedTransaction, options);
+}
+
+/**
+ * Wraps a viem transport so every `eth_sendRawTransaction(Sync)` that carries an escrow `open` is primed first.
+ * Give a client built on it to a server that broadcasts open transactions (ours in dev mode, or mppx's
+ * `tempo.session({ getClient })`) and it works against the stand-in unchanged.
+ */
+export function withEscrowOpenPriming(transport: Transport, options: PrimeOptions = {}): Transport {
+  return (config) => {
+    const inner = transport(config);
+    const request = inner.request as EIP1193RequestFn;
+    const primingRequest = (async (args, requestOptions) => {
+      if (args.method === "eth_sendRawTransaction" || args.method === "eth_sendRawTransactionSync") {
+        const [serializedTransaction] = args.params as [Hex];
+        await primeWithRequest(request, serializedTransaction, options);
+      }
+      return request(args, requestOptions);
+    }) as EIP1193RequestFn;
+    return { ...inner, request: primingRequest };
+  };
+}
+
+async function primeWithRequest(request: EIP1193RequestFn, serializedTransaction: Hex, options: PrimeOptions): Promise<PrimedChannelOpen[]> {
+  const escrow = options.escrow ?? CHANNEL_ESCROW_ADDRESS;
+  const opens = findEscrowOpens(serializedTransaction, escrow);
+  if (opens.length === 0) return [];
+
+  const chainId = Number(await request({ method: "eth_chainId" }));
+  const primed: PrimedChannelOpen[] = [];
+  for (const { descriptor, deposit } of opens) {
+    const slot = primedNonceHashStorageSlot(escrowOpenKey(descriptor));
+    await request({ method: "anvil_setStorageAt", params: [escrow, slot, descriptor.expiringNonceHash] } as never);
+    const channelId = Session.Precompile.Channel.computeId({ ...descriptor, chainId, escrow });
+    primed.push({ channelId, descriptor, deposit });
+  }
+  return primed;
+}
+
+/** Decodes the escrow `open` calls of a signed Tempo transaction and the descriptor each will get. */
+export function findEscrowOpens(serializedTransaction: Hex, escrow: Address = CHANNEL_ESCROW_ADDRESS) {
+  if (!serializedTransaction.startsWith("0x76") && !serializedTransaction.startsWith("0x78")) return [];
+  const transaction = Transaction.deserialize(serializedTransaction) as Transaction.TransactionSerializableTempo & { from?: Address };
+  const payer = transaction.from;
+  if (!payer) throw new Error("cannot prime an unsigned transaction: the sender is part of the expiringNonceHash");
+  // Same derivation as mppx's client and server (keccak256(encodeForSigning(tx) || sender); a fee-payer
+  // co-signature is excluded), so our id matches theirs.
+  const expiringNonceHash = Session.Precompile.Channel.computeExpiringNonceHash(
+    Session.Precompile.Channel.transactionForExpiringNonceHash({
+      feePayer: transaction.feePayerSignature !== undefined ? true : undefined,
+      transaction: transaction as never,
+    }),
+    { sender: payer },
+  );
+  return (transaction.calls ?? []).flatMap((call) => {
+    if (!call.to || !call.data || !isAddressEqual(call.to, escrow)) return [];
+    const decoded = decodeFunctionData({ abi: channelEscrowAbi, data: call.data });
+    if (decoded.functionName !== "open") return [];
+    const [payee, operator, token, deposit, salt, authorizedSigner] = decoded.args;
+    const descriptor: Session.Precompile.SessionDescriptor = { payer, payee, operator, token, salt, authorizedSigner, expiringNonceHash };
+    return [{ descriptor, deposit }];
+  });
+}
