@@ -1,3 +1,4 @@
 export * from "./client.js";
 export * from "./ledger.js";
 export * from "./idempotency.js";
+export * from "./database.module.js";

@@ -1,1 +1,3 @@
-export {};
+export * from "./charge-challenge.js";
+export * from "./problems.js";
+export * from "./receipt.js";

@@ -1,7 +1,7 @@
 import { Module, type DynamicModule } from "@nestjs/common";
 import type { Config } from "@worldrouter/config";
+import { DatabaseModule } from "@worldrouter/db";
 import { CoreModule, JobConsumersModule, QueuesModule } from "@worldrouter/runtime";
-import { DatabaseModule } from "./database.module.js";
 import { SettlementJobs } from "./settlement.jobs.js";
 import { RecordUsageUseCase } from "./usage/record-usage.use-case.js";
 
@@ -13,7 +13,7 @@ export class SettlementModule {
       module: SettlementModule,
       imports: [
         CoreModule.forRoot("settlement", config),
-        DatabaseModule,
+        DatabaseModule.forRoot(config.databaseUrl),
         QueuesModule.forRoot(config, ["settlement"]),
         JobConsumersModule.forRoot({ consumes: ["usage", "payments", "settlement"] }),
       ],

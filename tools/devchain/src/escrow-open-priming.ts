@@ -2,6 +2,7 @@ import {
   createTestClient,
   decodeFunctionData,
   encodeAbiParameters,
+  getAddress,
   http,
   isAddressEqual,
   keccak256,
@@ -111,8 +112,8 @@ async function primeWithRequest(request: EIP1193RequestFn, serializedTransaction
 export function findEscrowOpens(serializedTransaction: Hex, escrow: Address = CHANNEL_ESCROW_ADDRESS) {
   if (!serializedTransaction.startsWith("0x76") && !serializedTransaction.startsWith("0x78")) return [];
   const transaction = Transaction.deserialize(serializedTransaction) as Transaction.TransactionSerializableTempo & { from?: Address };
-  const payer = transaction.from;
-  if (!payer) throw new Error("cannot prime an unsigned transaction: the sender is part of the expiringNonceHash");
+  if (!transaction.from) throw new Error("cannot prime an unsigned transaction: the sender is part of the expiringNonceHash");
+  const payer = getAddress(transaction.from);
   // Same derivation as mppx's client and server (keccak256(encodeForSigning(tx) || sender); a fee-payer
   // co-signature is excluded), so our id matches theirs.
   const expiringNonceHash = Session.Precompile.Channel.computeExpiringNonceHash(

@@ -1,0 +1,98 @@
+import { Inject, Injectable } from "@nestjs/common";
+import type { Config } from "@worldrouter/config";
+import type { StreamMessage } from "@worldrouter/contracts";
+import { bodyDigest, createChargeChallenge, paymentRequired, serializeChallenge } from "@worldrouter/mpp";
+import { formatUsd } from "@worldrouter/pricing";
+import { CONFIG } from "@worldrouter/runtime";
+import { ProblemException } from "../http/problem.js";
+import { InferenceRelay } from "../inference/inference-relay.js";
+import { PaymentVerifierClient } from "../payment-verifier.client.js";
+import type { ChatCompletionRequest } from "./chat-request.js";
+import { QuoteRequest, type Quote } from "./quote-request.js";
+
+export interface ChargeCompletionCommand {
+  requestId: string;
+  request: ChatCompletionRequest;
+  rawBody: Buffer;
+  authorization: string | undefined;
+  /** Aborted when the client goes away: cancels the inference. */
+  signal: AbortSignal;
+}
+
+export interface PaidCompletion {
+  receipt: string;
+  payer: string;
+  quote: Quote;
+  stream: boolean;
+  messages: AsyncIterable<StreamMessage>;
+}
+
+/**
+ * Charge intent: price the prompt, answer 402 with a challenge bound to this exact body, or have the
+ * verifier settle the credential and start the inference.
+ */
+@Injectable()
+export class ChargeCompletion {
+  constructor(
+    @Inject(CONFIG) private readonly config: Config,
+    @Inject(QuoteRequest) private readonly quoter: QuoteRequest,
+    @Inject(PaymentVerifierClient) private readonly verifier: PaymentVerifierClient,
+    @Inject(InferenceRelay) private readonly relay: InferenceRelay,
+  ) {}
+
+  async execute(command: ChargeCompletionCommand): Promise<PaidCompletion> {
+    const quote = await this.quoter.quote(command.request);
+    const digest = bodyDigest(command.rawBody);
+    if (!command.authorization || !/^Payment\s/i.test(command.authorization)) throw this.paymentRequired(quote, digest);
+
+    const verified = await this.verifier.verifyPayment({
+      requestId: command.requestId,
+      authorization: command.authorization,
+      bodyDigest: digest,
+      amount: quote.amount.toString(),
+      model: quote.model.id,
+    });
+    if (!verified.ok) throw this.paymentRequired(quote, digest, verified.problem);
+
+    const stream = command.request.stream === true;
+    const messages = this.relay.run(
+      {
+        requestId: command.requestId,
+        model: quote.model.id,
+        intent: "charge",
+        payer: verified.payer,
+        body: command.request,
+        stream,
+        promptTokens: quote.promptTokens,
+        estimatedCost: quote.amount.toString(),
+        chargePaymentId: verified.paymentId,
+      },
+      command.signal,
+    );
+    return { receipt: verified.receipt, payer: verified.payer, quote, stream, messages };
+  }
+
+  /** 402 with a fresh challenge; `rejection` explains why a presented credential was refused. */
+  private paymentRequired(quote: Quote, digest: string, rejection?: { type: string; title: string; status: number; detail: string }): ProblemException {
+    const { config } = this;
+    const price = `${formatUsd(quote.amount)} USDC.e for ${quote.promptTokens} prompt tokens of ${quote.model.id}`;
+    const challenge = createChargeChallenge({
+      secretKey: config.mpp.secretKey,
+      realm: config.gateway.realm,
+      terms: { amount: quote.amount, currency: config.chain.token, recipient: config.chain.payee!, chainId: config.chain.chainId, feePayer: true },
+      digest,
+      expiresAt: new Date(Date.now() + config.mpp.challengeTtlSeconds * 1000),
+      description: price,
+    });
+    const body = rejection ?? paymentRequired(price);
+    return new ProblemException(
+      {
+        ...body,
+        challengeId: challenge.id,
+        price: { amount: quote.amount.toString(), currency: config.chain.token, decimals: 6, usd: formatUsd(quote.amount), model: quote.model.id, promptTokens: quote.promptTokens },
+      },
+      { "www-authenticate": serializeChallenge(challenge), "cache-control": "no-store" },
+      { type: "payment_required", code: body.type.split("/").pop() ?? "payment_required" },
+    );
+  }
+}
