@@ -1,6 +1,8 @@
 import { Module, type DynamicModule } from "@nestjs/common";
 import type { Config } from "@worldrouter/config";
+import { DatabaseModule } from "@worldrouter/db";
 import { CoreModule, QueuesModule } from "@worldrouter/runtime";
+import { RedisReplayStore } from "./charge/replay-store.js";
 import { VerifyChargeUseCase } from "./charge/verify-charge.use-case.js";
 import { PaymentController } from "./payment.controller.js";
 
@@ -10,9 +12,9 @@ export class PaymentVerifierModule {
   static forRoot(config: Config): DynamicModule {
     return {
       module: PaymentVerifierModule,
-      imports: [CoreModule.forRoot("payment-verifier", config), QueuesModule.forRoot(config, ["payments"])],
+      imports: [CoreModule.forRoot("payment-verifier", config), DatabaseModule.forRoot(config.databaseUrl), QueuesModule.forRoot(config, ["payments"])],
       controllers: [PaymentController],
-      providers: [VerifyChargeUseCase],
+      providers: [RedisReplayStore, VerifyChargeUseCase],
     };
   }
 }

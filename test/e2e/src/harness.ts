@@ -1,0 +1,48 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { World } from "@worldrouter/config";
+import { startSystem, type RunningSystem } from "@worldrouter/dev-runner";
+import { createTempoClients } from "@worldrouter/chain";
+import { Mppx, tempo } from "mppx/client";
+import { privateKeyToAccount } from "viem/accounts";
+
+/**
+ * One whole system per test file: local chain + fake upstream + the four built services on free ports,
+ * sharing the run's throwaway database and Redis namespace (from the global setup).
+ */
+export async function startTestSystem(env: NodeJS.ProcessEnv = {}): Promise<RunningSystem & { world: World; logs: string[] }> {
+  const logs: string[] = [];
+  const worldFile = join(mkdtempSync(join(tmpdir(), "wr-e2e-")), "world.json");
+  const system = await startSystem({
+    env: { ...process.env, LOG_LEVEL: "info", NODE_ENV: "test", ...env },
+    worldFile,
+    freePorts: true,
+    onLine: (service, line) => logs.push(`${service} | ${line}`),
+  }).catch((err) => {
+    throw new Error(`${(err as Error).message}\n${logs.slice(-40).join("\n")}`);
+  });
+  return { ...system, world: system.world!, logs };
+}
+
+/** An unmodified mppx client paying from one of the world's funded wallets. */
+export function mppxClient(world: World, walletIndex: number, mode: "pull" | "push" = "pull") {
+  const wallet = world.wallets[walletIndex]!;
+  const account = privateKeyToAccount(wallet.privateKey);
+  const clients = createTempoClients({ rpcUrl: world.rpcUrl, chainId: world.chainId, feeToken: world.token.address });
+  const mppx = Mppx.create({
+    polyfill: false,
+    methods: [tempo.charge({ account, getClient: () => clients.publicClient as never, expectedChainId: world.chainId, mode })],
+  });
+  return { mppx, account, clients };
+}
+
+export async function tokenBalance(world: World, address: `0x${string}`): Promise<bigint> {
+  const clients = createTempoClients({ rpcUrl: world.rpcUrl, chainId: world.chainId, feeToken: world.token.address });
+  return clients.publicClient.readContract({
+    address: world.token.address,
+    abi: [{ type: "function", name: "balanceOf", stateMutability: "view", inputs: [{ name: "a", type: "address" }], outputs: [{ type: "uint256" }] }] as const,
+    functionName: "balanceOf",
+    args: [address],
+  });
+}
