@@ -2,7 +2,7 @@
 -- on-chain settlements and idempotency keys. Money: NUMERIC(78,0) token base units.
 
 CREATE TYPE "PaymentIntent" AS ENUM ('charge', 'session');
-CREATE TYPE "ChargePaymentStatus" AS ENUM ('verified', 'consumed', 'credited');
+CREATE TYPE "ChargePaymentStatus" AS ENUM ('verified', 'consumed', 'refunding', 'refunded');
 CREATE TYPE "ChannelStatus" AS ENUM ('open', 'closing', 'closed');
 CREATE TYPE "InferenceStatus" AS ENUM ('pending', 'succeeded', 'failed', 'cancelled');
 CREATE TYPE "SettlementKind" AS ENUM ('charge', 'channel_settle', 'channel_close', 'refund');
@@ -171,6 +171,7 @@ CREATE TABLE "settlements" (
     "blockNumber" BIGINT,
     "chargePaymentId" UUID,
     "channelId" "hash32",
+    "rawTransaction" TEXT,
     "error" TEXT,
     "createdAt" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
     "confirmedAt" TIMESTAMPTZ(3),
@@ -178,7 +179,7 @@ CREATE TABLE "settlements" (
     CONSTRAINT "settlements_confirmed_has_tx" CHECK ("status" <> 'confirmed' OR "txHash" IS NOT NULL)
 );
 CREATE UNIQUE INDEX "settlements_txHash_key" ON "settlements"("txHash");
-CREATE UNIQUE INDEX "settlements_chargePaymentId_key" ON "settlements"("chargePaymentId");
+CREATE UNIQUE INDEX "settlements_kind_chargePaymentId_key" ON "settlements"("kind", "chargePaymentId");
 CREATE INDEX "settlements_channelId_idx" ON "settlements"("channelId");
 
 CREATE TABLE "processed_events" (

@@ -1,12 +1,18 @@
 import { Module, type DynamicModule } from "@nestjs/common";
 import type { Config } from "@worldrouter/config";
+import { createModelRegistry, parseRatio } from "@worldrouter/pricing";
 import { CoreModule, JobConsumersModule, QueuesModule } from "@worldrouter/runtime";
+import { InferenceCancellations } from "./inference-cancellations.js";
 import { InferenceJobs } from "./inference.jobs.js";
+import { ProviderRouter } from "./providers/provider-router.js";
+import { ReplyStreams } from "./reply-streams.js";
+import { RunInference } from "./run-inference.use-case.js";
+import { MODEL_REGISTRY, WORKER_OPTIONS, type InferenceWorkerOptions } from "./tokens.js";
 
 /** Runs `inference` jobs against the providers, streams chunks back, reports `usage`. */
 @Module({})
 export class InferenceWorkerModule {
-  static forRoot(config: Config): DynamicModule {
+  static forRoot(config: Config, options: InferenceWorkerOptions = {}): DynamicModule {
     return {
       module: InferenceWorkerModule,
       imports: [
@@ -14,7 +20,15 @@ export class InferenceWorkerModule {
         QueuesModule.forRoot(config, ["usage"]),
         JobConsumersModule.forRoot({ consumes: ["inference"], concurrency: { inference: config.inference.concurrency } }),
       ],
-      providers: [InferenceJobs],
+      providers: [
+        { provide: WORKER_OPTIONS, useValue: options },
+        { provide: MODEL_REGISTRY, useValue: createModelRegistry({ defaultOverhead: parseRatio(config.pricing.overhead) }) },
+        ProviderRouter,
+        ReplyStreams,
+        InferenceCancellations,
+        RunInference,
+        InferenceJobs,
+      ],
     };
   }
 }

@@ -1,20 +1,14 @@
 import { Inject, Injectable } from "@nestjs/common";
-import { JobHandler, JobQueues, type JobPayload } from "@worldrouter/runtime";
+import { JobHandler, type JobPayload } from "@worldrouter/runtime";
+import { RunInference } from "./run-inference.use-case.js";
 
-/** Queue edge: hands each `inference` job to the use-case. */
+/** Queue edge: hands each `inference` job to the use-case. Failures are reported to the client and in usage, not thrown. */
 @Injectable()
 export class InferenceJobs {
-  constructor(@Inject(JobQueues) private readonly queues: JobQueues) {}
+  constructor(@Inject(RunInference) private readonly runInference: RunInference) {}
 
   @JobHandler("inference")
-  async runInference(job: JobPayload<"inference">) {
-    // Placeholder until the provider adapters land: report zero usage so the flow is observable end to end.
-    await this.queues.enqueue("usage", {
-      requestId: job.requestId, model: job.model, provider: "none", intent: job.intent, payer: job.payer,
-      chargePaymentId: job.chargePaymentId, channelId: job.channelId, status: "failed",
-      promptTokens: job.promptTokens, completionTokens: 0, cachedTokens: 0, cacheWriteTokens: 0,
-      estimatedCost: job.estimatedCost, finishReason: null, errorClass: "not_implemented", ttftMs: null,
-      latencyMs: 0, completedAt: Date.now(),
-    });
+  async runInferenceJob(job: JobPayload<"inference">) {
+    await this.runInference.run(job);
   }
 }

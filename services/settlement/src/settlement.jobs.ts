@@ -1,11 +1,17 @@
 import { Inject, Injectable } from "@nestjs/common";
-import { JobHandler, type JobPayload } from "@worldrouter/runtime";
+import { JobHandler, PermanentJobError, type JobPayload } from "@worldrouter/runtime";
+import { RecordChargePaymentUseCase } from "./payments/record-charge-payment.use-case.js";
+import { RefundChargeUseCase } from "./refunds/refund-charge.use-case.js";
 import { RecordUsageUseCase } from "./usage/record-usage.use-case.js";
 
 /** Queue edge of settlement: each consumed queue maps to one use-case. */
 @Injectable()
 export class SettlementJobs {
-  constructor(@Inject(RecordUsageUseCase) private readonly recordUsage: RecordUsageUseCase) {}
+  constructor(
+    @Inject(RecordUsageUseCase) private readonly recordUsage: RecordUsageUseCase,
+    @Inject(RecordChargePaymentUseCase) private readonly recordPayment: RecordChargePaymentUseCase,
+    @Inject(RefundChargeUseCase) private readonly refundCharge: RefundChargeUseCase,
+  ) {}
 
   @JobHandler("usage")
   async onUsage(event: JobPayload<"usage">) {
@@ -13,8 +19,13 @@ export class SettlementJobs {
   }
 
   @JobHandler("payments")
-  async onPayment(_event: JobPayload<"payments">) {}
+  async onPayment(event: JobPayload<"payments">) {
+    await this.recordPayment.record(event);
+  }
 
   @JobHandler("settlement")
-  async onSettlement(_job: JobPayload<"settlement">) {}
+  async onSettlement(job: JobPayload<"settlement">) {
+    if (job.kind === "refund") return this.refundCharge.refund(job.reference);
+    throw new PermanentJobError(`settlement job ${job.kind} is not supported yet`);
+  }
 }

@@ -2,6 +2,9 @@ import { Module, type DynamicModule } from "@nestjs/common";
 import type { Config } from "@worldrouter/config";
 import { DatabaseModule } from "@worldrouter/db";
 import { CoreModule, JobConsumersModule, QueuesModule } from "@worldrouter/runtime";
+import { PayeeWallet } from "./chain/payee-wallet.js";
+import { RecordChargePaymentUseCase } from "./payments/record-charge-payment.use-case.js";
+import { RefundChargeUseCase } from "./refunds/refund-charge.use-case.js";
 import { SettlementJobs } from "./settlement.jobs.js";
 import { RecordUsageUseCase } from "./usage/record-usage.use-case.js";
 
@@ -15,9 +18,10 @@ export class SettlementModule {
         CoreModule.forRoot("settlement", config),
         DatabaseModule.forRoot(config.databaseUrl),
         QueuesModule.forRoot(config, ["settlement"]),
-        JobConsumersModule.forRoot({ consumes: ["usage", "payments", "settlement"] }),
+        // Chain writes run one at a time: the payee's transactions take sequential nonces.
+        JobConsumersModule.forRoot({ consumes: ["usage", "payments", "settlement"], concurrency: { settlement: 1 } }),
       ],
-      providers: [SettlementJobs, RecordUsageUseCase],
+      providers: [SettlementJobs, RecordUsageUseCase, RecordChargePaymentUseCase, RefundChargeUseCase, PayeeWallet],
     };
   }
 }

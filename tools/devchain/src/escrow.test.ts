@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { hexToSignature, parseEventLogs, serializeSignature, type Hex, type TransactionReceipt } from "viem";
+import { hexToSignature, parseEventLogs, serializeSignature, type Hex } from "viem";
 import { Session } from "mppx/tempo";
 import { channelEscrowAbi } from "@worldrouter/chain";
 import {
@@ -13,6 +13,7 @@ import {
   tokenBalance,
   writeEscrow,
   type LocalWorld,
+  type MinedReceipt,
 } from "./test-support/local-world.js";
 
 // Contract tests for the TIP-1034 escrow stand-in on a real local chain (own anvil per file).
@@ -26,7 +27,7 @@ afterAll(() => local?.stop());
 
 const SECP256K1_ORDER = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
 
-function eventsOf<const name extends "ChannelOpened" | "Settled" | "TopUp" | "ChannelClosed">(receipt: TransactionReceipt, eventName: name) {
+function eventsOf<const name extends "ChannelOpened" | "Settled" | "TopUp" | "ChannelClosed">(receipt: MinedReceipt, eventName: name) {
   return parseEventLogs({ abi: channelEscrowAbi, eventName, logs: receipt.logs });
 }
 

@@ -2,7 +2,15 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { createTestClient, http, keccak256, maxUint256, parseUnits, stringToHex, type Address, type Hex } from "viem";
 import { Actions, Addresses } from "viem/tempo";
-import { CHANNEL_ESCROW_ADDRESS, TEMPO_MAINNET_CHAIN_ID, channelEscrowArtifact, createTempoClients, tip20Abi } from "@worldrouter/chain";
+import {
+  CHANNEL_ESCROW_ADDRESS,
+  TEMPO_MAINNET_CHAIN_ID,
+  channelEscrowArtifact,
+  createTempoClients,
+  tip20Abi,
+  type TempoClients,
+  type TempoWalletClient,
+} from "@worldrouter/chain";
 import { World } from "@worldrouter/config";
 import { DEV_ACCOUNT_INDEX, devAccount, devPayerAccounts, type DevAccount } from "./dev-accounts.js";
 
@@ -21,8 +29,11 @@ export interface DeployWorldOptions {
 export const WORLD_TOKEN = { name: "USDC.e", symbol: "USDC.e", currency: "USD", decimals: 6 } as const;
 /** Fixed salt + fixed admin: the token gets the same address on every fresh chain. */
 const WORLD_TOKEN_SALT: Hex = keccak256(stringToHex("worldrouter/devchain/USDC.e"));
+/** Where the local USDC.e lands on a fresh chain (follows from the admin account and WORLD_TOKEN_SALT). */
+export const LOCAL_USDC_E_ADDRESS: Address = "0x20c000000000000000000000e9343992dac325b3";
 /** Validator tokens anvil's tempo genesis funds dev accounts with; fees in USDC.e are swapped into them. */
-const FEE_AMM_VALIDATOR_TOKENS: readonly Address[] = [Addresses.pathUsd, "0x20c0000000000000000000000000000000000001"];
+export const ALPHA_USD_ADDRESS: Address = "0x20c0000000000000000000000000000000000001";
+const FEE_AMM_VALIDATOR_TOKENS: readonly Address[] = [Addresses.pathUsd, ALPHA_USD_ADDRESS];
 const FEE_AMM_LIQUIDITY_PER_POOL = parseUnits("1000000", 6);
 const DEFAULT_WALLET_BALANCE = parseUnits("1000", 6);
 
@@ -73,8 +84,8 @@ export async function deployWorld(rpcUrl: string, options: DeployWorldOptions = 
   await testClient.setCode({ address: CHANNEL_ESCROW_ADDRESS, bytecode: channelEscrowArtifact.deployedBytecode });
 
   // The stand-in pulls deposits with transferFrom (the precompile needs no approval). The fee payer sponsors
-  // these set-up fees so the wallets keep exactly `walletBalance`.
-  await approveEscrowForPayers(rpcUrl, token, payers, feePayer);
+  // these set-up fees in pathUSD, so every USDC.e balance stays exactly `walletBalance`.
+  await approveEscrowForPayers(adminClients, token, payers, feePayer);
 
   const balances = await Promise.all(
     payers.map((p) => adminClients.publicClient.readContract({ address: token, abi: tip20Abi, functionName: "balanceOf", args: [p.account.address] })),
@@ -90,8 +101,7 @@ export async function deployWorld(rpcUrl: string, options: DeployWorldOptions = 
   });
 }
 
-async function approveEscrowForPayers(rpcUrl: string, token: Address, payers: DevAccount[], feePayer: DevAccount) {
-  const clients = createTempoClients({ rpcUrl, chainId: TEMPO_MAINNET_CHAIN_ID, feeToken: token });
+async function approveEscrowForPayers(clients: TempoClients, token: Address, payers: DevAccount[], feePayer: DevAccount) {
   await Promise.all(
     payers.map(({ account }) =>
       Actions.token.approveSync(clients.walletClientFor(account), {
@@ -105,11 +115,9 @@ async function approveEscrowForPayers(rpcUrl: string, token: Address, payers: De
   );
 }
 
-type AdminWallet = ReturnType<ReturnType<typeof createTempoClients>["walletClientFor"]>;
-
 /** One Tempo (0x76) transaction carrying several calls, waited for synchronously. */
-async function sendBatchSync(wallet: AdminWallet, request: { calls: readonly { to: Address; data: Hex }[]; gas: bigint }) {
-  const receipt = await wallet.sendTransactionSync({ calls: request.calls, gas: request.gas } as never);
+async function sendBatchSync(wallet: TempoWalletClient, request: { calls: readonly { to: Address; data: Hex }[]; gas: bigint }) {
+  const receipt = await wallet.sendTransactionSync({ calls: request.calls, gas: request.gas });
   if (receipt.status !== "success") throw new Error(`world set-up transaction ${receipt.transactionHash} reverted`);
   return receipt;
 }

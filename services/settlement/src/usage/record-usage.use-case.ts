@@ -1,23 +1,62 @@
 import { Inject, Injectable } from "@nestjs/common";
 import type { UsageEvent } from "@worldrouter/contracts";
-import { Prisma, PrismaClient } from "@worldrouter/db";
+import { claimEvent, postLedgerTransaction, Prisma, PrismaClient } from "@worldrouter/db";
+import type { Logger } from "@worldrouter/observability";
+import { actualCost, createModelRegistry } from "@worldrouter/pricing";
+import { JobQueues, LOGGER } from "@worldrouter/runtime";
+import { chargeUsage } from "../ledger/charge-postings.js";
 
-/** Records one request's usage: the `InferenceRequest` row, exactly once per request id. */
+/**
+ * Records one request's usage exactly once: the `InferenceRequest` (estimated next to actual cost) and, for a
+ * charge, the ledger transaction consuming the payment. A charge whose inference served nothing is not
+ * billed: it is queued for an on-chain refund instead.
+ */
 @Injectable()
 export class RecordUsageUseCase {
-  constructor(@Inject(PrismaClient) private readonly db: PrismaClient) {}
+  private readonly models = createModelRegistry();
+
+  constructor(
+    @Inject(PrismaClient) private readonly db: PrismaClient,
+    @Inject(JobQueues) private readonly queues: JobQueues,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {}
 
   async record(event: UsageEvent): Promise<void> {
-    await this.db.inferenceRequest.upsert({
-      where: { id: event.requestId },
-      update: {},
-      create: {
-        id: event.requestId, intent: event.intent, model: event.model, provider: event.provider, payer: event.payer,
-        chargePaymentId: event.chargePaymentId ?? null, channelId: event.channelId ?? null, status: event.status,
-        promptTokens: event.promptTokens, completionTokens: event.completionTokens, cachedTokens: event.cachedTokens,
-        estimatedCost: new Prisma.Decimal(event.estimatedCost), finishReason: event.finishReason, errorClass: event.errorClass,
-        ttftMs: event.ttftMs, latencyMs: event.latencyMs, completedAt: new Date(event.completedAt),
-      },
+    const model = this.models.getModel(event.model);
+    const cost = model
+      ? actualCost({ model, promptTokens: BigInt(event.promptTokens), completionTokens: BigInt(event.completionTokens), cachedTokens: BigInt(event.cachedTokens), cacheWriteTokens: BigInt(event.cacheWriteTokens) })
+      : null;
+    const servedNothing = event.status !== "succeeded" && event.completionTokens === 0;
+    await this.db.$transaction(async (tx) => {
+      if (!(await claimEvent(tx, "settlement.usage", event.requestId))) return;
+      await tx.inferenceRequest.create({
+        data: {
+          id: event.requestId, intent: event.intent, model: event.model, provider: event.provider, payer: event.payer,
+          chargePaymentId: event.chargePaymentId ?? null, channelId: event.channelId ?? null, status: event.status,
+          promptTokens: event.promptTokens, completionTokens: event.completionTokens, cachedTokens: event.cachedTokens,
+          estimatedCost: new Prisma.Decimal(event.estimatedCost), actualCost: cost === null ? null : new Prisma.Decimal(cost.toString()),
+          finishReason: event.finishReason, errorClass: event.errorClass, ttftMs: event.ttftMs, latencyMs: event.latencyMs,
+          completedAt: new Date(event.completedAt),
+        },
+      });
+      if (event.intent !== "charge" || !event.chargePaymentId) return;
+      const payment = await tx.chargePayment.findUniqueOrThrow({ where: { id: event.chargePaymentId } });
+      if (servedNothing) {
+        await tx.chargePayment.update({ where: { id: payment.id }, data: { status: "refunding" } });
+        return;
+      }
+      const paid = BigInt(payment.amount.toFixed());
+      await postLedgerTransaction(tx, chargeUsage({ requestId: event.requestId, payer: payment.payer, paid, actualCost: cost ?? paid }));
+      await tx.chargePayment.update({ where: { id: payment.id }, data: { status: "consumed" } });
     });
+    // Outside the transaction, and also on a retry after a crash: a payment marked `refunding` always gets
+    // its refund job (the job id makes this idempotent).
+    if (event.intent === "charge" && event.chargePaymentId && servedNothing) {
+      const payment = await this.db.chargePayment.findUnique({ where: { id: event.chargePaymentId } });
+      if (payment?.status === "refunding") {
+        this.logger.warn({ requestId: event.requestId, paymentId: payment.id, errorClass: event.errorClass }, "inference served nothing after payment; refunding on-chain");
+        await this.queues.enqueue("settlement", { kind: "refund", reference: payment.id, requestedAt: Date.now() });
+      }
+    }
   }
 }

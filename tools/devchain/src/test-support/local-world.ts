@@ -1,4 +1,4 @@
-import { BaseError, ContractFunctionRevertedError, createTestClient, encodeFunctionData, http, type Address, type Hex, type TransactionReceipt } from "viem";
+import { BaseError, ContractFunctionRevertedError, createTestClient, encodeFunctionData, http, type Address, type Hex, type Log } from "viem";
 import { privateKeyToAccount, type PrivateKeyAccount } from "viem/accounts";
 import { prepareTransactionRequest, signTransaction } from "viem/actions";
 import { Addresses } from "viem/tempo";
@@ -45,10 +45,17 @@ export type ChannelDescriptor = Session.Precompile.SessionDescriptor;
 export const ZERO_ADDRESS: Address = "0x0000000000000000000000000000000000000000";
 export const ESCROW_CALL_GAS = 1_500_000n;
 
+/** The parts of a mined receipt the tests look at. */
+export interface MinedReceipt {
+  logs: Log[];
+  blockNumber: bigint;
+  transactionHash: Hex;
+}
+
 export interface OpenedChannel {
   channelId: Hex;
   descriptor: ChannelDescriptor;
-  receipt: TransactionReceipt;
+  receipt: MinedReceipt;
 }
 
 /** Opens a channel the way mppx does (signed expiring-nonce tx, nonce hash primed, then broadcast). */
@@ -97,7 +104,7 @@ type EscrowWrite =
   | { functionName: "withdraw"; args: readonly [ChannelDescriptor] };
 
 /** Sends an escrow call and waits for its receipt; throws if it reverts. */
-export async function writeEscrow(local: LocalWorld, account: PrivateKeyAccount, call: EscrowWrite): Promise<TransactionReceipt> {
+export async function writeEscrow(local: LocalWorld, account: PrivateKeyAccount, call: EscrowWrite): Promise<MinedReceipt> {
   const receipt = await local.clients.walletClientFor(account).writeContractSync({
     address: local.world.escrow,
     abi: channelEscrowAbi,

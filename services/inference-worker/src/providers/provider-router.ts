@@ -1,0 +1,57 @@
+import { Inject, Injectable } from "@nestjs/common";
+import type { Config } from "@worldrouter/config";
+import type { Model, ModelRegistry, Provider } from "@worldrouter/pricing";
+import { CONFIG } from "@worldrouter/runtime";
+import { ANTHROPIC_DEFAULT_BASE_URL, AnthropicProvider } from "./anthropic.js";
+import { ModelNotServedError } from "./errors.js";
+import { LocalProvider } from "./local.js";
+import { OPENAI_DEFAULT_BASE_URL, OpenAiProvider } from "./openai.js";
+import type { ProviderAdapter } from "./provider.js";
+import { MODEL_REGISTRY, WORKER_OPTIONS, type InferenceWorkerOptions } from "../tokens.js";
+
+export interface Route {
+  model: Model;
+  adapter: ProviderAdapter;
+}
+
+/**
+ * A provider is served for real when it has an API key or a base URL (a fake upstream needs no key);
+ * otherwise the built-in local provider answers for its models.
+ */
+export function isProviderConfigured(config: Config, provider: Provider): boolean {
+  const upstream = config.upstream[provider];
+  return Boolean(upstream.apiKey || upstream.baseUrl);
+}
+
+/** Model → provider adapter, from the catalogue and the upstream config. */
+@Injectable()
+export class ProviderRouter {
+  private readonly adapters: Record<Provider, ProviderAdapter>;
+
+  constructor(
+    @Inject(CONFIG) config: Config,
+    @Inject(MODEL_REGISTRY) private readonly registry: ModelRegistry,
+    @Inject(WORKER_OPTIONS) private readonly options: InferenceWorkerOptions,
+  ) {
+    const local = new LocalProvider();
+    const settings = (provider: Provider, defaultBaseUrl: string) => ({
+      apiKey: config.upstream[provider].apiKey,
+      baseUrl: config.upstream[provider].baseUrl ?? defaultBaseUrl,
+      timeoutMs: config.upstream.timeoutMs,
+      maxRetries: config.upstream.maxRetries,
+      backoffMs: options.retryBackoffMs,
+    });
+    this.adapters = {
+      openai: isProviderConfigured(config, "openai") ? new OpenAiProvider(settings("openai", OPENAI_DEFAULT_BASE_URL)) : local,
+      anthropic: isProviderConfigured(config, "anthropic") ? new AnthropicProvider(settings("anthropic", ANTHROPIC_DEFAULT_BASE_URL)) : local,
+    };
+  }
+
+  /** The model's route first, then its fallbacks (tried only when a provider is unavailable before streaming). */
+  routes(modelId: string): Route[] {
+    const model = this.registry.getModel(modelId);
+    if (!model) throw new ModelNotServedError(modelId);
+    const fallbacks = (this.options.fallbacks?.[model.id] ?? []).map((id) => this.registry.getModel(id)).filter((m): m is Model => m !== undefined);
+    return [model, ...fallbacks].map((m) => ({ model: m, adapter: this.adapters[m.provider] }));
+  }
+}

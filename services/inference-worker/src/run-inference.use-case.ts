@@ -1,0 +1,166 @@
+import { Inject, Injectable } from "@nestjs/common";
+import type { InferenceJob, StreamMessage, UsageEvent } from "@worldrouter/contracts";
+import { counter, histogram, type Logger } from "@worldrouter/observability";
+import { countCompletionTokens, type Model } from "@worldrouter/pricing";
+import { JobQueues, LOGGER, METRICS } from "@worldrouter/runtime";
+import type { Registry } from "prom-client";
+import { InferenceCancellations } from "./inference-cancellations.js";
+import { asInferenceError, InferenceCancelledError, UpstreamTimeoutError, UpstreamUnavailableError, type InferenceError } from "./providers/errors.js";
+import type { TokenUsage } from "./providers/provider.js";
+import { ProviderRouter, type Route } from "./providers/provider-router.js";
+import { ReplyStreams, type ReplyWriter } from "./reply-streams.js";
+
+/**
+ * Runs one inference job: calls the model's provider, writes its output to the job's reply stream (chunks, or
+ * one completion, then `end`; or `error`), and reports exactly one usage event whatever happened — with the
+ * tokens actually served when the stream failed or the client went away.
+ */
+@Injectable()
+export class RunInference {
+  private readonly outcomes;
+  private readonly ttft;
+
+  constructor(
+    @Inject(ProviderRouter) private readonly router: ProviderRouter,
+    @Inject(ReplyStreams) private readonly replies: ReplyStreams,
+    @Inject(InferenceCancellations) private readonly cancellations: InferenceCancellations,
+    @Inject(JobQueues) private readonly queues: JobQueues,
+    @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(METRICS) metrics: Registry,
+  ) {
+    this.outcomes = counter(metrics, "wr_inference_total", "Inference requests by provider and outcome", ["provider", "status", "error"]);
+    this.ttft = histogram(metrics, "wr_inference_ttft_ms", "Time to first token, from enqueue", ["provider"]);
+  }
+
+  async run(job: InferenceJob): Promise<UsageEvent> {
+    const served = new ServedTokens(job);
+    const reply = this.replies.open(job.replyTo, job.requestId);
+    const signal = this.cancellations.track(job.requestId);
+    let failure: InferenceError | undefined;
+    try {
+      await this.serve(job, signal, reply, served);
+      await reply.write({ type: "end" });
+    } catch (err) {
+      failure = asInferenceError(err);
+      if (failure.status >= 500 && !(failure instanceof UpstreamUnavailableError || failure instanceof UpstreamTimeoutError)) {
+        this.logger.error({ requestId: job.requestId, err }, "inference failed");
+      }
+      await this.writeSafely(reply, { type: "error", status: failure.status, code: failure.code, message: failure.clientMessage, streamed: served.streamed });
+    } finally {
+      this.cancellations.untrack(job.requestId);
+    }
+    await reply.flush().catch((err: Error) => this.logger.warn({ requestId: job.requestId, err: err.message }, "reply stream write failed"));
+
+    const usage = served.usageEvent(failure);
+    await this.queues.enqueue("usage", usage);
+    this.outcomes.inc({ provider: usage.provider, status: usage.status, error: usage.errorClass ?? "" });
+    if (usage.ttftMs !== null) this.ttft.observe({ provider: usage.provider }, usage.ttftMs);
+    return usage;
+  }
+
+  private async serve(job: InferenceJob, signal: AbortSignal, reply: ReplyWriter, served: ServedTokens): Promise<void> {
+    const routes = this.router.routes(job.model);
+    for (let i = 0; ; i++) {
+      const route = routes[i]!;
+      served.use(route);
+      const call = { requestId: job.requestId, model: route.model, body: job.body, signal };
+      try {
+        if (!job.stream) {
+          const completion = await route.adapter.complete(call);
+          served.add(completion.text, completion.usage, completion.finishReason ?? undefined);
+          served.firstOutput();
+          await reply.write({ type: "completion", data: completion.data });
+          return;
+        }
+        for await (const chunk of route.adapter.stream(call)) {
+          served.add(chunk.text, chunk.usage, chunk.finishReason);
+          if (chunk.data === undefined) continue;
+          served.firstOutput();
+          const full = reply.write({ type: "chunk", data: chunk.data });
+          if (full) await full;
+        }
+        return;
+      } catch (err) {
+        const fallback = routes[i + 1];
+        if (!fallback || served.streamed || !(err instanceof UpstreamUnavailableError || err instanceof UpstreamTimeoutError)) throw err;
+        this.logger.warn({ requestId: job.requestId, model: route.model.id, fallback: fallback.model.id, err: err.message }, "provider unavailable; trying fallback model");
+      }
+    }
+  }
+
+  private async writeSafely(reply: ReplyWriter, message: StreamMessage): Promise<void> {
+    try {
+      await reply.write(message);
+    } catch {
+      // The reply stream already failed; flush() reports it.
+    }
+  }
+}
+
+/** What one request consumed, from the provider's usage where it reported it, else from our tokenizer. */
+class ServedTokens {
+  private route: Route | undefined;
+  private reported: Partial<TokenUsage> = {};
+  private text = "";
+  private finishReason: string | null = null;
+  private firstOutputAt: number | null = null;
+  /** The provider accepted the request: from here on its prompt is billed even if the request fails. */
+  private accepted = false;
+
+  constructor(private readonly job: InferenceJob) {}
+
+  get streamed(): boolean {
+    return this.firstOutputAt !== null;
+  }
+
+  use(route: Route): void {
+    this.route = route;
+  }
+
+  add(text: string, usage: Partial<TokenUsage> | undefined, finishReason: string | undefined): void {
+    this.accepted = true;
+    if (text) this.text += text;
+    if (usage) Object.assign(this.reported, usage);
+    if (finishReason) this.finishReason = finishReason;
+  }
+
+  firstOutput(): void {
+    this.firstOutputAt ??= Date.now();
+  }
+
+  usageEvent(failure: InferenceError | undefined): UsageEvent {
+    const job = this.job;
+    const now = Date.now();
+    const model: Model | undefined = this.route?.model;
+    const status = failure === undefined ? "succeeded" : failure instanceof InferenceCancelledError ? "cancelled" : "failed";
+    const tokens = this.accepted && model ? this.tokens(model) : { promptTokens: 0, completionTokens: 0, cachedTokens: 0, cacheWriteTokens: 0 };
+    return {
+      requestId: job.requestId,
+      model: model?.id ?? job.model,
+      provider: this.route?.adapter.name ?? "none",
+      intent: job.intent,
+      payer: job.payer,
+      ...(job.chargePaymentId ? { chargePaymentId: job.chargePaymentId } : {}),
+      ...(job.channelId ? { channelId: job.channelId } : {}),
+      status,
+      ...tokens,
+      estimatedCost: job.estimatedCost,
+      finishReason: this.finishReason,
+      errorClass: failure?.name ?? null,
+      ttftMs: this.firstOutputAt === null ? null : Math.max(0, this.firstOutputAt - job.enqueuedAt),
+      latencyMs: Math.max(0, now - job.enqueuedAt),
+      completedAt: now,
+    };
+  }
+
+  /** Provider numbers when it sent them; else the gateway's prompt count and our count of the streamed text. */
+  private tokens(model: Model): TokenUsage {
+    const reported = this.reported;
+    return {
+      promptTokens: reported.promptTokens ?? this.job.promptTokens,
+      completionTokens: reported.completionTokens ?? countCompletionTokens(model, this.text),
+      cachedTokens: reported.cachedTokens ?? 0,
+      cacheWriteTokens: reported.cacheWriteTokens ?? 0,
+    };
+  }
+}

@@ -1,0 +1,100 @@
+import "reflect-metadata";
+import { randomBytes, randomUUID } from "node:crypto";
+import type { INestApplicationContext } from "@nestjs/common";
+import { NestFactory } from "@nestjs/core";
+import { loadConfig } from "@worldrouter/config";
+import type { ChargeVerifiedEvent, UsageEvent } from "@worldrouter/contracts";
+import { accountBalance, createPrismaClient, Prisma, type PrismaClient } from "@worldrouter/db";
+import { newRequestId } from "@worldrouter/observability";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { chargeReceived, chargeRefund, chargeUsage } from "./ledger/charge-postings.js";
+import { RecordChargePaymentUseCase } from "./payments/record-charge-payment.use-case.js";
+import { SettlementModule } from "./settlement.module.js";
+import { RecordUsageUseCase } from "./usage/record-usage.use-case.js";
+
+const hex = (bytes: number) => `0x${randomBytes(bytes).toString("hex")}`;
+const token = "0x20c0000000000000000000000000000000000abc";
+
+describe("charge postings", () => {
+  it("every posting sums to zero, including a loss when actual cost exceeds the estimate", () => {
+    const postings = [
+      chargeReceived({ paymentId: "p", payer: "0xa", token, amount: 150n }),
+      chargeUsage({ requestId: "r", payer: "0xa", paid: 150n, actualCost: 100n }),
+      chargeUsage({ requestId: "r2", payer: "0xa", paid: 150n, actualCost: 400n }),
+      chargeRefund({ paymentId: "p", payer: "0xa", token, amount: 150n }),
+    ];
+    for (const posting of postings) expect(posting.lines.reduce((s, l) => s + l.amount, 0n)).toBe(0n);
+    expect(postings[2]!.lines.find((l) => l.account === "revenue:estimate_variance")!.amount).toBe(250n);
+  });
+});
+
+describe("settlement ledger (real Postgres)", () => {
+  let app: INestApplicationContext;
+  let db: PrismaClient;
+  const config = loadConfig({ ...process.env, WORLD_FILE: "/nonexistent", PAYEE_ADDRESS: "0x00000000000000000000000000000000000000aa", LOG_LEVEL: "silent" });
+
+  beforeAll(async () => {
+    app = await NestFactory.createApplicationContext(SettlementModule.forRoot(config), { logger: false });
+    db = createPrismaClient(config.databaseUrl);
+  });
+  afterAll(async () => {
+    await app?.close();
+    await db?.$disconnect();
+  });
+
+  async function paidRequest(amount: bigint) {
+    const payer = hex(20);
+    const requestId = newRequestId();
+    const payment = await db.chargePayment.create({
+      data: { challengeId: randomUUID(), txHash: hex(32), requestId, payer, recipient: config.chain.payee!, token, chainId: 4217, amount: new Prisma.Decimal(amount.toString()), status: "verified" },
+    });
+    const event: ChargeVerifiedEvent = {
+      kind: "charge.verified", paymentId: payment.id, challengeId: payment.challengeId, requestId, txHash: payment.txHash as `0x${string}`, payer, recipient: config.chain.payee!, token, chainId: 4217,
+      amount: amount.toString(), blockNumber: "7", verifiedAt: Date.now(),
+    };
+    return { payer, requestId, payment, event };
+  }
+
+  const usage = (p: { requestId: string; payer: string; paymentId: string }, overrides: Partial<UsageEvent> = {}): UsageEvent => ({
+    requestId: p.requestId, model: "gpt-4o-mini", provider: "openai", intent: "charge", payer: p.payer, chargePaymentId: p.paymentId, status: "succeeded",
+    promptTokens: 1000, completionTokens: 2000, cachedTokens: 0, cacheWriteTokens: 0, estimatedCost: "225", finishReason: "stop", errorClass: null,
+    ttftMs: 12, latencyMs: 80, completedAt: Date.now(), ...overrides,
+  });
+
+  it("records a payment once and bills usage at actual cost, the variance visible, the ledger balanced", async () => {
+    const { payer, requestId, payment, event } = await paidRequest(225n);
+    const recordPayment = app.get(RecordChargePaymentUseCase);
+    await recordPayment.record(event);
+    await recordPayment.record(event);
+    expect(await accountBalance(db, `liability:payer_prepaid:${payer}`)).toBe(-225n);
+    expect(await db.settlement.count({ where: { chargePaymentId: payment.id, kind: "charge", status: "confirmed" } })).toBe(1);
+
+    const recordUsage = app.get(RecordUsageUseCase);
+    await recordUsage.record(usage({ requestId, payer, paymentId: payment.id }));
+    await recordUsage.record(usage({ requestId, payer, paymentId: payment.id }));
+    // gpt-4o-mini: 1000 × $0.15/1M + 2000 × $0.60/1M = 150 + 1200 = 1350 base units; paid 225 → variance −1125 (a loss).
+    const row = await db.inferenceRequest.findUniqueOrThrow({ where: { id: requestId } });
+    expect(row.actualCost?.toFixed()).toBe("1350");
+    expect(row.estimatedCost.toFixed()).toBe("225");
+    expect(await accountBalance(db, `liability:payer_prepaid:${payer}`)).toBe(0n);
+    const lines = await db.ledgerEntry.findMany({ where: { transaction: { reference: requestId } } });
+    expect(Object.fromEntries(lines.map((l) => [l.account, l.amount.toFixed()]))).toEqual({
+      [`liability:payer_prepaid:${payer}`]: "225",
+      "revenue:usage": "-1350",
+      "revenue:estimate_variance": "1125",
+    });
+    expect((await db.chargePayment.findUniqueOrThrow({ where: { id: payment.id } })).status).toBe("consumed");
+    const [{ total }] = await db.$queryRaw<{ total: string }[]>`SELECT COALESCE(SUM(amount),0)::text AS total FROM ledger_entries`;
+    expect(total).toBe("0");
+  });
+
+  it("does not bill a paid request that served nothing: it is marked for an on-chain refund", async () => {
+    const { payer, requestId, payment, event } = await paidRequest(300n);
+    await app.get(RecordChargePaymentUseCase).record(event);
+    await app.get(RecordUsageUseCase).record(usage({ requestId, payer, paymentId: payment.id }, { status: "failed", completionTokens: 0, finishReason: null, errorClass: "upstream_unavailable" }));
+    expect((await db.chargePayment.findUniqueOrThrow({ where: { id: payment.id } })).status).toBe("refunding");
+    expect(await db.ledgerTransaction.count({ where: { reference: requestId } })).toBe(0);
+    expect(await accountBalance(db, `liability:payer_prepaid:${payer}`)).toBe(-300n);
+    expect((await db.inferenceRequest.findUniqueOrThrow({ where: { id: requestId } })).status).toBe("failed");
+  });
+});
