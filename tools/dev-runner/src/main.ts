@@ -41,7 +41,7 @@ const wallet = system.world?.wallets[0];
 print("system", `gateway ${system.gatewayUrl}  (models: ${system.gatewayUrl}/v1/models)`);
 if (system.world) print("system", `local world: ${worldFile} (funded wallets with keys, token, escrow)`);
 if (wallet) {
-  print("system", `try it: npx tsx scripts/pay.ts "Hello"   (pays with ${wallet.address} from the local world)`);
+  print("system", `try it: node scripts/pay.mjs "Hello"   (pays with ${wallet.address} from the local world)`);
 }
 print("system", `WorldRouter ready at ${system.gatewayUrl}`);
 for (const service of system.services) {

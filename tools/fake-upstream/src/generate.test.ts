@@ -21,7 +21,7 @@ describe("text pieces", () => {
   it("are deterministic per seed and differ across seeds", () => {
     expect(textPieces(7, 50)).toEqual(textPieces(7, 50));
     expect(textPieces(7, 50).join("")).not.toBe(textPieces(8, 50).join(""));
-    expect(textPieces(7, 20)).toEqual(textPieces(7, 50).slice(0, 19).concat(textPieces(7, 20).slice(19)));
+    expect(textPieces(7, 20).slice(0, 19)).toEqual(textPieces(7, 50).slice(0, 19));
     expect(seedOf("gpt-4o", "[]")).toBe(seedOf("gpt-4o", "[]"));
     expect(seedOf("gpt-4o", "[]")).not.toBe(seedOf("gpt-4o-mini", "[]"));
   });

@@ -1,4 +1,4 @@
-import { BaseError, ContractFunctionRevertedError, createTestClient, encodeFunctionData, http, type Address, type Hex, type Log } from "viem";
+import { BaseError, createTestClient, decodeErrorResult, encodeFunctionData, http, type Address, type Hex, type Log } from "viem";
 import { privateKeyToAccount, type PrivateKeyAccount } from "viem/accounts";
 import { prepareTransactionRequest, signTransaction } from "viem/actions";
 import { Addresses } from "viem/tempo";
@@ -75,8 +75,8 @@ export async function openChannel(
     calls: [{ to: local.world.escrow, data }],
     nonceKey: "expiring",
     gas: ESCROW_CALL_GAS,
-  } as never);
-  const signed = await signTransaction(wallet, prepared as never);
+  });
+  const signed = await signTransaction(wallet, prepared);
   const [primed] = await primeEscrowForOpenTransaction(local.anvil.rpcUrl, signed);
   if (!primed) throw new Error("open transaction has no escrow open call");
   const receipt = await local.clients.publicClient.sendRawTransactionSync({ serializedTransaction: signed });
@@ -105,24 +105,25 @@ type EscrowWrite =
 
 /** Sends an escrow call and waits for its receipt; throws if it reverts. */
 export async function writeEscrow(local: LocalWorld, account: PrivateKeyAccount, call: EscrowWrite): Promise<MinedReceipt> {
-  const receipt = await local.clients.walletClientFor(account).writeContractSync({
-    address: local.world.escrow,
-    abi: channelEscrowAbi,
-    ...call,
+  const receipt = await local.clients.walletClientFor(account).sendTransactionSync({
+    to: local.world.escrow,
+    data: encodeFunctionData({ abi: channelEscrowAbi, ...call }),
     gas: ESCROW_CALL_GAS,
-  } as never);
+  });
   if (receipt.status !== "success") throw new Error(`${call.functionName} reverted: ${receipt.transactionHash}`);
   return receipt;
 }
 
-/** Simulates an escrow call and returns the custom error name it reverts with (the artifact ABI carries the errors). */
+/** Simulates an escrow call (eth_call) and returns the custom error it reverts with; the artifact ABI carries the errors. */
 export async function escrowRevertReason(local: LocalWorld, account: PrivateKeyAccount, call: EscrowWrite): Promise<string> {
   try {
-    await local.clients.publicClient.simulateContract({ account, address: local.world.escrow, abi: channelEscrowArtifact.abi, ...call } as never);
+    await local.clients.publicClient.call({ account, to: local.world.escrow, data: encodeFunctionData({ abi: channelEscrowAbi, ...call }) });
   } catch (err) {
-    const reverted = err instanceof BaseError ? err.walk((e) => e instanceof ContractFunctionRevertedError) : undefined;
-    if (reverted instanceof ContractFunctionRevertedError) return reverted.data?.errorName ?? reverted.reason ?? "unknown revert";
-    throw err;
+    // The node's JSON-RPC error carries the raw revert data.
+    const withData = err instanceof BaseError ? err.walk((e) => typeof (e as { data?: unknown }).data === "string") : null;
+    const data = (withData as { data?: Hex } | null)?.data;
+    if (!data) throw err;
+    return decodeErrorResult({ abi: channelEscrowArtifact.abi, data }).errorName;
   }
   throw new Error(`${call.functionName} did not revert`);
 }

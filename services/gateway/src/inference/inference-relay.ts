@@ -1,0 +1,232 @@
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from "@nestjs/common";
+import type { Config } from "@worldrouter/config";
+import { cancelChannel, replyStreamKey, type InferenceJob, type StreamMessage } from "@worldrouter/contracts";
+import type { Logger } from "@worldrouter/observability";
+import { CONFIG, JobQueues, LOGGER, redisOptions } from "@worldrouter/runtime";
+import { Redis } from "ioredis";
+
+export type InferenceRequest = Omit<InferenceJob, "replyTo" | "enqueuedAt">;
+
+/** Entries fetched per XREAD: big batches when many streams are busy, one round trip when few are. */
+const READ_BATCH = 1000;
+/** XREAD BLOCK timeout; shutdown does not wait for it (the connection is dropped). */
+const READ_BLOCK_MS = 5_000;
+
+/**
+ * The gateway's side of inference: enqueues `inference` jobs that answer on this instance's reply stream, and
+ * reads that stream with ONE blocking connection, handing each entry to the request it belongs to. Redis
+ * connections stay at two (reader + commands) whatever the number of concurrent requests.
+ *
+ * Entry fields (written by inference-worker's ReplyStreams): `requestId`, `type`, `data` (chunk/completion JSON;
+ * for `error` the JSON of {status, code, message, streamed}; absent for `end`).
+ */
+@Injectable()
+export class InferenceRelay implements OnApplicationBootstrap, OnApplicationShutdown {
+  /** This gateway process; its reply stream is `replyStreamKey(namespace, instanceId)`. */
+  readonly instanceId = `${hostname().replace(/[^A-Za-z0-9_-]/g, "")}-${process.pid}-${randomBytes(4).toString("hex")}`;
+  readonly streamKey: string;
+  private readonly reader: Redis;
+  private readonly commands: Redis;
+  private readonly pending = new Map<string, PendingRequest>();
+  private readonly cancelChannel: string;
+  /** No message for this long → the worker is presumed gone: the request ends with a 504. */
+  private readonly idleTimeoutMs: number;
+  private lastId = "0-0";
+  private stopping = false;
+  private loop: Promise<void> | undefined;
+
+  constructor(
+    @Inject(CONFIG) config: Config,
+    @Inject(JobQueues) private readonly queues: JobQueues,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {
+    this.streamKey = replyStreamKey(config.redis.namespace, this.instanceId);
+    this.cancelChannel = cancelChannel(config.redis.namespace);
+    this.idleTimeoutMs = config.upstream.timeoutMs * (config.upstream.maxRetries + 1) + 30_000;
+    this.reader = new Redis({ ...redisOptions(config.redis.url), lazyConnect: true, maxRetriesPerRequest: null });
+    this.commands = new Redis({ ...redisOptions(config.redis.url), lazyConnect: true });
+    for (const connection of [this.reader, this.commands]) connection.on("error", (err: Error) => this.logger.warn({ err: err.message }, "relay redis error"));
+  }
+
+  async onApplicationBootstrap() {
+    await Promise.all([this.reader.connect(), this.commands.connect()]);
+    this.loop = this.readReplies();
+  }
+
+  async onApplicationShutdown() {
+    this.stopping = true;
+    this.reader.disconnect();
+    await this.loop;
+    for (const request of this.pending.values()) request.push({ type: "error", status: 503, code: "gateway_shutting_down", message: "the gateway is shutting down", streamed: request.streamed });
+    await this.commands.del(this.streamKey).catch(() => undefined);
+    await this.commands.quit();
+  }
+
+  /**
+   * Starts an inference and yields its messages up to and including `end` or `error`. When `signal` aborts (the
+   * client went away) or the caller stops iterating early, the worker is told to cancel and the iteration ends.
+   */
+  async *run(request: InferenceRequest, signal: AbortSignal): AsyncGenerator<StreamMessage> {
+    if (signal.aborted) return;
+    const pending = new PendingRequest(this.idleTimeoutMs, () => this.cancel(request.requestId));
+    this.pending.set(request.requestId, pending);
+    const onAbort = () => pending.wake();
+    signal.addEventListener("abort", onAbort, { once: true });
+    let finished = false;
+    try {
+      await this.queues.enqueue("inference", { ...request, replyTo: this.streamKey, enqueuedAt: Date.now() });
+      while (!signal.aborted) {
+        const message = pending.shift();
+        if (message === undefined) {
+          await pending.next();
+          continue;
+        }
+        if (message.type === "end" || message.type === "error") {
+          // Clean up before the last yield: callers often stop iterating once they see it.
+          finished = true;
+          this.release(request.requestId, pending, signal, onAbort);
+          yield message;
+          return;
+        }
+        yield message;
+      }
+    } finally {
+      if (!finished) {
+        this.release(request.requestId, pending, signal, onAbort);
+        this.cancel(request.requestId);
+      }
+    }
+  }
+
+  /** Tells the workers to stop this request (whichever runs it aborts its upstream call). */
+  private cancel(requestId: string): void {
+    this.commands.publish(this.cancelChannel, requestId).catch((err: Error) => this.logger.warn({ requestId, err: err.message }, "cancel publish failed"));
+  }
+
+  /** Requests waiting for messages now. */
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  private release(requestId: string, pending: PendingRequest, signal: AbortSignal, onAbort: () => void): void {
+    this.pending.delete(requestId);
+    pending.close();
+    signal.removeEventListener("abort", onAbort);
+  }
+
+  private async readReplies(): Promise<void> {
+    while (!this.stopping) {
+      let batches: [string, [string, string[]][]][] | null;
+      try {
+        batches = (await this.reader.xread("COUNT", READ_BATCH, "BLOCK", READ_BLOCK_MS, "STREAMS", this.streamKey, this.lastId)) as typeof batches;
+      } catch (err) {
+        if (this.stopping) return;
+        this.logger.warn({ err: (err as Error).message }, "reply stream read failed; retrying");
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        continue;
+      }
+      for (const [, entries] of batches ?? []) {
+        for (const [id, fields] of entries) {
+          this.lastId = id;
+          this.dispatch(fields);
+        }
+      }
+    }
+  }
+
+  private dispatch(fields: string[]): void {
+    let requestId: string | undefined;
+    let type: string | undefined;
+    let data: string | undefined;
+    for (let i = 0; i + 1 < fields.length; i += 2) {
+      const value = fields[i + 1]!;
+      switch (fields[i]) {
+        case "requestId":
+          requestId = value;
+          break;
+        case "type":
+          type = value;
+          break;
+        case "data":
+          data = value;
+          break;
+      }
+    }
+    // Unknown ids: requests that ended here already (cancelled, timed out).
+    const pending = requestId === undefined ? undefined : this.pending.get(requestId);
+    if (!pending) return;
+    const message = decodeMessage(type, data);
+    if (message) pending.push(message);
+    else this.logger.warn({ requestId, type }, "malformed reply stream entry");
+  }
+}
+
+function decodeMessage(type: string | undefined, data: string | undefined): StreamMessage | undefined {
+  switch (type) {
+    case "chunk":
+    case "completion":
+      return data === undefined ? undefined : { type, data };
+    case "end":
+      return { type: "end" };
+    case "error": {
+      try {
+        const error = JSON.parse(data ?? "") as { status: number; code: string; message: string; streamed: boolean };
+        return { type: "error", status: error.status, code: error.code, message: error.message, streamed: error.streamed };
+      } catch {
+        return undefined;
+      }
+    }
+    default:
+      return undefined;
+  }
+}
+
+/** One request's messages between the reader loop and its consumer. */
+class PendingRequest {
+  private readonly queue: StreamMessage[] = [];
+  private head = 0;
+  private waiter: (() => void) | undefined;
+  private readonly idle: NodeJS.Timeout;
+  streamed = false;
+
+  constructor(idleTimeoutMs: number, onIdle: () => void) {
+    this.idle = setTimeout(() => {
+      onIdle();
+      this.push({ type: "error", status: 504, code: "inference_timeout", message: `no answer from the inference worker for ${idleTimeoutMs} ms`, streamed: this.streamed });
+    }, idleTimeoutMs);
+  }
+
+  push(message: StreamMessage): void {
+    if (message.type === "chunk") this.streamed = true;
+    this.queue.push(message);
+    this.idle.refresh();
+    this.wake();
+  }
+
+  shift(): StreamMessage | undefined {
+    if (this.head === this.queue.length) return undefined;
+    const message = this.queue[this.head++];
+    if (this.head === this.queue.length) {
+      this.queue.length = 0;
+      this.head = 0;
+    }
+    return message;
+  }
+
+  /** Resolves at the next push (or wake). */
+  next(): Promise<void> {
+    return new Promise((resolve) => (this.waiter = resolve));
+  }
+
+  wake(): void {
+    const waiter = this.waiter;
+    this.waiter = undefined;
+    waiter?.();
+  }
+
+  close(): void {
+    clearTimeout(this.idle);
+  }
+}
