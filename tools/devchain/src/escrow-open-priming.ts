@@ -2,17 +2,21 @@ import {
   createTestClient,
   decodeFunctionData,
   encodeAbiParameters,
+  getAbiItem,
   getAddress,
   http,
   isAddressEqual,
   keccak256,
+  toFunctionSelector,
   type Address,
   type EIP1193RequestFn,
   type Hex,
+  type PublicRpcSchema,
+  type TestRpcSchema,
   type Transport,
 } from "viem";
 import { Session } from "mppx/tempo";
-import { Transaction } from "viem/tempo";
+import { Transaction, type z_TransactionSerializableTempo } from "viem/tempo";
 import { CHANNEL_ESCROW_ADDRESS, channelEscrowAbi } from "@worldrouter/chain";
 
 /**
@@ -67,9 +71,9 @@ export interface PrimeOptions {
  * id on chain as the client computed from the signed tx. Transactions without an `open` call are left alone
  * (returns []), so it is safe to call on every transaction before broadcasting it.
  */
-export async function primeEscrowForOpenTransaction(rpcUrl: string, serializedTransaction: Hex, options: PrimeOptions = {}) {
+export async function primeEscrowForOpenTransaction(rpcUrl: string, serializedTransaction: Hex, options: PrimeOptions = {}): Promise<PrimedChannelOpen[]> {
   const rpc = createTestClient({ mode: "anvil", transport: http(rpcUrl) });
-  return primeWithRequest(rpc.request as EIP1193RequestFn, serializedTransaction, options);
+  return primeWithRequest(rpc.request as AnvilRequest, serializedTransaction, options);
 }
 
 /**
@@ -80,19 +84,20 @@ export async function primeEscrowForOpenTransaction(rpcUrl: string, serializedTr
 export function withEscrowOpenPriming(transport: Transport, options: PrimeOptions = {}): Transport {
   return (config) => {
     const inner = transport(config);
-    const request = inner.request as EIP1193RequestFn;
-    const primingRequest = (async (args, requestOptions) => {
+    const primingRequest: EIP1193RequestFn = async (args, requestOptions) => {
       if (args.method === "eth_sendRawTransaction" || args.method === "eth_sendRawTransactionSync") {
         const [serializedTransaction] = args.params as [Hex];
-        await primeWithRequest(request, serializedTransaction, options);
+        await primeWithRequest(inner.request as AnvilRequest, serializedTransaction, options);
       }
-      return request(args, requestOptions);
-    }) as EIP1193RequestFn;
+      return inner.request(args, requestOptions);
+    };
     return { ...inner, request: primingRequest };
   };
 }
 
-async function primeWithRequest(request: EIP1193RequestFn, serializedTransaction: Hex, options: PrimeOptions): Promise<PrimedChannelOpen[]> {
+type AnvilRequest = EIP1193RequestFn<[...PublicRpcSchema, ...TestRpcSchema<"anvil">]>;
+
+async function primeWithRequest(request: AnvilRequest, serializedTransaction: Hex, options: PrimeOptions): Promise<PrimedChannelOpen[]> {
   const escrow = options.escrow ?? CHANNEL_ESCROW_ADDRESS;
   const opens = findEscrowOpens(serializedTransaction, escrow);
   if (opens.length === 0) return [];
@@ -101,34 +106,44 @@ async function primeWithRequest(request: EIP1193RequestFn, serializedTransaction
   const primed: PrimedChannelOpen[] = [];
   for (const { descriptor, deposit } of opens) {
     const slot = primedNonceHashStorageSlot(escrowOpenKey(descriptor));
-    await request({ method: "anvil_setStorageAt", params: [escrow, slot, descriptor.expiringNonceHash] } as never);
+    await request({ method: "anvil_setStorageAt", params: [escrow, slot, descriptor.expiringNonceHash] });
     const channelId = Session.Precompile.Channel.computeId({ ...descriptor, chainId, escrow });
     primed.push({ channelId, descriptor, deposit });
   }
   return primed;
 }
 
+export interface EscrowOpen {
+  descriptor: Session.Precompile.SessionDescriptor;
+  deposit: bigint;
+}
+
+const OPEN_SELECTOR = toFunctionSelector(getAbiItem({ abi: channelEscrowAbi, name: "open" }));
+
 /** Decodes the escrow `open` calls of a signed Tempo transaction and the descriptor each will get. */
-export function findEscrowOpens(serializedTransaction: Hex, escrow: Address = CHANNEL_ESCROW_ADDRESS) {
+export function findEscrowOpens(serializedTransaction: Hex, escrow: Address = CHANNEL_ESCROW_ADDRESS): EscrowOpen[] {
   if (!serializedTransaction.startsWith("0x76") && !serializedTransaction.startsWith("0x78")) return [];
-  const transaction = Transaction.deserialize(serializedTransaction) as Transaction.TransactionSerializableTempo & { from?: Address };
-  if (!transaction.from) throw new Error("cannot prime an unsigned transaction: the sender is part of the expiringNonceHash");
+  // 0x76/0x78 deserialize to a Tempo transaction; `from` is recovered from the sender signature.
+  const transaction = Transaction.deserialize(serializedTransaction) as z_TransactionSerializableTempo & { from?: Address };
+  const openCalls = (transaction.calls ?? []).filter(
+    (call): call is { to: Address; data: Hex } => !!call.to && !!call.data?.startsWith(OPEN_SELECTOR) && isAddressEqual(call.to, escrow),
+  );
+  if (openCalls.length === 0) return [];
+  if (!transaction.from) throw new Error("cannot prime an unsigned open transaction: the sender is part of the expiringNonceHash");
+
   const payer = getAddress(transaction.from);
-  // Same derivation as mppx's client and server (keccak256(encodeForSigning(tx) || sender); a fee-payer
-  // co-signature is excluded), so our id matches theirs.
+  // Same derivation as mppx's client and server (keccak256(encodeForSigning(tx) || sender), with a fee payer's
+  // co-signature left out), so the id on chain is the one the client computed.
   const expiringNonceHash = Session.Precompile.Channel.computeExpiringNonceHash(
     Session.Precompile.Channel.transactionForExpiringNonceHash({
       feePayer: transaction.feePayerSignature !== undefined ? true : undefined,
-      transaction: transaction as never,
+      transaction,
     }),
     { sender: payer },
   );
-  return (transaction.calls ?? []).flatMap((call) => {
-    if (!call.to || !call.data || !isAddressEqual(call.to, escrow)) return [];
-    const decoded = decodeFunctionData({ abi: channelEscrowAbi, data: call.data });
-    if (decoded.functionName !== "open") return [];
-    const [payee, operator, token, deposit, salt, authorizedSigner] = decoded.args;
-    const descriptor: Session.Precompile.SessionDescriptor = { payer, payee, operator, token, salt, authorizedSigner, expiringNonceHash };
-    return [{ descriptor, deposit }];
+  return openCalls.map((call) => {
+    const { args } = decodeFunctionData({ abi: channelEscrowAbi, data: call.data });
+    const [payee, operator, token, deposit, salt, authorizedSigner] = args as readonly [Address, Address, Address, bigint, Hex, Address];
+    return { descriptor: { payer, payee, operator, token, salt, authorizedSigner, expiringNonceHash }, deposit };
   });
 }

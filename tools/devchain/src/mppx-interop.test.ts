@@ -1,7 +1,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createPublicClient, hashTypedData, http, keccak256, stringToHex } from "viem";
+import { createPublicClient, getContract, hashTypedData, http, keccak256, stringToHex } from "viem";
 import { Addresses, Channel } from "viem/tempo";
 import { Session } from "mppx/tempo";
 import { Mppx, tempo as serverTempo } from "mppx/server";
@@ -19,12 +19,7 @@ beforeAll(async () => {
 });
 afterAll(() => local?.stop());
 
-function readEscrow<const name extends "computeChannelId" | "getVoucherDigest" | "domainSeparator" | "VOUCHER_TYPEHASH" | "CLOSE_GRACE_PERIOD">(
-  functionName: name,
-  args?: readonly unknown[],
-) {
-  return local.clients.publicClient.readContract({ address: local.world.escrow, abi: channelEscrowAbi, functionName, args } as never) as Promise<unknown>;
-}
+const escrowContract = () => getContract({ address: local.world.escrow, abi: channelEscrowAbi, client: local.clients.publicClient });
 
 describe("mppx primitives against the stand-in", () => {
   it("computes the same channel id as mppx for the same descriptor", async () => {
@@ -37,7 +32,8 @@ describe("mppx primitives against the stand-in", () => {
       authorizedSigner: local.payers[1]!.address,
       expiringNonceHash: keccak256(stringToHex("nonce hash")),
     };
-    const onChain = await readEscrow("computeChannelId", Object.values(descriptor));
+    const { payer, payee, operator, token, salt, authorizedSigner, expiringNonceHash } = descriptor;
+    const onChain = await escrowContract().read.computeChannelId([payer, payee, operator, token, salt, authorizedSigner, expiringNonceHash]);
     expect(onChain).toBe(Session.Precompile.Channel.computeId({ ...descriptor, chainId: local.world.chainId, escrow: local.world.escrow }));
   });
 
@@ -50,12 +46,12 @@ describe("mppx primitives against the stand-in", () => {
       primaryType: "Voucher",
       message: { channelId, cumulativeAmount },
     });
-    expect(await readEscrow("getVoucherDigest", [channelId, cumulativeAmount])).toBe(mppxDigest);
+    expect(await escrowContract().read.getVoucherDigest([channelId, cumulativeAmount])).toBe(mppxDigest);
     // At the canonical address mppx signs via ox's precompile digest: it must agree too.
     expect(mppxDigest).toBe(Channel.getVoucherSignPayload({ chainId: local.world.chainId, channelId, cumulativeAmount }));
-    expect(await readEscrow("domainSeparator")).toBe(Channel.domainSeparator({ chainId: local.world.chainId }));
-    expect(await readEscrow("VOUCHER_TYPEHASH")).toBe(Channel.voucherTypehash);
-    expect(await readEscrow("CLOSE_GRACE_PERIOD")).toBe(Channel.closeGracePeriod);
+    expect(await escrowContract().read.domainSeparator()).toBe(Channel.domainSeparator({ chainId: local.world.chainId }));
+    expect(await escrowContract().read.VOUCHER_TYPEHASH()).toBe(Channel.voucherTypehash);
+    expect(await escrowContract().read.CLOSE_GRACE_PERIOD()).toBe(Channel.closeGracePeriod);
   });
 
   it("settles a voucher signed by mppx, which mppx's own verifier also accepts", async () => {

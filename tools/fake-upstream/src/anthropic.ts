@@ -1,10 +1,9 @@
 /** Anthropic Messages: request validation, message objects and the SSE event sequence in Anthropic's wire format. */
 import type { ChatContentPart, ChatMessage, JsonSchema, ToolDefinition } from "@worldrouter/pricing";
-import { planCompletion, type CompletionEnd, type CompletionMode, type CompletionPlan } from "./completion.js";
+import { chunksOf, planCompletion, type CompletionEnd, type CompletionMode, type CompletionPlan } from "./completion.js";
 import type { FakeControls, FakeFault } from "./controls.js";
 import type { Exchange } from "./exchange.js";
-import { seedOf } from "./generate.js";
-import { group } from "./openai.js";
+import { precomputed, seedOf } from "./generate.js";
 import { nextId, type ProviderContext } from "./provider.js";
 
 interface ContentBlock {
@@ -190,6 +189,7 @@ interface StreamInput {
 }
 
 const event = (type: string, data: string) => `event: ${type}\ndata: ${data}\n\n`;
+const textDelta = precomputed((text) => `{"type":"text_delta","text":${JSON.stringify(text)}}`);
 
 function streamEvents({ id, model, plan, toolUseId, inputUsage, chunkTokens }: StreamInput): string[] {
   const start = { id, type: "message", role: "assistant", model, content: [], stop_reason: null, stop_sequence: null, usage: { ...inputUsage, output_tokens: 1 } };
@@ -205,13 +205,13 @@ function streamEvents({ id, model, plan, toolUseId, inputUsage, chunkTokens }: S
   if (plan.content.length > 0 || !plan.toolCall) {
     block(
       { type: "text", text: "" },
-      group(plan.content, chunkTokens).map((text) => `{"type":"text_delta","text":${JSON.stringify(text)}}`),
+      chunksOf(plan.content, chunkTokens).map(textDelta),
     );
   }
   if (plan.toolCall) {
     block(
       { type: "tool_use", id: toolUseId, name: plan.toolCall.name, input: {} },
-      ["", ...group(plan.toolCall.fragments, chunkTokens)].map((json) => `{"type":"input_json_delta","partial_json":${JSON.stringify(json)}}`),
+      ["", ...chunksOf(plan.toolCall.fragments, chunkTokens)].map((json) => `{"type":"input_json_delta","partial_json":${JSON.stringify(json)}}`),
     );
   }
   events.push(

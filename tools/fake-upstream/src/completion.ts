@@ -125,3 +125,11 @@ function earliestStop(text: string, stop: readonly string[]): { index: number; s
   }
   return best;
 }
+
+/** Joins consecutive fragments into streamed chunks of `size` fragments. */
+export function chunksOf(parts: readonly string[], size: number): readonly string[] {
+  if (size === 1) return parts;
+  const out: string[] = [];
+  for (let i = 0; i < parts.length; i += size) out.push(parts.slice(i, i + size).join(""));
+  return out;
+}

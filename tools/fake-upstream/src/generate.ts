@@ -24,6 +24,12 @@ export const OPENER_PIECES: readonly string[] = OPENERS;
 export const WORD_PIECES: readonly string[] = WORDS.map((word) => ` ${word}`);
 export const PUNCTUATION_PIECES: readonly string[] = [".", ","];
 
+/** A wire-format string for every text piece, built once so streaming a completion only concatenates. */
+export function precomputed(render: (piece: string) => string): (text: string) => string {
+  const table = new Map([...OPENER_PIECES, ...WORD_PIECES, ...PUNCTUATION_PIECES].map((piece) => [piece, render(piece)]));
+  return (text) => table.get(text) ?? render(text);
+}
+
 /** 32-bit seed of a request: same model and messages → same completion. */
 export function seedOf(...parts: string[]): number {
   const hash = createHash("sha1");

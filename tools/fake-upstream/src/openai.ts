@@ -1,9 +1,9 @@
 /** OpenAI Chat Completions: request validation, responses and SSE chunks in OpenAI's wire format. */
 import type { ChatMessage, JsonSchema, ToolDefinition } from "@worldrouter/pricing";
-import { planCompletion, type CompletionEnd, type CompletionMode, type CompletionPlan } from "./completion.js";
+import { chunksOf, planCompletion, type CompletionEnd, type CompletionMode, type CompletionPlan } from "./completion.js";
 import type { FakeControls, FakeFault } from "./controls.js";
 import type { Exchange } from "./exchange.js";
-import { seedOf } from "./generate.js";
+import { precomputed, seedOf } from "./generate.js";
 import { nextId, type ProviderContext } from "./provider.js";
 
 export interface ChatCompletionRequest {
@@ -99,6 +99,8 @@ export function parseChatCompletionRequest(body: unknown): ChatCompletionRequest
   }
   return body as unknown as ChatCompletionRequest;
 }
+
+const contentDelta = precomputed((text) => `{"content":${JSON.stringify(text)}}`);
 
 const FINISH: Record<CompletionEnd, string> = { end: "stop", stop_sequence: "stop", length: "length", tool: "tool_calls" };
 
@@ -200,14 +202,14 @@ function streamEvents({ id, created, model, seed, choices, controls, usage }: St
   const events: string[] = [];
   const bodies = choices.map((choice, index) => {
     const call = choice.toolCall;
-    const contentDeltas = group(choice.content, controls.chunkTokens).map((text) => `{"content":${JSON.stringify(text)}}`);
+    const contentDeltas = chunksOf(choice.content, controls.chunkTokens).map(contentDelta);
     if (!call) {
       events.push(chunk(index, '{"role":"assistant","content":"","refusal":null}'));
       return contentDeltas;
     }
     const opening = `{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"${toolCallId(seed, index)}","type":"function","function":{"name":${JSON.stringify(call.name)},"arguments":""}}],"refusal":null}`;
     events.push(chunk(index, opening));
-    const argumentDeltas = group(call.fragments, controls.chunkTokens).map(
+    const argumentDeltas = chunksOf(call.fragments, controls.chunkTokens).map(
       (text) => `{"tool_calls":[{"index":0,"function":{"arguments":${JSON.stringify(text)}}}]}`,
     );
     return [...contentDeltas, ...argumentDeltas];
@@ -227,14 +229,6 @@ function streamEvents({ id, created, model, seed, choices, controls, usage }: St
   }
   events.push("data: [DONE]\n\n");
   return events;
-}
-
-/** Joins consecutive fragments into chunks of `size`. */
-export function group(parts: readonly string[], size: number): string[] {
-  if (size === 1) return parts as string[];
-  const out: string[] = [];
-  for (let i = 0; i < parts.length; i += size) out.push(parts.slice(i, i + size).join(""));
-  return out;
 }
 
 const FAULTS: Record<Exclude<FakeFault, "disconnect">, { status: number; type: string; code: string | null; message: string }> = {

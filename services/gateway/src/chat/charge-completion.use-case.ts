@@ -75,7 +75,7 @@ export class ChargeCompletion {
   /** 402 with a fresh challenge; `rejection` explains why a presented credential was refused. */
   private paymentRequired(quote: Quote, digest: string, rejection?: { type: string; title: string; status: number; detail: string }): ProblemException {
     const { config } = this;
-    const price = `${formatUsd(quote.amount)} USDC.e for ${quote.promptTokens} prompt tokens of ${quote.model.id}`;
+    const price = `${formatUsd(quote.amount)} in USDC.e for ${quote.promptTokens} prompt tokens of ${quote.model.id}`;
     const challenge = createChargeChallenge({
       secretKey: config.mpp.secretKey,
       realm: config.gateway.realm,

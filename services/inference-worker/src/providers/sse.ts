@@ -1,6 +1,7 @@
 /**
  * Server-sent events decoder (the subset providers use: `event`, `data`, comments). Bytes may arrive split
- * anywhere, inside a line, a CRLF or a multi-byte character; events come out whole.
+ * anywhere, inside a line, a CRLF or a multi-byte character; events come out whole. An event not terminated by
+ * a blank line when the body ends is dropped, as the SSE spec requires.
  */
 export interface SseEvent {
   event: string | undefined;
@@ -25,11 +26,6 @@ export class SseDecoder {
     }
     this.buffer = start === 0 ? this.buffer : this.buffer.slice(start);
     return events;
-  }
-
-  /** At end of input an unterminated event is dropped, as the SSE spec requires. */
-  get pending(): boolean {
-    return this.buffer.length > 0 || this.data.length > 0;
   }
 
   private line(line: string, events: SseEvent[]): void {

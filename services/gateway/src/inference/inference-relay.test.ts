@@ -1,0 +1,139 @@
+import "reflect-metadata";
+import { Module, type INestApplicationContext } from "@nestjs/common";
+import { NestFactory } from "@nestjs/core";
+import { loadConfig, type Config } from "@worldrouter/config";
+import { bullPrefix, jobId, type StreamMessage, type UsageEvent } from "@worldrouter/contracts";
+import { startFakeUpstream, type FakeUpstream } from "@worldrouter/fake-upstream";
+import { newRequestId } from "@worldrouter/observability";
+import { CoreModule, QueuesModule, redisOptions } from "@worldrouter/runtime";
+import { Queue } from "bullmq";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+// The worker runs in-process so the test drives the real queue and reply stream end to end.
+import { InferenceWorkerModule } from "../../../inference-worker/src/inference-worker.module.js";
+import { InferenceRelay, type InferenceRequest } from "./inference-relay.js";
+
+const PAYER = "0x00000000000000000000000000000000000000bb";
+let fast: FakeUpstream;
+let slow: FakeUpstream;
+let config: Config;
+let gateway: INestApplicationContext;
+let worker: INestApplicationContext;
+let relay: InferenceRelay;
+let usageQueue: Queue;
+
+beforeAll(async () => {
+  fast = await startFakeUpstream({ port: 0, defaults: { completionTokens: 24 } });
+  slow = await startFakeUpstream({ port: 0, defaults: { completionTokens: 400, latencyMs: 10 } });
+  config = loadConfig({
+    ...process.env,
+    WORLD_FILE: "/nonexistent",
+    PAYEE_ADDRESS: "0x00000000000000000000000000000000000000aa",
+    LOG_LEVEL: "silent",
+    OPENAI_BASE_URL: `${fast.url}/v1`,
+    OPENAI_API_KEY: "test",
+    ANTHROPIC_BASE_URL: slow.url,
+    ANTHROPIC_API_KEY: "test",
+  });
+  @Module({ imports: [CoreModule.forRoot("gateway", config), QueuesModule.forRoot(config, ["inference"])], providers: [InferenceRelay] })
+  class GatewaySideModule {}
+  gateway = await NestFactory.createApplicationContext(GatewaySideModule, { logger: false });
+  worker = await NestFactory.createApplicationContext(InferenceWorkerModule.forRoot(config), { logger: false });
+  await Promise.all([gateway.init(), worker.init()]);
+  relay = gateway.get(InferenceRelay);
+  usageQueue = new Queue("usage", { connection: redisOptions(config.redis.url), prefix: bullPrefix(config.redis.namespace) });
+});
+afterAll(async () => {
+  await usageQueue.close();
+  await gateway.close();
+  await worker.close();
+  await fast.close();
+  await slow.close();
+});
+
+function request(model: string, body: Record<string, unknown> = {}): InferenceRequest {
+  return {
+    requestId: newRequestId(),
+    model,
+    intent: "charge",
+    payer: PAYER,
+    body: { model, messages: [{ role: "user", content: "Tell me about relays." }], ...body },
+    stream: body.stream === true,
+    promptTokens: 12,
+    estimatedCost: "50",
+  };
+}
+
+async function collect(messages: AsyncIterable<StreamMessage>): Promise<StreamMessage[]> {
+  const out: StreamMessage[] = [];
+  for await (const message of messages) out.push(message);
+  return out;
+}
+
+async function usageOf(requestId: string): Promise<UsageEvent> {
+  let job: Awaited<ReturnType<Queue["getJob"]>>;
+  await expect.poll(async () => (job = await usageQueue.getJob(`usage-${requestId}`)), { timeout: 10_000 }).toBeDefined();
+  return job!.data as UsageEvent;
+}
+
+describe("InferenceRelay", () => {
+  it("runs a streamed request through the queue and the worker, yielding chunks then end", async () => {
+    const req = request("gpt-4o-mini", { stream: true, stream_options: { include_usage: true } });
+    const messages = await collect(relay.run(req, new AbortController().signal));
+    expect(messages.at(-1)).toEqual({ type: "end" });
+    const chunks = messages.slice(0, -1).map((m) => (m.type === "chunk" ? JSON.parse(m.data) : m));
+    expect(chunks.every((c) => c.object === "chat.completion.chunk")).toBe(true);
+    expect(chunks.at(-1).usage.completion_tokens).toBe(24);
+    expect(await usageOf(req.requestId)).toMatchObject({ status: "succeeded", provider: "openai", completionTokens: 24, promptTokens: chunks.at(-1).usage.prompt_tokens });
+    expect(relay.inFlight).toBe(0);
+  });
+
+  it("relays a non-streamed completion", async () => {
+    const req = request("gpt-4o-mini");
+    const messages = await collect(relay.run(req, new AbortController().signal));
+    expect(messages.map((m) => m.type)).toEqual(["completion", "end"]);
+    expect(JSON.parse((messages[0] as { data: string }).data).object).toBe("chat.completion");
+  });
+
+  it("keeps concurrent requests apart on the one reply stream", async () => {
+    const requests = Array.from({ length: 40 }, (_, i) => request("gpt-4o-mini", { stream: true, messages: [{ role: "user", content: `Request number ${i}` }] }));
+    const results = await Promise.all(requests.map((req) => collect(relay.run(req, new AbortController().signal))));
+    const ids = results.map((messages) => {
+      expect(messages.at(-1)).toEqual({ type: "end" });
+      const chunkIds = new Set(messages.flatMap((m) => (m.type === "chunk" ? [JSON.parse(m.data).id] : [])));
+      expect(chunkIds.size).toBe(1);
+      return [...chunkIds][0];
+    });
+    expect(new Set(ids).size).toBe(requests.length);
+    expect(relay.inFlight).toBe(0);
+  });
+
+  it("returns a provider error as the terminal message", async () => {
+    const messages = await collect(relay.run(request("gpt-4o-mini", { n: 0 }), new AbortController().signal));
+    expect(messages).toEqual([{ type: "error", status: 400, code: "invalid_value", message: expect.stringContaining("'n'"), streamed: false }]);
+  });
+
+  it("cancels the worker's upstream call when the client aborts; usage says cancelled", async () => {
+    const req = request("claude-haiku-4-5", { stream: true });
+    const abort = new AbortController();
+    let chunks = 0;
+    for await (const message of relay.run(req, abort.signal)) {
+      if (message.type === "chunk" && ++chunks === 3) abort.abort();
+    }
+    expect(chunks).toBe(3);
+    await expect.poll(() => slow.stats.clientAborts, { timeout: 5_000 }).toBe(1);
+    const usage = await usageOf(req.requestId);
+    expect(usage).toMatchObject({ status: "cancelled", provider: "anthropic", errorClass: "InferenceCancelledError" });
+    expect(usage.completionTokens).toBeGreaterThan(0);
+    expect(usage.completionTokens).toBeLessThan(400);
+    expect(relay.inFlight).toBe(0);
+  });
+
+  it("cancels when the consumer stops iterating early", async () => {
+    const req = request("claude-haiku-4-5", { stream: true });
+    for await (const message of relay.run(req, new AbortController().signal)) {
+      if (message.type === "chunk") break;
+    }
+    expect((await usageOf(req.requestId)).status).toBe("cancelled");
+    expect(jobId.usage({ requestId: req.requestId } as UsageEvent)).toBe(`usage-${req.requestId}`);
+  });
+});

@@ -1,0 +1,251 @@
+import "reflect-metadata";
+import type { INestApplicationContext } from "@nestjs/common";
+import { NestFactory } from "@nestjs/core";
+import { loadConfig, type Config } from "@worldrouter/config";
+import { bullPrefix, cancelChannel, jobId, type InferenceJob, type StreamMessage, type UsageEvent } from "@worldrouter/contracts";
+import { newRequestId } from "@worldrouter/observability";
+import { countCompletionTokens, countPromptTokens, createModelRegistry, getModel, type ChatMessage } from "@worldrouter/pricing";
+import { JobQueues, redisOptions } from "@worldrouter/runtime";
+import { Queue } from "bullmq";
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { InferenceWorkerModule } from "./inference-worker.module.js";
+import { ProviderRouter } from "./providers/provider-router.js";
+import { RunInference } from "./run-inference.use-case.js";
+import { startUpstreams, USER_MESSAGES, type Upstreams } from "./test-support/upstreams.js";
+
+const PAYER = "0x00000000000000000000000000000000000000bb";
+let up: Upstreams;
+let config: Config;
+let app: INestApplicationContext;
+let redis: Redis;
+let usageEnqueues: { mock: { calls: [string, unknown][] } };
+
+function testConfig(env: Record<string, string>): Config {
+  return loadConfig({ ...process.env, WORLD_FILE: "/nonexistent", PAYEE_ADDRESS: "0x00000000000000000000000000000000000000aa", LOG_LEVEL: "silent", ...env });
+}
+
+beforeAll(async () => {
+  up = await startUpstreams();
+  config = testConfig({
+    OPENAI_BASE_URL: `${up.proxy.url}/v1`,
+    OPENAI_API_KEY: "test",
+    ANTHROPIC_BASE_URL: up.proxy.url,
+    ANTHROPIC_API_KEY: "test",
+    UPSTREAM_MAX_RETRIES: "2",
+  });
+  app = await NestFactory.createApplicationContext(InferenceWorkerModule.forRoot(config, { retryBackoffMs: 5, fallbacks: { "gpt-4.1": ["claude-haiku-4-5"] } }), { logger: false });
+  await app.init();
+  usageEnqueues = vi.spyOn(app.get(JobQueues), "enqueue") as unknown as typeof usageEnqueues;
+  redis = new Redis(redisOptions(config.redis.url));
+});
+afterAll(async () => {
+  redis.disconnect();
+  await app.close();
+  await up.close();
+});
+beforeEach(() => {
+  up.proxy.reset();
+  up.fake.resetStats();
+});
+
+function inferenceJob(model: string, body: Record<string, unknown>, overrides: Partial<InferenceJob> = {}): InferenceJob {
+  const found = getModel(model);
+  return {
+    requestId: newRequestId(),
+    model,
+    intent: "charge",
+    payer: PAYER,
+    body: { model, messages: USER_MESSAGES, ...body },
+    stream: body.stream === true,
+    promptTokens: found ? countPromptTokens(found, USER_MESSAGES as ChatMessage[]) : 0,
+    estimatedCost: "100",
+    replyTo: `${config.redis.namespace}:replies:test-${newRequestId()}`,
+    enqueuedAt: Date.now(),
+    ...overrides,
+  };
+}
+
+async function replies(job: InferenceJob): Promise<StreamMessage[]> {
+  const entries = await redis.xrange(job.replyTo, "-", "+");
+  return entries.map(([, fields]) => {
+    const entry: Record<string, string> = {};
+    for (let i = 0; i < fields.length; i += 2) entry[fields[i]!] = fields[i + 1]!;
+    expect(entry.requestId).toBe(job.requestId);
+    if (entry.type === "end") return { type: "end" };
+    if (entry.type === "error") return { type: "error", ...JSON.parse(entry.data!) };
+    return { type: entry.type, data: entry.data } as StreamMessage;
+  });
+}
+
+/** The one usage event of a request (fails if there were zero or several). */
+function usageOf(requestId: string): UsageEvent {
+  const events = usageEnqueues.mock.calls.filter(([queue, payload]) => queue === "usage" && (payload as UsageEvent).requestId === requestId);
+  expect(events).toHaveLength(1);
+  return events[0]![1] as UsageEvent;
+}
+
+const chunkData = (messages: StreamMessage[]) => messages.flatMap((m) => (m.type === "chunk" ? [JSON.parse(m.data)] : []));
+const streamedText = (messages: StreamMessage[]) => chunkData(messages).map((c) => c.choices[0]?.delta?.content ?? "").join("");
+
+describe("RunInference", () => {
+  it("streams chunks then end, and reports the provider's usage exactly once", async () => {
+    up.proxy.fake = { tokens: "20", "cached-tokens": "3", "reasoning-tokens": "4" };
+    const job = inferenceJob("gpt-4o-mini", { stream: true, stream_options: { include_usage: true } });
+    await app.get(RunInference).run(job);
+
+    const messages = await replies(job);
+    expect(messages.at(-1)).toEqual({ type: "end" });
+    expect(messages.slice(0, -1).every((m) => m.type === "chunk")).toBe(true);
+    const reported = chunkData(messages).at(-1).usage;
+    const usage = usageOf(job.requestId);
+    expect(usage).toMatchObject({
+      status: "succeeded",
+      provider: "openai",
+      model: "gpt-4o-mini",
+      promptTokens: reported.prompt_tokens,
+      completionTokens: 24,
+      cachedTokens: 3,
+      cacheWriteTokens: 0,
+      finishReason: "stop",
+      errorClass: null,
+      payer: PAYER,
+      estimatedCost: "100",
+    });
+    expect(usage.ttftMs).not.toBeNull();
+    expect(usage.latencyMs).toBeGreaterThanOrEqual(usage.ttftMs!);
+    const queued = await new Queue("usage", { connection: redisOptions(config.redis.url), prefix: bullPrefix(config.redis.namespace) });
+    try {
+      expect((await queued.getJob(jobId.usage(usage)))?.data).toMatchObject({ requestId: job.requestId, completionTokens: 24 });
+    } finally {
+      await queued.close();
+    }
+  });
+
+  it("writes one completion then end for a non-streamed Anthropic request, with cache-aware usage", async () => {
+    up.proxy.fake = { tokens: "8", "cached-tokens": "5", "cache-write-tokens": "2" };
+    const job = inferenceJob("claude-sonnet-4-5", { temperature: 0.1 });
+    await app.get(RunInference).run(job);
+
+    const messages = await replies(job);
+    expect(messages.map((m) => m.type)).toEqual(["completion", "end"]);
+    const completion = JSON.parse((messages[0] as { data: string }).data);
+    expect(completion.object).toBe("chat.completion");
+    expect(usageOf(job.requestId)).toMatchObject({
+      status: "succeeded",
+      provider: "anthropic",
+      promptTokens: completion.usage.prompt_tokens,
+      completionTokens: 8,
+      cachedTokens: 5,
+      cacheWriteTokens: 2,
+    });
+  });
+
+  it("retries a 429 and succeeds", async () => {
+    up.proxy.fake = { fault: "429", "fail-times": "1", "retry-after": "0" };
+    const job = inferenceJob("gpt-4o-mini", { stream: true });
+    await app.get(RunInference).run(job);
+    expect((await replies(job)).at(-1)).toEqual({ type: "end" });
+    expect(up.proxy.requests).toHaveLength(2);
+    expect(usageOf(job.requestId).status).toBe("succeeded");
+  });
+
+  it("answers a persistent 500 with a 502 error after the retries, billing nothing", async () => {
+    up.proxy.fake = { fault: "500" };
+    const job = inferenceJob("gpt-4o-mini", { stream: true });
+    await app.get(RunInference).run(job);
+    expect(await replies(job)).toEqual([{ type: "error", status: 502, code: "upstream_unavailable", message: expect.stringContaining("500"), streamed: false }]);
+    expect(up.proxy.requests).toHaveLength(3);
+    expect(usageOf(job.requestId)).toMatchObject({ status: "failed", errorClass: "UpstreamUnavailableError", promptTokens: 0, completionTokens: 0, ttftMs: null });
+  });
+
+  it("passes a provider 400 through with its status and message", async () => {
+    const job = inferenceJob("gpt-4o-mini", { n: 0 });
+    await app.get(RunInference).run(job);
+    expect(await replies(job)).toEqual([{ type: "error", status: 400, code: "invalid_value", message: "Invalid 'n': expected an integer between 1 and 128.", streamed: false }]);
+    expect(usageOf(job.requestId)).toMatchObject({ status: "failed", errorClass: "UpstreamRejectedError" });
+  });
+
+  it("ends a stream that broke mid-way with an error and bills the tokens actually streamed", async () => {
+    up.proxy.fake = { "disconnect-after": "6", tokens: "30" };
+    const job = inferenceJob("gpt-4o-mini", { stream: true });
+    await app.get(RunInference).run(job);
+
+    const messages = await replies(job);
+    expect(messages.filter((m) => m.type === "chunk")).toHaveLength(6);
+    expect(messages.at(-1)).toEqual({ type: "error", status: 502, code: "upstream_stream_failed", message: expect.any(String), streamed: true });
+    const text = streamedText(messages);
+    expect(text.length).toBeGreaterThan(0);
+    expect(usageOf(job.requestId)).toMatchObject({
+      status: "failed",
+      errorClass: "UpstreamStreamError",
+      promptTokens: job.promptTokens,
+      completionTokens: countCompletionTokens(getModel("gpt-4o-mini")!, text),
+    });
+  });
+
+  it("cancels on a message on the cancel channel: the upstream sees the abort, usage says cancelled", async () => {
+    up.proxy.fake = { "latency-ms": "15", tokens: "400" };
+    const job = inferenceJob("gpt-4o-mini", { stream: true });
+    const running = app.get(RunInference).run(job);
+    await expect.poll(async () => (await replies(job)).length, { interval: 10 }).toBeGreaterThanOrEqual(4);
+    await redis.publish(cancelChannel(config.redis.namespace), job.requestId);
+    const usage = await running;
+
+    await expect.poll(() => up.fake.stats.clientAborts).toBe(1);
+    const messages = await replies(job);
+    expect(messages.at(-1)).toMatchObject({ type: "error", code: "request_cancelled", streamed: true });
+    expect(usage).toBe(usageOf(job.requestId));
+    expect(usage).toMatchObject({ status: "cancelled", errorClass: "InferenceCancelledError", promptTokens: job.promptTokens });
+    expect(usage.completionTokens).toBe(countCompletionTokens(getModel("gpt-4o-mini")!, streamedText(messages)));
+    expect(usage.completionTokens).toBeLessThan(400);
+  });
+
+  it("honours a cancel that arrived before the job started", async () => {
+    const job = inferenceJob("gpt-4o-mini", { stream: true });
+    await redis.publish(cancelChannel(config.redis.namespace), job.requestId);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await app.get(RunInference).run(job);
+    expect(up.proxy.requests).toHaveLength(0);
+    expect(usageOf(job.requestId)).toMatchObject({ status: "cancelled", promptTokens: 0, completionTokens: 0 });
+  });
+
+  it("falls back to the next model when the provider is unavailable before streaming", async () => {
+    up.proxy.fake = { fault: "500", "fail-times": "3", "request-key": newRequestId() };
+    const job = inferenceJob("gpt-4.1", { stream: true });
+    await app.get(RunInference).run(job);
+    expect((await replies(job)).at(-1)).toEqual({ type: "end" });
+    expect(up.proxy.requests.map((r) => r.path)).toEqual(["/v1/chat/completions", "/v1/chat/completions", "/v1/chat/completions", "/v1/messages"]);
+    expect(usageOf(job.requestId)).toMatchObject({ status: "succeeded", provider: "anthropic", model: "claude-haiku-4-5" });
+  });
+
+  it("reports an unknown model as 404 without calling anyone", async () => {
+    const job = inferenceJob("no-such-model", {});
+    await app.get(RunInference).run(job);
+    expect(await replies(job)).toEqual([{ type: "error", status: 404, code: "model_not_found", message: "model not served: no-such-model", streamed: false }]);
+    expect(usageOf(job.requestId)).toMatchObject({ status: "failed", provider: "none", errorClass: "ModelNotServedError" });
+  });
+
+  it("runs jobs taken from the inference queue", async () => {
+    const job = inferenceJob("claude-haiku-4-5", { stream: true });
+    const queue = new Queue("inference", { connection: redisOptions(config.redis.url), prefix: bullPrefix(config.redis.namespace) });
+    try {
+      await queue.add("inference", job, { jobId: jobId.inference(job) });
+      await expect.poll(async () => (await replies(job)).at(-1), { timeout: 10_000 }).toEqual({ type: "end" });
+      await expect.poll(() => usageEnqueues.mock.calls.some(([, p]) => (p as UsageEvent).requestId === job.requestId)).toBe(true);
+      expect(usageOf(job.requestId).provider).toBe("anthropic");
+    } finally {
+      await queue.close();
+    }
+  });
+});
+
+describe("ProviderRouter", () => {
+  it("serves a provider without key or base URL with the local provider", () => {
+    const bare = testConfig({ OPENAI_API_KEY: "sk-real" });
+    const router = new ProviderRouter(bare, createModelRegistry(), {});
+    expect(router.routes("gpt-4o")[0]!.adapter.name).toBe("openai");
+    expect(router.routes("claude-opus-4-5")[0]!.adapter.name).toBe("local");
+    expect(router.routes("claude-opus-4-5-20251101")[0]!.model.id).toBe("claude-opus-4-5");
+  });
+});
