@@ -47,7 +47,7 @@ contract ChannelEscrow {
 
     bytes32 private constant EIP712_DOMAIN_TYPEHASH =
         keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
-    // mppx 0.11 / ox sign vouchers under this name (the precompile source has since been renamed).
+    // The name mppx 0.11 (via ox) signs vouchers under; mppx is the reference for this stand-in.
     bytes32 private constant NAME_HASH = keccak256("TIP20 Channel Reserve");
     bytes32 private constant VERSION_HASH = keccak256("1");
     uint256 private constant SECP256K1_HALF_ORDER =

@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { World } from "@worldrouter/config";
 import { startSystem, type RunningSystem } from "@worldrouter/dev-runner";
+import type { FakeControls } from "@worldrouter/fake-upstream";
 import { createTempoClients } from "@worldrouter/chain";
 import { Mppx, tempo } from "mppx/client";
 import { privateKeyToAccount } from "viem/accounts";
@@ -11,13 +12,14 @@ import { privateKeyToAccount } from "viem/accounts";
  * One whole system per test file: local chain + fake upstream + the four built services on free ports,
  * sharing the run's throwaway database and Redis namespace (from the global setup).
  */
-export async function startTestSystem(env: NodeJS.ProcessEnv = {}): Promise<RunningSystem & { world: World; logs: string[] }> {
+export async function startTestSystem(env: NodeJS.ProcessEnv = {}, fakeUpstream?: Partial<FakeControls>): Promise<RunningSystem & { world: World; logs: string[] }> {
   const logs: string[] = [];
   const worldFile = join(mkdtempSync(join(tmpdir(), "wr-e2e-")), "world.json");
   const system = await startSystem({
     env: { ...process.env, LOG_LEVEL: "info", NODE_ENV: "test", ...env },
     worldFile,
     freePorts: true,
+    fakeUpstream,
     onLine: (service, line) => logs.push(`${service} | ${line}`),
   }).catch((err) => {
     throw new Error(`${(err as Error).message}\n${logs.slice(-40).join("\n")}`);

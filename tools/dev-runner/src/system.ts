@@ -3,7 +3,7 @@ import { createServer } from "node:net";
 import { dirname } from "node:path";
 import { loadConfig, type World } from "@worldrouter/config";
 import { deployWorld, startAnvil, writeWorldFile, type RunningAnvil } from "@worldrouter/devchain";
-import { startFakeUpstream } from "@worldrouter/fake-upstream";
+import { startFakeUpstream, type FakeControls } from "@worldrouter/fake-upstream";
 import { ensureDatabase, migrate } from "../../../prisma/migrate.mjs";
 import { SERVICES, spawnService, stopService, waitUntilReady, type RunningService, type ServiceName } from "./services.js";
 
@@ -19,6 +19,8 @@ export interface SystemOptions {
   /** Pick free ports for the gateway and health endpoints instead of the configured ones (tests). */
   freePorts?: boolean;
   onLine?: (service: ServiceName | "system", line: string, stream: "stdout" | "stderr") => void;
+  /** Default behaviour of the fake upstream, e.g. `{ fault: "500" }` to make every provider call fail. */
+  fakeUpstream?: Partial<FakeControls>;
 }
 
 export interface RunningSystem {
@@ -57,7 +59,7 @@ export async function startSystem(options: SystemOptions): Promise<RunningSystem
       log("system", `local Tempo chain ${anvil.rpcUrl} (chain ${world.chainId}), USDC.e ${world.token.address}, ${world.wallets.length} funded wallets`, "stdout");
     }
     if (!(env.OPENAI_API_KEY && env.ANTHROPIC_API_KEY)) {
-      const upstream = await startFakeUpstream({ port: 0 });
+      const upstream = await startFakeUpstream({ port: 0, defaults: options.fakeUpstream });
       stops.push(() => upstream.close());
       if (world) world = { ...world, upstreamUrl: upstream.url };
       else {

@@ -11,8 +11,6 @@ import { join } from "node:path";
 export interface AnvilOptions {
   /** Defaults to 0: the OS picks a free port, so parallel test files never collide. */
   port?: number;
-  /** Milliseconds to wait for the RPC to answer. */
-  startTimeoutMs?: number;
 }
 
 export interface RunningAnvil {
@@ -21,6 +19,7 @@ export interface RunningAnvil {
 }
 
 const TEMPO_CHAIN_ID = 4217;
+const START_TIMEOUT_MS = 15_000;
 
 /** Same lookup as `@foundry-rs/anvil`'s bin.mjs: the binary ships in a per-platform optional dependency. */
 export function anvilBinaryPath(): string {
@@ -71,8 +70,8 @@ export async function startAnvil(options: AnvilOptions = {}): Promise<RunningAnv
 
   const stop = () => stopChild(child, killOnParentExit);
   try {
-    const rpcUrl = await withTimeout(listening, options.startTimeoutMs ?? 15_000, "anvil did not start listening");
-    await waitForRpc(rpcUrl, options.startTimeoutMs ?? 15_000);
+    const rpcUrl = await withTimeout(listening, START_TIMEOUT_MS, "anvil did not start listening");
+    await waitForRpc(rpcUrl, START_TIMEOUT_MS);
     return { rpcUrl, stop };
   } catch (err) {
     await stop();

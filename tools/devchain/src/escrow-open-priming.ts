@@ -141,9 +141,10 @@ export function findEscrowOpens(serializedTransaction: Hex, escrow: Address = CH
     }),
     { sender: payer },
   );
-  return openCalls.map((call) => {
-    const { args } = decodeFunctionData({ abi: channelEscrowAbi, data: call.data });
-    const [payee, operator, token, deposit, salt, authorizedSigner] = args as readonly [Address, Address, Address, bigint, Hex, Address];
-    return { descriptor: { payer, payee, operator, token, salt, authorizedSigner, expiringNonceHash }, deposit };
+  return openCalls.flatMap((call) => {
+    const decoded = decodeFunctionData({ abi: channelEscrowAbi, data: call.data });
+    if (decoded.functionName !== "open") return [];
+    const [payee, operator, token, deposit, salt, authorizedSigner] = decoded.args;
+    return [{ descriptor: { payer, payee, operator, token, salt, authorizedSigner, expiringNonceHash }, deposit }];
   });
 }

@@ -2,6 +2,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPublicClient, getContract, hashTypedData, http, keccak256, stringToHex } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
 import { Addresses, Channel } from "viem/tempo";
 import { Session } from "mppx/tempo";
 import { Mppx, tempo as serverTempo } from "mppx/server";
@@ -64,8 +65,8 @@ describe("mppx primitives against the stand-in", () => {
   });
 });
 
-/** An mppx session server on a free port; `primeOpens: false` leaves out the dev bridge. */
-async function startMppxSessionServer(options: { primeOpens: boolean }): Promise<{ url: string; close(): Promise<void> }> {
+/** An mppx session server on a free port; `primeOpens: false` leaves out the dev bridge, `sponsorFees` adds our fee payer. */
+async function startMppxSessionServer(options: { primeOpens: boolean; sponsorFees?: boolean }): Promise<{ url: string; close(): Promise<void> }> {
   const transport = http(local.anvil.rpcUrl);
   // The server broadcasts the client's signed open tx; the priming transport is the dev bridge that lets the
   // stand-in see that tx's expiringNonceHash, exactly where a dev-mode gateway would use it.
@@ -81,6 +82,7 @@ async function startMppxSessionServer(options: { primeOpens: boolean }): Promise
         getClient: () => serverClient,
         // The payee pays its close fee in pathUSD, so its USDC.e balance shows exactly what it earned.
         feeToken: Addresses.pathUsd,
+        ...(options.sponsorFees ? { feePayer: privateKeyToAccount(local.world.feePayer.privateKey) } : {}),
       }),
     ],
     secretKey: "local-world-interop-test-secret-key-0123456789",
@@ -127,10 +129,28 @@ describe("unmodified mppx session client and server", () => {
     }
   });
 
+  it("works with a fee payer co-signing the open: the payer spends exactly what it was charged", async () => {
+    const server = await startMppxSessionServer({ primeOpens: true, sponsorFees: true });
+    try {
+      const payer = local.payers[0]!;
+      const session = sessionManagerFor(payer);
+      const payerBefore = await tokenBalance(local, payer.address);
+
+      expect((await session.fetch(server.url)).status).toBe(200);
+      expect((await session.fetch(server.url)).status).toBe(200);
+      expect(await channelState(local, session.channelId!)).toMatchObject({ deposit: 500_000n });
+      await session.close();
+
+      expect(await tokenBalance(local, payer.address)).toBe(payerBefore - 20_000n);
+    } finally {
+      await server.close();
+    }
+  });
+
   it("fails to open without the dev bridge: the stand-in cannot see the open tx's nonce hash", async () => {
     const server = await startMppxSessionServer({ primeOpens: false });
     try {
-      const session = sessionManagerFor(local.payers[0]!);
+      const session = sessionManagerFor(local.payers[1]!);
       const response = await session.fetch(server.url);
       expect(response.status).toBe(402);
       expect(await response.text()).toContain("expected one ChannelOpened event for credential channelId");
