@@ -14,6 +14,8 @@ export const TEMPO_MAINNET = {
 
 type Hex = `0x${string}`;
 
+const FAKE_UPSTREAM_KEY = "local-fake-upstream";
+
 export interface Config {
   env: "development" | "test" | "production";
   logLevel: string;
@@ -114,8 +116,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       world,
     },
     upstream: {
-      openai: { apiKey: v.OPENAI_API_KEY, baseUrl: v.OPENAI_BASE_URL ?? (v.OPENAI_API_KEY ? undefined : fakeUpstream && `${fakeUpstream}/v1`) },
-      anthropic: { apiKey: v.ANTHROPIC_API_KEY, baseUrl: v.ANTHROPIC_BASE_URL ?? (v.ANTHROPIC_API_KEY ? undefined : fakeUpstream) },
+      // The local world's fake upstream checks that a key is sent, like the real APIs; any value passes.
+      openai: { apiKey: v.OPENAI_API_KEY ?? (v.OPENAI_BASE_URL ? undefined : fakeUpstream && FAKE_UPSTREAM_KEY), baseUrl: v.OPENAI_BASE_URL ?? (v.OPENAI_API_KEY ? undefined : fakeUpstream && `${fakeUpstream}/v1`) },
+      anthropic: { apiKey: v.ANTHROPIC_API_KEY ?? (v.ANTHROPIC_BASE_URL ? undefined : fakeUpstream && FAKE_UPSTREAM_KEY), baseUrl: v.ANTHROPIC_BASE_URL ?? (v.ANTHROPIC_API_KEY ? undefined : fakeUpstream) },
       timeoutMs: v.UPSTREAM_TIMEOUT_MS,
       maxRetries: v.UPSTREAM_MAX_RETRIES,
     },

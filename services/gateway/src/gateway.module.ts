@@ -2,9 +2,16 @@ import { Module, type DynamicModule } from "@nestjs/common";
 import { APP_FILTER } from "@nestjs/core";
 import type { Config } from "@worldrouter/config";
 import { CoreModule, QueuesModule } from "@worldrouter/runtime";
+import { ChargeCompletion } from "./chat/charge-completion.use-case.js";
+import { ChatCompletionsController } from "./chat/chat-completions.controller.js";
+import { QuoteRequest } from "./chat/quote-request.js";
+import { DiscoveryController } from "./discovery/discovery.controller.js";
 import { HealthController } from "./health/health.controller.js";
 import { ProblemFilter } from "./http/problem.filter.js";
+import { InferenceRelay } from "./inference/inference-relay.js";
+import { ModelsController } from "./models/models.controller.js";
 import { PaymentVerifierClient } from "./payment-verifier.client.js";
+import { modelRegistryProvider } from "./pricing/model-registry.provider.js";
 
 /** The OpenAI-compatible HTTP edge. Owns nothing durable: prices, challenges, forwards, relays. */
 @Module({})
@@ -13,8 +20,15 @@ export class GatewayModule {
     return {
       module: GatewayModule,
       imports: [CoreModule.forRoot("gateway", config), QueuesModule.forRoot(config, ["inference"])],
-      controllers: [HealthController],
-      providers: [PaymentVerifierClient, { provide: APP_FILTER, useClass: ProblemFilter }],
+      controllers: [ChatCompletionsController, ModelsController, DiscoveryController, HealthController],
+      providers: [
+        modelRegistryProvider,
+        QuoteRequest,
+        ChargeCompletion,
+        PaymentVerifierClient,
+        InferenceRelay,
+        { provide: APP_FILTER, useClass: ProblemFilter },
+      ],
     };
   }
 }

@@ -4,29 +4,6 @@ import type { StreamMessage } from "@worldrouter/contracts";
 import { CONFIG, redisOptions } from "@worldrouter/runtime";
 import { Redis } from "ioredis";
 
-/**
- * Writes StreamMessages to gateways' reply streams. Entry fields: `requestId`, `type`, and `data` (the
- * serialised chunk or completion; for `error` the JSON of {status, code, message, streamed}; none for `end`).
- * One connection with auto-pipelining: XADDs issued in the same tick, by any number of requests, leave in one
- * write; a request does not wait for its XADD before reading the next upstream chunk.
- */
-@Injectable()
-export class ReplyStreams implements OnApplicationShutdown {
-  private readonly redis: Redis;
-
-  constructor(@Inject(CONFIG) config: Config) {
-    this.redis = new Redis({ ...redisOptions(config.redis.url), enableAutoPipelining: true });
-  }
-
-  open(stream: string, requestId: string): ReplyWriter {
-    return new ReplyWriter(this.redis, stream, requestId);
-  }
-
-  async onApplicationShutdown() {
-    await this.redis.quit();
-  }
-}
-
 /** Approximate cap of a reply stream: far more than a gateway has unread, bounded if a gateway died. */
 const STREAM_MAX_LENGTH = "100000";
 /** A dead gateway's stream disappears after this; every request refreshes it. */
@@ -34,6 +11,59 @@ const STREAM_TTL_MS = 3_600_000;
 /** Unacknowledged XADDs per request before we wait for Redis (backpressure). */
 const MAX_IN_FLIGHT = 256;
 
+type Command = ["xadd", ...string[]] | ["pexpire", string, number];
+interface Queued {
+  command: Command;
+  settle: (err: Error | null) => void;
+}
+
+/**
+ * Writes StreamMessages to gateways' reply streams. Entry fields: `requestId`, `type`, and `data` (the
+ * serialised chunk or completion; for `error` the JSON of {status, code, message, streamed}; none for `end`).
+ *
+ * One connection for every request of the process. Batching is by burst: the first command of a tick is written
+ * at once (a request's first chunk must not wait: that is TTFT), the others issued in the same tick — the rest
+ * of an upstream read, other requests' chunks — leave together in one pipeline when the tick ends. Order is the
+ * call order (one connection). ioredis's auto-pipelining would hold the first command back until setImmediate.
+ */
+@Injectable()
+export class ReplyStreams implements OnApplicationShutdown {
+  private readonly redis: Redis;
+  private burst: Queued[] | undefined;
+
+  constructor(@Inject(CONFIG) config: Config) {
+    this.redis = new Redis(redisOptions(config.redis.url));
+  }
+
+  open(stream: string, requestId: string): ReplyWriter {
+    return new ReplyWriter((command) => this.send(command), stream, requestId);
+  }
+
+  async onApplicationShutdown() {
+    await this.redis.quit();
+  }
+
+  private send(command: Command): Promise<unknown> {
+    if (this.burst) return new Promise((resolve, reject) => this.burst!.push({ command, settle: (err) => (err ? reject(err) : resolve(undefined)) }));
+    this.burst = [];
+    process.nextTick(() => this.flushBurst());
+    return (this.redis[command[0]] as (...args: unknown[]) => Promise<unknown>)(...command.slice(1));
+  }
+
+  private flushBurst(): void {
+    const queued = this.burst!;
+    this.burst = undefined;
+    if (queued.length === 0) return;
+    const pipeline = this.redis.pipeline();
+    for (const { command } of queued) (pipeline[command[0]] as (...args: unknown[]) => unknown)(...command.slice(1));
+    pipeline.exec().then(
+      (results) => results?.forEach(([err], i) => queued[i]!.settle(err)),
+      (err: Error) => queued.forEach((q) => q.settle(err)),
+    );
+  }
+}
+
+/** One request's writes to its gateway's reply stream. */
 export class ReplyWriter {
   private inFlight = 0;
   private last: Promise<unknown> = Promise.resolve();
@@ -41,16 +71,26 @@ export class ReplyWriter {
   private written = 0;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly send: (command: Command) => Promise<unknown>,
     private readonly stream: string,
     private readonly requestId: string,
   ) {}
 
-  /** Queues the XADD; returns a promise only when the caller should wait (too many unacknowledged). */
+  /** Sends the XADD without waiting; returns a promise only when the caller should wait (too many unacknowledged). */
   write(message: StreamMessage): Promise<void> | undefined {
     if (this.failure) throw this.failure;
-    const sent = this.redis.xadd(this.stream, "MAXLEN", "~", STREAM_MAX_LENGTH, "*", "requestId", this.requestId, ...encodeFields(message));
-    if (this.written++ === 0) void this.redis.pexpire(this.stream, STREAM_TTL_MS).catch(() => undefined);
+    this.track(this.send(["xadd", this.stream, "MAXLEN", "~", STREAM_MAX_LENGTH, "*", "requestId", this.requestId, ...encodeFields(message)]));
+    if (this.written++ === 0) this.track(this.send(["pexpire", this.stream, STREAM_TTL_MS]));
+    return this.inFlight >= MAX_IN_FLIGHT ? this.flush() : undefined;
+  }
+
+  /** Waits until Redis acknowledged every write (replies arrive in order, so the last one suffices). */
+  async flush(): Promise<void> {
+    await this.last;
+    if (this.failure) throw this.failure;
+  }
+
+  private track(sent: Promise<unknown>): void {
     this.inFlight++;
     this.last = sent.then(
       () => void this.inFlight--,
@@ -59,13 +99,6 @@ export class ReplyWriter {
         this.failure ??= err;
       },
     );
-    return this.inFlight >= MAX_IN_FLIGHT ? this.flush() : undefined;
-  }
-
-  /** Waits until Redis acknowledged every write (replies arrive in order, so the last one suffices). */
-  async flush(): Promise<void> {
-    await this.last;
-    if (this.failure) throw this.failure;
   }
 }
 

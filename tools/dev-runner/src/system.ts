@@ -63,8 +63,8 @@ export async function startSystem(options: SystemOptions): Promise<RunningSystem
       stops.push(() => upstream.close());
       if (world) world = { ...world, upstreamUrl: upstream.url };
       else {
-        env.OPENAI_BASE_URL ??= `${upstream.url}/v1`;
-        env.ANTHROPIC_BASE_URL ??= upstream.url;
+        if (!env.OPENAI_API_KEY) Object.assign(env, { OPENAI_BASE_URL: `${upstream.url}/v1`, OPENAI_API_KEY: "local-fake-upstream" });
+        if (!env.ANTHROPIC_API_KEY) Object.assign(env, { ANTHROPIC_BASE_URL: upstream.url, ANTHROPIC_API_KEY: "local-fake-upstream" });
       }
       log("system", `fake OpenAI/Anthropic upstream ${upstream.url}`, "stdout");
     }
