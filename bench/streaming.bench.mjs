@@ -194,24 +194,28 @@ async function relayed(i) {
   return { ttft: first, gaps, chunks, error };
 }
 
-async function sequential(name, run) {
-  for (let i = 0; i < WARMUP; i++) await run(i);
-  const ttft = [];
-  const gaps = [];
-  let chunks = 0;
-  for (let i = 0; i < ITERATIONS; i++) {
-    const result = await run(i);
-    if (result.error) throw new Error(`${name} request failed: ${result.error}`);
-    ttft.push(result.ttft);
-    gaps.push(...result.gaps);
-    chunks = result.chunks;
+/** Direct and relayed streams alternate, so background noise on the machine hits both sides alike. */
+async function sequential() {
+  for (let i = 0; i < WARMUP; i++) {
+    await direct(i);
+    await relayed(i);
   }
-  return { ttftMs: summary(ttft), gapMs: summary(gaps), chunksPerStream: chunks };
+  const sides = { direct: { run: direct, ttft: [], gaps: [], chunks: 0 }, relayed: { run: relayed, ttft: [], gaps: [], chunks: 0 } };
+  for (let i = 0; i < ITERATIONS; i++) {
+    for (const [name, side] of Object.entries(sides)) {
+      const result = await side.run(i);
+      if (result.error) throw new Error(`${name} request failed: ${result.error}`);
+      side.ttft.push(result.ttft);
+      side.gaps.push(...result.gaps);
+      side.chunks = result.chunks;
+    }
+  }
+  const report = (side) => ({ ttftMs: summary(side.ttft), gapMs: summary(side.gaps), chunksPerStream: side.chunks });
+  return { direct: report(sides.direct), relayed: report(sides.relayed) };
 }
 
-log(`sequential: ${WARMUP} warm-up + ${ITERATIONS} measured streams each, direct then relayed…`);
-const directSeq = await sequential("direct", direct);
-const relayedSeq = await sequential("relayed", relayed);
+log(`sequential: ${WARMUP} warm-up + ${ITERATIONS} measured streams each, direct and relayed alternating…`);
+const { direct: directSeq, relayed: relayedSeq } = await sequential();
 
 async function concurrent(name, run) {
   const peak = { self: 0, worker: 0, fake: 0 };
