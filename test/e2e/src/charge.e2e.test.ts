@@ -1,4 +1,6 @@
 import { Receipt } from "mppx";
+import { validate } from "mppx/discovery";
+import OpenAI from "openai";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mppxClient, startTestSystem, tokenBalance } from "./harness.js";
@@ -62,4 +64,82 @@ describe("charge intent", () => {
       else expect(await tokenBalance(system.world, account.address)).toBeLessThan(payerBefore - paid + 1n);
     });
   }
+
+  it("the OpenAI SDK with mppx's fetch gets a normal ChatCompletion and a streamed one", async () => {
+    const { mppx } = mppxClient(system.world, 2);
+    const openai = new OpenAI({ baseURL: `${system.gatewayUrl}/v1`, apiKey: "unused: payment is the authentication", fetch: mppx.fetch as typeof fetch, maxRetries: 0 });
+    const completion = await openai.chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "SDK, plain" }] });
+    expect(completion.object).toBe("chat.completion");
+    expect(completion.usage?.prompt_tokens).toBeGreaterThan(0);
+    expect(completion.choices[0]?.message.content?.length).toBeGreaterThan(0);
+
+    const stream = await openai.chat.completions.create({ model: "claude-sonnet-4-5", stream: true, stream_options: { include_usage: true }, messages: [{ role: "user", content: "SDK, streamed" }] });
+    let text = "";
+    let usage: OpenAI.CompletionUsage | undefined | null;
+    let finish: string | null | undefined;
+    for await (const chunk of stream) {
+      expect(chunk.object).toBe("chat.completion.chunk");
+      text += chunk.choices[0]?.delta.content ?? "";
+      finish ??= chunk.choices[0]?.finish_reason;
+      usage ??= chunk.usage;
+    }
+    expect(text.length).toBeGreaterThan(0);
+    expect(finish).toBe("stop");
+    expect(usage?.completion_tokens).toBeGreaterThan(0);
+  });
+
+  it("settlement records estimated vs actual cost and a balanced ledger for a paid request", async () => {
+    const { mppx } = mppxClient(system.world, 3);
+    const response = await mppx.fetch(`${system.gatewayUrl}/x402/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: body("ledger please") });
+    const completion = await response.json();
+    const requestId = response.headers.get("x-request-id")!;
+    await expect.poll(async () => (await db.query(`SELECT status FROM inference_requests WHERE id = $1`, [requestId])).rows[0]?.status, { timeout: 15_000 }).toBe("succeeded");
+    const row = (await db.query(`SELECT * FROM inference_requests WHERE id = $1`, [requestId])).rows[0];
+    expect(row.promptTokens).toBe(completion.usage.prompt_tokens);
+    expect(row.completionTokens).toBe(completion.usage.completion_tokens);
+    // gpt-4o-mini: $0.15 in / $0.60 out per 1M → base units per token ×0.15 / ×0.6, rounded up once.
+    const expectedActual = (BigInt(row.promptTokens) * 150_000n + BigInt(row.completionTokens) * 600_000n + 999_999n) / 1_000_000n;
+    expect(BigInt(row.actualCost)).toBe(expectedActual);
+    const payment = (await db.query(`SELECT * FROM charge_payments WHERE "requestId" = $1`, [requestId])).rows[0];
+    expect(row.estimatedCost).toBe(payment.amount);
+    await expect.poll(async () => (await db.query(`SELECT count(*)::int AS n FROM settlements WHERE "chargePaymentId" = $1 AND kind = 'charge'`, [payment.id])).rows[0].n, { timeout: 15_000 }).toBe(1);
+    const { rows } = await db.query(`SELECT COALESCE(SUM(amount), 0)::text AS total FROM ledger_entries e JOIN ledger_transactions t ON t.id = e."transactionId" WHERE t.reference IN ($1, $2)`, [payment.id, requestId]);
+    expect(rows[0].total).toBe("0");
+    expect(payment.status).toMatch(/verified|consumed/);
+  });
+
+  it("200 distinct paid requests in parallel all succeed", async () => {
+    const clients = system.world.wallets.map((_, i) => mppxClient(system.world, i).mppx);
+    const responses = await Promise.all(
+      Array.from({ length: 200 }, (_, i) =>
+        clients[i % clients.length]!.fetch(`${system.gatewayUrl}/x402/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: body(`parallel request ${i}`) }),
+      ),
+    );
+    const statuses = await Promise.all(responses.map(async (r) => (r.status === 200 ? 200 : `${r.status} ${await r.text()}`)));
+    expect(statuses.filter((s) => s !== 200)).toEqual([]);
+    const hashes = responses.map((r) => Receipt.deserialize(r.headers.get("payment-receipt")!).reference);
+    expect(new Set(hashes).size).toBe(200);
+  }, 120_000);
+});
+
+describe("discovery", () => {
+  it("serves an OpenAPI 3.1 document with x-payment-info on every paid route, valid per mppx", async () => {
+    const doc = await (await fetch(`${system.gatewayUrl}/openapi.json`)).json();
+    expect(doc.openapi).toBe("3.1.0");
+    expect(validate(doc)).toEqual([]);
+    for (const path of ["/x402/v1/chat/completions", "/v1/chat/completions"]) {
+      expect(doc.paths[path].post["x-payment-info"].offers[0]).toMatchObject({ method: "tempo", intent: "charge", amount: null });
+      expect(doc.paths[path].post.responses["402"]).toBeDefined();
+    }
+    expect(doc["x-service-info"].docs.llms).toBe("/llms.txt");
+  });
+
+  it("serves llms.txt with endpoints, intents, models and prices", async () => {
+    const response = await fetch(`${system.gatewayUrl}/llms.txt`);
+    expect(response.headers.get("content-type")).toMatch(/^text\/plain/);
+    const text = await response.text();
+    expect(text).toContain("/x402/v1/chat/completions");
+    expect(text).toMatch(/gpt-4o-mini \(openai\): \$0\.15 in \/ \$0\.60 out per 1M tokens/);
+    expect(text).toContain(system.world.token.address);
+  });
 });
