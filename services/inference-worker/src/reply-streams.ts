@@ -18,8 +18,9 @@ interface Queued {
 }
 
 /**
- * Writes StreamMessages to gateways' reply streams. Entry fields: `requestId`, `type`, and `data` (the
- * serialised chunk or completion; for `error` the JSON of {status, code, message, streamed}; none for `end`).
+ * Writes StreamMessages to gateways' reply streams. Entry fields: `requestId`, `type`, then `data`: the
+ * serialised chunk (a `chunk` entry may repeat `data`, one per chunk, in order) or completion; for `error` the
+ * JSON of {status, code, message, streamed}; none for `end`.
  *
  * One connection for every request of the process. Batching is by burst: the first command of a tick is written
  * at once (a request's first chunk must not wait: that is TTFT), the others issued in the same tick — the rest
@@ -63,12 +64,18 @@ export class ReplyStreams implements OnApplicationShutdown {
   }
 }
 
-/** One request's writes to its gateway's reply stream. */
+/**
+ * One request's writes to its gateway's reply stream. A chunk that starts a tick is written at once; chunks that
+ * follow it in the same tick (the rest of one upstream read) are held and leave as ONE entry with a `data` field
+ * per chunk when the tick ends, so a burst of N chunks costs one XADD instead of N.
+ */
 export class ReplyWriter {
   private inFlight = 0;
   private last: Promise<unknown> = Promise.resolve();
   private failure: Error | undefined;
   private written = 0;
+  private tickOpen = false;
+  private held: string[] = [];
 
   constructor(
     private readonly send: (command: Command) => Promise<unknown>,
@@ -76,18 +83,43 @@ export class ReplyWriter {
     private readonly requestId: string,
   ) {}
 
-  /** Sends the XADD without waiting; returns a promise only when the caller should wait (too many unacknowledged). */
+  /** Sends without waiting; returns a promise only when the caller should wait (too many unacknowledged). */
   write(message: StreamMessage): Promise<void> | undefined {
     if (this.failure) throw this.failure;
-    this.track(this.send(["xadd", this.stream, "MAXLEN", "~", STREAM_MAX_LENGTH, "*", "requestId", this.requestId, ...encodeFields(message)]));
-    if (this.written++ === 0) this.track(this.send(["pexpire", this.stream, STREAM_TTL_MS]));
+    if (message.type === "chunk" && this.tickOpen) {
+      this.held.push(message.data);
+      return undefined;
+    }
+    this.releaseHeld();
+    this.xadd(encodeFields(message));
+    if (message.type === "chunk") {
+      this.tickOpen = true;
+      process.nextTick(() => {
+        this.tickOpen = false;
+        this.releaseHeld();
+      });
+    }
     return this.inFlight >= MAX_IN_FLIGHT ? this.flush() : undefined;
   }
 
   /** Waits until Redis acknowledged every write (replies arrive in order, so the last one suffices). */
   async flush(): Promise<void> {
+    this.releaseHeld();
     await this.last;
     if (this.failure) throw this.failure;
+  }
+
+  private releaseHeld(): void {
+    if (this.held.length === 0) return;
+    const fields = ["type", "chunk"];
+    for (const data of this.held) fields.push("data", data);
+    this.held = [];
+    this.xadd(fields);
+  }
+
+  private xadd(fields: string[]): void {
+    this.track(this.send(["xadd", this.stream, "MAXLEN", "~", STREAM_MAX_LENGTH, "*", "requestId", this.requestId, ...fields]));
+    if (this.written++ === 0) this.track(this.send(["pexpire", this.stream, STREAM_TTL_MS]));
   }
 
   private track(sent: Promise<unknown>): void {

@@ -19,8 +19,9 @@ const READ_BLOCK_MS = 5_000;
  * reads that stream with ONE blocking connection, handing each entry to the request it belongs to. Redis
  * connections stay at two (reader + commands) whatever the number of concurrent requests.
  *
- * Entry fields (written by inference-worker's ReplyStreams): `requestId`, `type`, `data` (chunk/completion JSON;
- * for `error` the JSON of {status, code, message, streamed}; absent for `end`).
+ * Entry fields (written by inference-worker's ReplyStreams): `requestId`, `type`, then `data`: chunk JSON (a
+ * `chunk` entry may carry several `data` fields, one chunk each, in order) or completion JSON; for `error` the
+ * JSON of {status, code, message, streamed}; absent for `end`.
  */
 @Injectable()
 export class InferenceRelay implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -139,7 +140,7 @@ export class InferenceRelay implements OnApplicationBootstrap, OnApplicationShut
   private dispatch(fields: string[]): void {
     let requestId: string | undefined;
     let type: string | undefined;
-    let data: string | undefined;
+    const data: string[] = [];
     for (let i = 0; i + 1 < fields.length; i += 2) {
       const value = fields[i + 1]!;
       switch (fields[i]) {
@@ -150,14 +151,18 @@ export class InferenceRelay implements OnApplicationBootstrap, OnApplicationShut
           type = value;
           break;
         case "data":
-          data = value;
+          data.push(value);
           break;
       }
     }
     // Unknown ids: requests that ended here already (cancelled, timed out).
     const pending = requestId === undefined ? undefined : this.pending.get(requestId);
     if (!pending) return;
-    const message = decodeMessage(type, data);
+    if (type === "chunk" && data.length > 0) {
+      for (const chunk of data) pending.push({ type: "chunk", data: chunk });
+      return;
+    }
+    const message = decodeMessage(type, data[0]);
     if (message) pending.push(message);
     else this.logger.warn({ requestId, type }, "malformed reply stream entry");
   }
@@ -165,7 +170,6 @@ export class InferenceRelay implements OnApplicationBootstrap, OnApplicationShut
 
 function decodeMessage(type: string | undefined, data: string | undefined): StreamMessage | undefined {
   switch (type) {
-    case "chunk":
     case "completion":
       return data === undefined ? undefined : { type, data };
     case "end":

@@ -8,14 +8,15 @@ import { CoreModule } from "@worldrouter/runtime";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ModelList } from "./models.controller.js";
-import { ModelsModule } from "./models.module.js";
+import { modelRegistryProvider } from "../pricing/model-registry.provider.js";
+import { ModelsController } from "./models.controller.js";
 
 const config = loadConfig({ ...process.env, WORLD_FILE: "/nonexistent", PAYEE_ADDRESS: "0x00000000000000000000000000000000000000aa", LOG_LEVEL: "silent", OPENAI_API_KEY: "sk-real" });
 let app: NestFastifyApplication;
 let url: string;
 
 beforeAll(async () => {
-  @Module({ imports: [CoreModule.forRoot("gateway", config), ModelsModule] })
+  @Module({ imports: [CoreModule.forRoot("gateway", config)], controllers: [ModelsController], providers: [modelRegistryProvider] })
   class TestModule {}
   app = await NestFactory.create<NestFastifyApplication>(TestModule, new FastifyAdapter(), { logger: false });
   await app.listen(0, "127.0.0.1");
