@@ -6,7 +6,6 @@
 import { randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
 import pg from "pg";
-// @ts-expect-error plain ESM script without types
 import { migrate } from "../prisma/migrate.mjs";
 
 const adminUrl = process.env.TEST_POSTGRES_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres";

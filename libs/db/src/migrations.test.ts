@@ -1,6 +1,5 @@
 import pg from "pg";
 import { describe, expect, it } from "vitest";
-// @ts-expect-error plain ESM script without types
 import { ensureDatabase, migrate } from "../../../prisma/migrate.mjs";
 
 describe("migrations", () => {

@@ -66,15 +66,21 @@ function inferenceJob(model: string, body: Record<string, unknown>, overrides: P
   };
 }
 
+/** The job's reply stream decoded as the gateway's relay decodes it (a chunk entry may carry several `data`). */
 async function replies(job: InferenceJob): Promise<StreamMessage[]> {
   const entries = await redis.xrange(job.replyTo, "-", "+");
-  return entries.map(([, fields]) => {
-    const entry: Record<string, string> = {};
-    for (let i = 0; i < fields.length; i += 2) entry[fields[i]!] = fields[i + 1]!;
-    expect(entry.requestId).toBe(job.requestId);
-    if (entry.type === "end") return { type: "end" };
-    if (entry.type === "error") return { type: "error", ...JSON.parse(entry.data!) };
-    return { type: entry.type, data: entry.data } as StreamMessage;
+  return entries.flatMap(([, fields]): StreamMessage[] => {
+    const data: string[] = [];
+    let type = "";
+    for (let i = 0; i < fields.length; i += 2) {
+      if (fields[i] === "requestId") expect(fields[i + 1]).toBe(job.requestId);
+      else if (fields[i] === "type") type = fields[i + 1]!;
+      else if (fields[i] === "data") data.push(fields[i + 1]!);
+    }
+    if (type === "chunk") return data.map((chunk) => ({ type: "chunk", data: chunk }));
+    if (type === "completion") return [{ type: "completion", data: data[0]! }];
+    if (type === "error") return [{ type: "error", ...JSON.parse(data[0]!) }];
+    return [{ type: "end" }];
   });
 }
 
@@ -97,6 +103,8 @@ describe("RunInference", () => {
     const messages = await replies(job);
     expect(messages.at(-1)).toEqual({ type: "end" });
     expect(messages.slice(0, -1).every((m) => m.type === "chunk")).toBe(true);
+    // The first chunk leaves alone (TTFT); the rest of the same upstream read shares entries.
+    expect((await redis.xlen(job.replyTo)) < messages.length / 2).toBe(true);
     const reported = chunkData(messages).at(-1).usage;
     const usage = usageOf(job.requestId);
     expect(usage).toMatchObject({
@@ -247,5 +255,27 @@ describe("ProviderRouter", () => {
     expect(router.routes("gpt-4o")[0]!.adapter.name).toBe("openai");
     expect(router.routes("claude-opus-4-5")[0]!.adapter.name).toBe("local");
     expect(router.routes("claude-opus-4-5-20251101")[0]!.model.id).toBe("claude-opus-4-5");
+  });
+});
+
+describe("shutdown", () => {
+  it("drains in-flight inference before closing its connections", async () => {
+    // Its own namespace, so the suite's worker cannot take the job.
+    const own = testConfig({ OPENAI_BASE_URL: `${up.proxy.url}/v1`, OPENAI_API_KEY: "test", REDIS_NAMESPACE: `${config.redis.namespace}-shutdown` });
+    const worker = await NestFactory.createApplicationContext(InferenceWorkerModule.forRoot(own), { logger: false });
+    await worker.init();
+    const usage = vi.spyOn(worker.get(JobQueues), "enqueue");
+    up.proxy.fake = { "latency-ms": "5", tokens: "40" };
+    const job = inferenceJob("gpt-4o-mini", { stream: true }, { replyTo: `${own.redis.namespace}:replies:test` });
+    const queue = new Queue("inference", { connection: redisOptions(own.redis.url), prefix: bullPrefix(own.redis.namespace) });
+    try {
+      await queue.add("inference", job, { jobId: jobId.inference(job) });
+      await expect.poll(async () => (await replies(job)).length, { interval: 5 }).toBeGreaterThan(0);
+      await worker.close();
+    } finally {
+      await queue.close();
+    }
+    expect((await replies(job)).at(-1)).toEqual({ type: "end" });
+    expect(usage.mock.calls.filter(([name]) => name === "usage")).toHaveLength(1);
   });
 });

@@ -1,11 +1,11 @@
-import { Inject, Injectable } from "@nestjs/common";
+import { Inject, Injectable, type BeforeApplicationShutdown } from "@nestjs/common";
 import type { InferenceJob, StreamMessage, UsageEvent } from "@worldrouter/contracts";
 import { counter, histogram, type Logger } from "@worldrouter/observability";
 import { countCompletionTokens, type Model } from "@worldrouter/pricing";
 import { JobQueues, LOGGER, METRICS } from "@worldrouter/runtime";
 import type { Registry } from "prom-client";
 import { InferenceCancellations } from "./inference-cancellations.js";
-import { asInferenceError, InferenceCancelledError, UpstreamTimeoutError, UpstreamUnavailableError, type InferenceError } from "./providers/errors.js";
+import { asInferenceError, InferenceCancelledError, InternalInferenceError, UpstreamTimeoutError, UpstreamUnavailableError, type InferenceError } from "./providers/errors.js";
 import type { TokenUsage } from "./providers/provider.js";
 import { ProviderRouter, type Route } from "./providers/provider-router.js";
 import { ReplyStreams, type ReplyWriter } from "./reply-streams.js";
@@ -16,9 +16,10 @@ import { ReplyStreams, type ReplyWriter } from "./reply-streams.js";
  * tokens actually served when the stream failed or the client went away.
  */
 @Injectable()
-export class RunInference {
+export class RunInference implements BeforeApplicationShutdown {
   private readonly outcomes;
   private readonly ttft;
+  private readonly running = new Set<Promise<UsageEvent>>();
 
   constructor(
     @Inject(ProviderRouter) private readonly router: ProviderRouter,
@@ -32,7 +33,22 @@ export class RunInference {
     this.ttft = histogram(metrics, "wr_inference_ttft_ms", "Time to first token, from enqueue", ["provider"]);
   }
 
-  async run(job: InferenceJob): Promise<UsageEvent> {
+  run(job: InferenceJob): Promise<UsageEvent> {
+    const running = this.serveAndReport(job);
+    this.running.add(running);
+    void running.finally(() => this.running.delete(running)).catch(() => undefined);
+    return running;
+  }
+
+  /**
+   * Nest shuts the root module's providers (our reply and cancel connections) down before the job consumers
+   * drain, so in-flight requests are awaited here: every module's before-shutdown hook runs first.
+   */
+  async beforeApplicationShutdown() {
+    await Promise.allSettled([...this.running]);
+  }
+
+  private async serveAndReport(job: InferenceJob): Promise<UsageEvent> {
     const served = new ServedTokens(job);
     const reply = this.replies.open(job.replyTo, job.requestId);
     const signal = this.cancellations.track(job.requestId);
@@ -42,9 +58,8 @@ export class RunInference {
       await reply.write({ type: "end" });
     } catch (err) {
       failure = asInferenceError(err);
-      if (failure.status >= 500 && !(failure instanceof UpstreamUnavailableError || failure instanceof UpstreamTimeoutError)) {
-        this.logger.error({ requestId: job.requestId, err }, "inference failed");
-      }
+      if (failure instanceof InternalInferenceError) this.logger.error({ requestId: job.requestId, err }, "inference failed");
+      else if (failure.status >= 500) this.logger.warn({ requestId: job.requestId, err: failure.message }, "upstream failed");
       await this.writeSafely(reply, { type: "error", status: failure.status, code: failure.code, message: failure.clientMessage, streamed: served.streamed });
     } finally {
       this.cancellations.untrack(job.requestId);

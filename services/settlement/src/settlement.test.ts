@@ -84,8 +84,8 @@ describe("settlement ledger (real Postgres)", () => {
       "revenue:estimate_variance": "1125",
     });
     expect((await db.chargePayment.findUniqueOrThrow({ where: { id: payment.id } })).status).toBe("consumed");
-    const [{ total }] = await db.$queryRaw<{ total: string }[]>`SELECT COALESCE(SUM(amount),0)::text AS total FROM ledger_entries`;
-    expect(total).toBe("0");
+    const totals = await db.$queryRaw<{ total: string }[]>`SELECT COALESCE(SUM(amount),0)::text AS total FROM ledger_entries`;
+    expect(totals[0]?.total).toBe("0");
   });
 
   it("does not bill a paid request that served nothing: it is marked for an on-chain refund", async () => {

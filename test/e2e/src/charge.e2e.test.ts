@@ -33,7 +33,7 @@ describe("charge intent", () => {
     const challenge = response.headers.get("www-authenticate")!;
     expect(challenge).toMatch(/^Payment id="[^"]+", realm="127\.0\.0\.1:\d+", method="tempo", intent="charge", request="[^"]+"/);
     expect(challenge).toMatch(/digest="sha-256=/);
-    const problem = await response.json();
+    const problem = (await response.json()) as any;
     expect(problem).toMatchObject({ type: "https://paymentauth.org/problems/payment-required", status: 402, price: { model: "gpt-4o-mini", currency: system.world.token.address } });
     expect(BigInt(problem.price.amount)).toBeGreaterThan(0n);
     expect((await db.query(`SELECT count(*)::int AS n FROM "charge_payments"`)).rows[0].n).toBe(before.rows[0].n);
@@ -91,7 +91,7 @@ describe("charge intent", () => {
   it("settlement records estimated vs actual cost and a balanced ledger for a paid request", async () => {
     const { mppx } = mppxClient(system.world, 3);
     const response = await mppx.fetch(`${system.gatewayUrl}/x402/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: body("ledger please") });
-    const completion = await response.json();
+    const completion = (await response.json()) as any;
     const requestId = response.headers.get("x-request-id")!;
     await expect.poll(async () => (await db.query(`SELECT status FROM inference_requests WHERE id = $1`, [requestId])).rows[0]?.status, { timeout: 15_000 }).toBe("succeeded");
     const row = (await db.query(`SELECT * FROM inference_requests WHERE id = $1`, [requestId])).rows[0];
@@ -124,7 +124,7 @@ describe("charge intent", () => {
 
 describe("discovery", () => {
   it("serves an OpenAPI 3.1 document with x-payment-info on every paid route, valid per mppx", async () => {
-    const doc = await (await fetch(`${system.gatewayUrl}/openapi.json`)).json();
+    const doc = (await (await fetch(`${system.gatewayUrl}/openapi.json`)).json()) as any;
     expect(doc.openapi).toBe("3.1.0");
     expect(validate(doc)).toEqual([]);
     for (const path of ["/x402/v1/chat/completions", "/v1/chat/completions"]) {

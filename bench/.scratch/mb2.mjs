@@ -1,0 +1,20 @@
+import { Base64, Bytes, Hash, Json } from "ox";
+import { Challenge, Credential } from "mppx";
+import { createHmac } from "node:crypto";
+function bench(name, fn, n = 20000) { for (let i = 0; i < 2000; i++) fn(); const t = performance.now(); for (let i = 0; i < n; i++) fn(); const us = (performance.now() - t) * 1000 / n; console.log(name.padEnd(30), us.toFixed(2), "µs"); }
+const req = { amount: "123", currency: "0x20c000000000000000000000e9343992dac325b3", methodDetails: { chainId: 4217, feePayer: true }, recipient: "0x70997970c51812dc3a010c7d01b50e0d17dc79c8" };
+const key = "dev-only-secret-key-0123456789abcdef0123456789";
+bench("Json.canonicalize", () => Json.canonicalize(req));
+const j = Json.canonicalize(req);
+bench("ox Base64.fromString", () => Base64.fromString(j, { pad: false, url: true }));
+bench("Buffer base64url", () => Buffer.from(j).toString("base64url"));
+const input = "127.0.0.1:8080|tempo|charge|" + Buffer.from(j).toString("base64url") + "|2026-11-25T18:05:00.000Z|sha-256=abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG=|";
+bench("ox hmac256+b64", () => Base64.fromBytes(Hash.hmac256(Bytes.fromString(key), Bytes.fromString(input), { as: "Bytes" }), { url: true, pad: false }));
+bench("node hmac b64url", () => createHmac("sha256", key).update(input).digest("base64url"));
+const c = Challenge.from({ secretKey: key, realm: "127.0.0.1:8080", method: "tempo", intent: "charge", request: req, digest: "sha-256=abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG=", expires: "2026-11-25T18:05:00.000Z", description: "hi" });
+bench("Challenge.Schema.parse", () => Challenge.Schema.parse({ ...c }));
+bench("Challenge.from", () => Challenge.from({ secretKey: key, realm: "127.0.0.1:8080", method: "tempo", intent: "charge", request: req, digest: "sha-256=abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG=", expires: "2026-11-25T18:05:00.000Z", description: "hi" }));
+bench("Challenge.serialize", () => Challenge.serialize(c));
+bench("Challenge.verify", () => Challenge.verify(c, { secretKey: key }));
+const cred = Credential.serialize({ challenge: c, payload: { type: "transaction", signature: "0x76" + "ab".repeat(300) }, source: "did:pkh:eip155:4217:0x70997970c51812dc3a010c7d01b50e0d17dc79c8" });
+bench("Credential.deserialize", () => Credential.deserialize(cred));
