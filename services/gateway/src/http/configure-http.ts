@@ -2,8 +2,7 @@ import type { NestFastifyApplication } from "@nestjs/platform-fastify";
 import type { Config } from "@worldrouter/config";
 import { newRequestId } from "@worldrouter/observability";
 import type { FastifyServerOptions } from "fastify";
-import { sendProblem } from "./problem.filter.js";
-import { problem, ProblemException, toProblem } from "./problem.js";
+import { problem, ProblemException } from "./problem.js";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -26,8 +25,6 @@ export function configureHttp(app: NestFastifyApplication, config: Config): void
       done(new ProblemException(problem(400, "invalid-json", "Invalid JSON", `request body is not valid JSON: ${(err as Error).message}`), {}, { type: "invalid_request_error", code: "invalid_json" }), undefined);
     }
   });
-  // Errors raised before Nest routes the request (body too large, bad JSON) also become problems.
-  fastify.setErrorHandler((error, _request, reply) => sendProblem(reply, toProblem(error)));
   fastify.addHook("onSend", async (request, reply) => {
     reply.header("x-request-id", request.id);
   });
