@@ -40,6 +40,8 @@ export async function startSystem(options: SystemOptions): Promise<RunningSystem
     env.INFERENCE_WORKER_HEALTH_PORT = String(await freePort());
     env.SETTLEMENT_HEALTH_PORT = String(await freePort());
   }
+  // Every bad variable is reported before anything starts (chain values come from the world written below).
+  loadConfig({ ...env, WORLD_FILE: "/nonexistent", PAYEE_ADDRESS: env.PAYEE_ADDRESS ?? "0x0000000000000000000000000000000000000001" });
   const stops: (() => Promise<void>)[] = [];
   const services: RunningService[] = [];
   const stop = async () => {
