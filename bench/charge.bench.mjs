@@ -68,7 +68,8 @@ const LATENCY_N = Number(args.latency ?? (QUICK ? 500 : 2000));
 const PAID_N = Number(args.paid ?? (QUICK ? 40 : 160));
 const PAID_CONCURRENT_N = Number(args["paid-concurrent"] ?? (QUICK ? 96 : 320));
 const C = Number(args.concurrency);
-const WALLETS = 8;
+/** Payer wallets: dev accounts 3…9 (anvil's Tempo genesis funds the first ten dev accounts, which the sponsored-tx preflight needs). */
+const WALLETS = 7;
 
 const TARGETS = {
   challengePerSecondC32: 10_000,
@@ -170,7 +171,7 @@ async function setUp() {
       if (recentLines.length > 200) recentLines.shift();
     },
   }).catch((err) => {
-    throw new Error(`${err.message}\n${recentLines.slice(-40).join("\n")}`);
+    throw new Error(`${err.message}\n${recentLines.slice(-40).map((l) => l.slice(0, 400)).join("\n")}`);
   });
   const config = loadConfig(system.env);
   const pids = Object.fromEntries(system.services.map((s) => [s.name, s.child.pid]));
@@ -572,7 +573,7 @@ try {
   result.loadAverageAtEnd = loadavg().map((x) => round(x, 2));
 } catch (err) {
   log(`charge benchmark failed: ${err.stack ?? err}`);
-  if (recentLines.length) log(recentLines.slice(-30).join("\n"));
+  if (recentLines.length) log(recentLines.slice(-30).map((l) => l.slice(0, 400)).join("\n"));
   process.exitCode = 1;
 } finally {
   await observer?.stop().catch(() => undefined);

@@ -3,7 +3,9 @@ import type { Config } from "@worldrouter/config";
 import type { StreamMessage } from "@worldrouter/contracts";
 import { bodyDigest, createChargeChallenge, paymentRequired, serializeChallenge } from "@worldrouter/mpp";
 import { formatUsd } from "@worldrouter/pricing";
-import { CONFIG } from "@worldrouter/runtime";
+import { counter, histogram } from "@worldrouter/observability";
+import { CONFIG, METRICS } from "@worldrouter/runtime";
+import type { Counter, Histogram, Registry } from "prom-client";
 import { ProblemException } from "../http/problem.js";
 import { InferenceRelay } from "../inference/inference-relay.js";
 import { PaymentVerifierClient } from "../payment-verifier.client.js";
@@ -33,18 +35,31 @@ export interface PaidCompletion {
  */
 @Injectable()
 export class ChargeCompletion {
+  private readonly phase: Histogram<"phase">;
+  private readonly outcomes: Counter<"outcome">;
+
   constructor(
+    @Inject(METRICS) metrics: Registry,
     @Inject(CONFIG) private readonly config: Config,
     @Inject(QuoteRequest) private readonly quoter: QuoteRequest,
     @Inject(PaymentVerifierClient) private readonly verifier: PaymentVerifierClient,
     @Inject(InferenceRelay) private readonly relay: InferenceRelay,
-  ) {}
+  ) {
+    this.phase = histogram(metrics, "wr_charge_phase_ms", "Charge request phases in the gateway: quote (validate+count+price), verify (RPC to payment-verifier incl. chain)", ["phase"]);
+    this.outcomes = counter(metrics, "wr_charge_requests_total", "Charge requests: challenged (402 without credential), rejected (credential refused), paid", ["outcome"]);
+  }
 
   async execute(command: ChargeCompletionCommand): Promise<PaidCompletion> {
+    const quoting = performance.now();
     const quote = await this.quoter.quote(command.request);
     const digest = bodyDigest(command.rawBody);
-    if (!command.authorization || !/^Payment\s/i.test(command.authorization)) throw this.paymentRequired(quote, digest);
+    this.phase.observe({ phase: "quote" }, performance.now() - quoting);
+    if (!command.authorization || !/^Payment\s/i.test(command.authorization)) {
+      this.outcomes.inc({ outcome: "challenged" });
+      throw this.paymentRequired(quote, digest);
+    }
 
+    const verifying = performance.now();
     const verified = await this.verifier.verifyPayment({
       requestId: command.requestId,
       authorization: command.authorization,
@@ -52,7 +67,12 @@ export class ChargeCompletion {
       amount: quote.amount.toString(),
       model: quote.model.id,
     });
-    if (!verified.ok) throw this.paymentRequired(quote, digest, verified.problem);
+    this.phase.observe({ phase: "verify" }, performance.now() - verifying);
+    if (!verified.ok) {
+      this.outcomes.inc({ outcome: "rejected" });
+      throw this.paymentRequired(quote, digest, verified.problem);
+    }
+    this.outcomes.inc({ outcome: "paid" });
 
     const stream = command.request.stream === true;
     const messages = this.relay.run(

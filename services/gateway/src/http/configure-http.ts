@@ -1,6 +1,8 @@
 import type { NestFastifyApplication } from "@nestjs/platform-fastify";
 import type { Config } from "@worldrouter/config";
-import { newRequestId } from "@worldrouter/observability";
+import { counter, histogram, newRequestId } from "@worldrouter/observability";
+import { METRICS } from "@worldrouter/runtime";
+import type { Registry } from "prom-client";
 import type { FastifyServerOptions } from "fastify";
 import { problem, ProblemException } from "./problem.js";
 
@@ -13,6 +15,7 @@ declare module "fastify" {
 
 /** Fastify setup: our request ids, a raw-body-keeping JSON parser, the body size limit (413 before parsing). */
 export function configureHttp(app: NestFastifyApplication, config: Config): void {
+  const metrics = app.get<Registry>(METRICS);
   const fastify = app.getHttpAdapter().getInstance();
   fastify.removeContentTypeParser("application/json");
   fastify.addContentTypeParser("application/json", { parseAs: "buffer", bodyLimit: config.gateway.maxBodyBytes }, (request, body, done) => {
@@ -27,6 +30,13 @@ export function configureHttp(app: NestFastifyApplication, config: Config): void
   });
   fastify.addHook("onSend", async (request, reply) => {
     reply.header("x-request-id", request.id);
+  });
+  const requests = counter(metrics, "wr_http_requests_total", "HTTP requests by route and status", ["method", "route", "status"]);
+  const duration = histogram(metrics, "wr_http_request_duration_ms", "Time to the last byte of the response", ["route"]);
+  fastify.addHook("onResponse", async (request, reply) => {
+    const route = request.routeOptions.url ?? "unmatched";
+    requests.inc({ method: request.method, route, status: String(reply.statusCode) });
+    duration.observe({ route }, reply.elapsedTime);
   });
 }
 

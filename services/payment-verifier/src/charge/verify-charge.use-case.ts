@@ -4,8 +4,9 @@ import { createTempoClients } from "@worldrouter/chain";
 import type { VerifyPaymentRequest, VerifyPaymentResult } from "@worldrouter/contracts";
 import { Prisma, PrismaClient } from "@worldrouter/db";
 import { chargeRequest, paymentProblem, PaymentErrors, serializeChargeReceipt } from "@worldrouter/mpp";
-import type { Logger } from "@worldrouter/observability";
-import { CONFIG, JobQueues, LOGGER } from "@worldrouter/runtime";
+import { counter, histogram, type Logger } from "@worldrouter/observability";
+import { CONFIG, JobQueues, LOGGER, METRICS } from "@worldrouter/runtime";
+import type { Counter, Histogram, Registry } from "prom-client";
 import { Challenge, Credential, Expires } from "mppx";
 import { tempo } from "mppx/server";
 import { Methods } from "mppx/tempo";
@@ -25,6 +26,8 @@ type ChargeCredential = Parameters<NonNullable<ChargeMethod["broadcast"]>>[0]["c
 export class VerifyChargeUseCase {
   private readonly method: ChargeMethod;
   private readonly clients: ReturnType<typeof createTempoClients>;
+  private readonly outcomes: Counter<"outcome">;
+  private readonly phase: Histogram<"phase">;
 
   constructor(
     @Inject(CONFIG) private readonly config: Config,
@@ -32,7 +35,10 @@ export class VerifyChargeUseCase {
     @Inject(JobQueues) private readonly queues: JobQueues,
     @Inject(RedisReplayStore) private readonly replay: RedisReplayStore,
     @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(METRICS) metrics: Registry,
   ) {
+    this.outcomes = counter(metrics, "wr_charge_verifications_total", "Charge credentials by outcome (verified, or the problem type)", ["outcome"]);
+    this.phase = histogram(metrics, "wr_charge_verify_phase_ms", "Verification phases: checks (no chain), chain (co-sign, broadcast, confirm), record (Postgres + payments event)", ["phase"]);
     const { chain } = config;
     const clients = createTempoClients({ rpcUrl: chain.rpcUrl, chainId: chain.chainId, feeToken: chain.token });
     this.clients = clients;
@@ -48,8 +54,11 @@ export class VerifyChargeUseCase {
 
   async verify(request: VerifyPaymentRequest): Promise<VerifyPaymentResult> {
     try {
-      return await this.verifyOrThrow(request);
+      const result = await this.verifyOrThrow(request);
+      this.outcomes.inc({ outcome: "verified" });
+      return result;
     } catch (err) {
+      this.outcomes.inc({ outcome: err instanceof PaymentErrors.PaymentError ? err.type.split("/").pop()! : "internal-error" });
       if (err instanceof PaymentErrors.PaymentError) {
         this.logger.info({ requestId: request.requestId, problem: err.type, detail: err.message }, "charge rejected");
         return { ok: false, problem: paymentProblem(err) };
@@ -60,6 +69,7 @@ export class VerifyChargeUseCase {
   }
 
   private async verifyOrThrow(request: VerifyPaymentRequest): Promise<VerifyPaymentResult> {
+    const started = performance.now();
     const credential = parseCredential(request.authorization);
     const challenge = credential.challenge;
     const { config } = this;
@@ -86,6 +96,8 @@ export class VerifyChargeUseCase {
       throw new PaymentErrors.InvalidChallengeError({ id: challenge.id, reason: "this challenge has already been paid or is being paid; request a new one" });
     }
     let receipt: { reference: string; blockNumber?: bigint };
+    const onChain = performance.now();
+    this.phase.observe({ phase: "checks" }, onChain - started);
     try {
       receipt = (await this.method.broadcast!({ credential: { ...credential, payload: payload.data } as ChargeCredential, request: challenge.request } as never)) as typeof receipt;
     } catch (err) {
@@ -93,7 +105,11 @@ export class VerifyChargeUseCase {
       throw err;
     }
     const txHash = receipt.reference.toLowerCase() as `0x${string}`;
-    return this.recordPayment({ request, challengeId: challenge.id, txHash, amount: BigInt(expected.amount) });
+    const recording = performance.now();
+    this.phase.observe({ phase: "chain" }, recording - onChain);
+    const result = await this.recordPayment({ request, challengeId: challenge.id, txHash, amount: BigInt(expected.amount) });
+    this.phase.observe({ phase: "record" }, performance.now() - recording);
+    return result;
   }
 
   private async recordPayment(input: { request: VerifyPaymentRequest; challengeId: string; txHash: `0x${string}`; amount: bigint }): Promise<VerifyPaymentResult> {
