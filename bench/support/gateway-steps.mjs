@@ -39,18 +39,44 @@ async function timePerCallAsync(fn, { minMs = 300 } = {}) {
   return round(runs[2], 2);
 }
 
+/**
+ * Builds a Nest provider the way Nest's injector would, from its `@Inject(token)` metadata, so the bench keeps
+ * working when constructor parameters are added or reordered.
+ */
+function construct(Class, provide) {
+  const injected = Reflect.getMetadata("self:paramtypes", Class) ?? [];
+  const args = [];
+  for (const { index, param } of injected) {
+    if (!provide.has(param)) throw new Error(`${Class.name}: no value for constructor parameter ${index} (${String(param?.name ?? param)})`);
+    args[index] = provide.get(param);
+  }
+  return new Class(...args);
+}
+
 export async function measureGatewaySteps(config) {
   const mpp = await import("@worldrouter/mpp");
   const { parseChatCompletionRequest } = await gatewayDist("chat/chat-request.js");
   const { QuoteRequest } = await gatewayDist("chat/quote-request.js");
   const { ChargeCompletion } = await gatewayDist("chat/charge-completion.use-case.js");
   const { ProblemException } = await gatewayDist("http/problem.js");
-  const { createModelRegistry, parseRatio } = await import("@worldrouter/pricing");
+  const { MODEL_REGISTRY, modelRegistryProvider } = await gatewayDist("pricing/model-registry.provider.js");
+  const { PaymentVerifierClient } = await gatewayDist("payment-verifier.client.js");
+  const { InferenceRelay } = await gatewayDist("inference/inference-relay.js");
+  const { CONFIG, METRICS, LOGGER } = await import("@worldrouter/runtime");
+  const { createMetricsRegistry, createLogger } = await import("@worldrouter/observability");
 
-  const registry = createModelRegistry({ defaultOverhead: parseRatio(config.pricing.overhead) });
-  const quoter = new QuoteRequest(registry, config);
   const notReached = new Proxy({}, { get: () => { throw new Error("the 402 path must not reach the verifier or the relay"); } });
-  const charge = new ChargeCompletion(config, quoter, notReached, notReached);
+  const provide = new Map([
+    [CONFIG, config],
+    [METRICS, createMetricsRegistry("gateway-bench")],
+    [LOGGER, createLogger("gateway-bench", "warn")],
+    [MODEL_REGISTRY, modelRegistryProvider.useFactory(config)],
+    [PaymentVerifierClient, notReached],
+    [InferenceRelay, notReached],
+  ]);
+  const quoter = construct(QuoteRequest, provide);
+  provide.set(QuoteRequest, quoter);
+  const charge = construct(ChargeCompletion, provide);
 
   const bodies = Array.from({ length: 1024 }, (_, i) => Buffer.from(JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: `Summarise item ${i} in one sentence, please.` }] })));
   const parsed = bodies.map((b) => parseChatCompletionRequest(JSON.parse(b.toString("utf8"))).request);

@@ -83,8 +83,10 @@ export class PaymentPathObserver {
           for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]] = fields[i + 1];
           if (key.endsWith(":events")) {
             if (!f.jobId) continue;
-            if (f.event === "added") this.at(f.jobId).jobAdded ??= now;
-            else if (f.event === "active") this.at(f.jobId).jobActive ??= now;
+            // Job id = request id, possibly prefixed by the queue name (`inference-<request id>`).
+            const requestId = f.jobId.startsWith("inference-") ? f.jobId.slice("inference-".length) : f.jobId;
+            if (f.event === "added") this.at(requestId).jobAdded ??= now;
+            else if (f.event === "active") this.at(requestId).jobActive ??= now;
           } else if (f.requestId && (f.type === "completion" || f.type === "chunk" || f.type === "error")) {
             this.at(f.requestId).replyWritten ??= now;
           }

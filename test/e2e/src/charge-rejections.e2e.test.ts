@@ -1,32 +1,20 @@
 import { Challenge, Credential } from "mppx";
-import pg from "pg";
 import { concat, encodeFunctionData, keccak256, stringToHex, toHex, type Hex } from "viem";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { DEV_MPP_SECRET } from "@worldrouter/config";
 import { tip20Abi } from "@worldrouter/chain";
-import { mppxClient, startTestSystem } from "./harness.js";
+import { mppxClient, useTestSystem } from "./harness.js";
 
 /** Every rejection: the right status and problem type, a fresh challenge, and no ledger/payment rows. */
-let system: Awaited<ReturnType<typeof startTestSystem>>;
-let db: pg.Client;
+const e2e = useTestSystem();
 
-beforeAll(async () => {
-  system = await startTestSystem();
-  db = new pg.Client({ connectionString: process.env.DATABASE_URL });
-  await db.connect();
-}, 180_000);
-afterAll(async () => {
-  await db?.end();
-  await system?.stop();
-});
-
-const url = () => `${system.gatewayUrl}/x402/v1/chat/completions`;
+const url = () => `${e2e.system.gatewayUrl}/x402/v1/chat/completions`;
 const body = (content: string) => JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content }] });
 const post = (payload: string, authorization?: string) =>
   fetch(url(), { method: "POST", headers: { "content-type": "application/json", ...(authorization ? { authorization } : {}) }, body: payload });
 
 async function ledgerSnapshot() {
-  const { rows } = await db.query(`SELECT (SELECT count(*) FROM charge_payments)::int AS payments, (SELECT count(*) FROM ledger_entries)::int AS entries`);
+  const { rows } = await e2e.db.query(`SELECT (SELECT count(*) FROM charge_payments)::int AS payments, (SELECT count(*) FROM ledger_entries)::int AS entries`);
   return rows[0];
 }
 
@@ -84,7 +72,7 @@ describe("charge intent: bad input gets a precise answer and changes nothing", (
   });
 
   it("a credential for one body cannot pay for another (digest binding)", async () => {
-    const { mppx } = mppxClient(system.world, 2);
+    const { mppx } = mppxClient(e2e.system.world, 2);
     const credential = await mppx.createCredential(await post(body("cheap")));
     const before = await ledgerSnapshot();
     await expectRejected(await post(body("a different, dearer request body"), credential), 402, "https://paymentauth.org/problems/invalid-challenge", /body differs/);
@@ -106,16 +94,16 @@ describe("charge intent: bad input gets a precise answer and changes nothing", (
   });
 
   it("a pushed transfer of too little, or to the wrong recipient → verification-failed, and the hash cannot be reused", async () => {
-    const { clients, account } = mppxClient(system.world, 3);
+    const { clients, account } = mppxClient(e2e.system.world, 3);
     const response = await post(body("underpay"));
     const challenge = Challenge.fromResponse(response);
     const amount = BigInt((challenge.request as { amount: string }).amount);
     const memo = attributionMemo(challenge.realm, challenge.id);
     const wallet = clients.walletClientFor(account);
-    for (const [to, value] of [[system.world.payee.address, amount - 1n], ["0x00000000000000000000000000000000000000ee", amount]] as const) {
-      const hash = await wallet.sendTransaction({ to: system.world.token.address, data: encodeFunctionData({ abi: tip20Abi, functionName: "transferWithMemo", args: [to, value, memo] }), gas: 1_000_000n } as never);
+    for (const [to, value] of [[e2e.system.world.payee.address, amount - 1n], ["0x00000000000000000000000000000000000000ee", amount]] as const) {
+      const hash = await wallet.sendTransaction({ to: e2e.system.world.token.address, data: encodeFunctionData({ abi: tip20Abi, functionName: "transferWithMemo", args: [to, value, memo] }), gas: 1_000_000n } as never);
       await clients.publicClient.waitForTransactionReceipt({ hash });
-      const credential = Credential.serialize(Credential.from({ challenge, payload: { type: "hash", hash }, source: `did:pkh:eip155:${system.world.chainId}:${account.address}` } as never));
+      const credential = Credential.serialize(Credential.from({ challenge, payload: { type: "hash", hash }, source: `did:pkh:eip155:${e2e.system.world.chainId}:${account.address}` } as never));
       const before = await ledgerSnapshot();
       const problem = await expectRejected(await post(body("underpay"), credential), 402, "https://paymentauth.org/problems/verification-failed");
       expect(problem.detail.length).toBeGreaterThan(10);
@@ -124,14 +112,14 @@ describe("charge intent: bad input gets a precise answer and changes nothing", (
   });
 
   it("the same credential sent 50× concurrently is accepted exactly once", async () => {
-    const { mppx } = mppxClient(system.world, 4);
+    const { mppx } = mppxClient(e2e.system.world, 4);
     const credential = await mppx.createCredential(await post(body("fifty")));
     const responses = await Promise.all(Array.from({ length: 50 }, () => post(body("fifty"), credential)));
     const statuses = responses.map((r) => r.status);
     expect(statuses.filter((s) => s === 200)).toHaveLength(1);
     expect(statuses.filter((s) => s === 402)).toHaveLength(49);
     for (const r of responses) await r.text();
-    const { rows } = await db.query(`SELECT count(*)::int AS n FROM charge_payments WHERE "requestId" IN (SELECT "requestId" FROM charge_payments) AND "challengeId" = $1`, [Credential.deserialize(credential).challenge.id]);
+    const { rows } = await e2e.db.query(`SELECT count(*)::int AS n FROM charge_payments WHERE "requestId" IN (SELECT "requestId" FROM charge_payments) AND "challengeId" = $1`, [Credential.deserialize(credential).challenge.id]);
     expect(rows[0].n).toBe(1);
   });
 });

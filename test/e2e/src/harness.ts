@@ -6,6 +6,8 @@ import { startSystem, type RunningSystem } from "@worldrouter/dev-runner";
 import type { FakeControls } from "@worldrouter/fake-upstream";
 import { createTempoClients } from "@worldrouter/chain";
 import { Mppx, tempo } from "mppx/client";
+import pg from "pg";
+import { afterAll, beforeAll } from "vitest";
 import { privateKeyToAccount } from "viem/accounts";
 
 /**
@@ -25,6 +27,26 @@ export async function startTestSystem(env: NodeJS.ProcessEnv = {}, fakeUpstream?
     throw new Error(`${(err as Error).message}\n${logs.slice(-40).join("\n")}`);
   });
   return { ...system, world: system.world!, logs };
+}
+
+export type TestSystem = Awaited<ReturnType<typeof startTestSystem>>;
+
+/**
+ * Starts a system for the current test file (beforeAll) and stops it after (afterAll), with a Postgres client
+ * on the run's database. Read `.system` and `.db` inside tests.
+ */
+export function useTestSystem(env: NodeJS.ProcessEnv = {}, fakeUpstream?: Partial<FakeControls>) {
+  const handle = {} as { system: TestSystem; db: pg.Client };
+  beforeAll(async () => {
+    handle.system = await startTestSystem(env, fakeUpstream);
+    handle.db = new pg.Client({ connectionString: process.env.DATABASE_URL });
+    await handle.db.connect();
+  }, 180_000);
+  afterAll(async () => {
+    await handle.db?.end();
+    await handle.system?.stop();
+  });
+  return handle;
 }
 
 /** An unmodified mppx client paying from one of the world's funded wallets. */

@@ -1,26 +1,14 @@
-import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mppxClient, startTestSystem, tokenBalance } from "./harness.js";
+import { describe, expect, it } from "vitest";
+import { mppxClient, useTestSystem, tokenBalance } from "./harness.js";
 
 /** The provider is down (every upstream call answers 500): a paid request must not lose the payer's money. */
-let system: Awaited<ReturnType<typeof startTestSystem>>;
-let db: pg.Client;
-
-beforeAll(async () => {
-  system = await startTestSystem({ UPSTREAM_MAX_RETRIES: "1" }, { fault: "500" });
-  db = new pg.Client({ connectionString: process.env.DATABASE_URL });
-  await db.connect();
-}, 180_000);
-afterAll(async () => {
-  await db?.end();
-  await system?.stop();
-});
+const e2e = useTestSystem({ UPSTREAM_MAX_RETRIES: "1" }, { fault: "500" });
 
 describe("inference fails after payment", () => {
   it("answers 502, records the failure, and refunds the payer on-chain with a balanced ledger", async () => {
-    const { mppx, account } = mppxClient(system.world, 0);
-    const before = await tokenBalance(system.world, account.address);
-    const response = await mppx.fetch(`${system.gatewayUrl}/x402/v1/chat/completions`, {
+    const { mppx, account } = mppxClient(e2e.system.world, 0);
+    const before = await tokenBalance(e2e.system.world, account.address);
+    const response = await mppx.fetch(`${e2e.system.gatewayUrl}/x402/v1/chat/completions`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "the provider is down" }] }),
@@ -29,17 +17,17 @@ describe("inference fails after payment", () => {
     expect(response.status, JSON.stringify(problem)).toBe(502);
     expect(response.headers.get("payment-receipt")).toBeTruthy();
     const requestId = response.headers.get("x-request-id")!;
-    const payment = (await db.query(`SELECT * FROM charge_payments WHERE "requestId" = $1`, [requestId])).rows[0];
+    const payment = (await e2e.db.query(`SELECT * FROM charge_payments WHERE "requestId" = $1`, [requestId])).rows[0];
     const paid = BigInt(payment.amount);
-    expect(await tokenBalance(system.world, account.address)).toBe(before - paid);
+    expect(await tokenBalance(e2e.system.world, account.address)).toBe(before - paid);
 
-    await expect.poll(async () => (await db.query(`SELECT status FROM charge_payments WHERE id = $1`, [payment.id])).rows[0].status, { timeout: 30_000, interval: 250 }).toBe("refunded");
-    expect(await tokenBalance(system.world, account.address)).toBe(before);
-    const request = (await db.query(`SELECT * FROM inference_requests WHERE id = $1`, [requestId])).rows[0];
+    await expect.poll(async () => (await e2e.db.query(`SELECT status FROM charge_payments WHERE id = $1`, [payment.id])).rows[0].status, { timeout: 30_000, interval: 250 }).toBe("refunded");
+    expect(await tokenBalance(e2e.system.world, account.address)).toBe(before);
+    const request = (await e2e.db.query(`SELECT * FROM inference_requests WHERE id = $1`, [requestId])).rows[0];
     expect(request).toMatchObject({ status: "failed", completionTokens: 0 });
-    const refund = (await db.query(`SELECT * FROM settlements WHERE kind = 'refund' AND "chargePaymentId" = $1`, [payment.id])).rows[0];
+    const refund = (await e2e.db.query(`SELECT * FROM settlements WHERE kind = 'refund' AND "chargePaymentId" = $1`, [payment.id])).rows[0];
     expect(refund).toMatchObject({ status: "confirmed", amount: payment.amount });
-    const lines = (await db.query(`SELECT e.account, e.amount FROM ledger_entries e JOIN ledger_transactions t ON t.id = e."transactionId" WHERE t.reference = $1`, [payment.id])).rows;
+    const lines = (await e2e.db.query(`SELECT e.account, e.amount FROM ledger_entries e JOIN ledger_transactions t ON t.id = e."transactionId" WHERE t.reference = $1`, [payment.id])).rows;
     const prepaid = lines.filter((l) => l.account === `liability:payer_prepaid:${payment.payer}`).reduce((s, l) => s + BigInt(l.amount), 0n);
     expect(prepaid).toBe(0n);
   });
