@@ -20,7 +20,7 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { Agent, request as httpRequest } from "node:http";
 import { availableParallelism, cpus, loadavg, tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve as resolvePath } from "node:path";
 import { parseArgs } from "node:util";
 import autocannon from "autocannon";
 import { Redis } from "ioredis";
@@ -60,8 +60,15 @@ const { values: args } = parseArgs({
     paid: { type: "string" },
     "paid-concurrent": { type: "string" },
     concurrency: { type: "string", default: "32" },
+    phases: { type: "string", default: "steps,challenge,paid" },
+    profile: { type: "string" },
   },
 });
+/** Which parts run (a partial run prints its raw results and does not write charge.json). */
+const PHASES = new Set(args.phases.split(","));
+const FULL = ["steps", "challenge", "paid"].every((p) => PHASES.has(p));
+/** `--profile <dir>`: every service and the mppx reference server run with `node --cpu-prof` into <dir>. */
+const PROFILE_DIR = args.profile ? resolvePath(args.profile) : undefined;
 const QUICK = args.quick;
 const SECONDS = Number(args.seconds ?? (QUICK ? 3 : 6));
 const LATENCY_N = Number(args.latency ?? (QUICK ? 500 : 2000));
@@ -160,6 +167,7 @@ async function setUp() {
     ANTHROPIC_API_KEY: "bench-fake-upstream",
   };
   delete env.NODE_OPTIONS;
+  if (PROFILE_DIR) env.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${PROFILE_DIR}`;
   log("starting the four services…");
   system = await startSystem({
     env,
@@ -374,11 +382,14 @@ async function paidPhase(ctx, observer, { concurrency, n, label }) {
       incomplete++;
       continue;
     }
-    const chainMs = callsWithin(calls, t.verifyPublished, t.verifyReplied).reduce((a, [, s, e]) => a + (e - s), 0);
     split.gatewayIn.push(t.verifyPublished - r.paidStart);
     split.verification.push(t.verifyReplied - t.verifyPublished);
-    split.chain.push(chainMs);
-    split.verificationOffChain.push(t.verifyReplied - t.verifyPublished - chainMs);
+    if (concurrency === 1) {
+      // Chain calls can only be attributed to one request when requests do not overlap.
+      const chainMs = callsWithin(calls, t.verifyPublished, t.verifyReplied).reduce((a, [, s, e]) => a + (e - s), 0);
+      split.chain.push(chainMs);
+      split.verificationOffChain.push(t.verifyReplied - t.verifyPublished - chainMs);
+    }
     split.gatewayMid.push(t.jobAdded - t.verifyReplied);
     split.queue.push(t.jobActive - t.jobAdded);
     split.inference.push(t.replyWritten - t.jobActive);
@@ -518,7 +529,10 @@ try {
   );
   const plain = await startChild("plain server", ["bench/support/reference-server.mjs", "plain", join(scratch, "plain.json")], { ready: /reference plain ready (\S+)\n/ });
   children.push(plain.child);
-  const mppxRef = await startChild("mppx reference", ["bench/support/reference-server.mjs", "mppx", join(scratch, "mppx.json")], { ready: /reference mppx ready (\S+)\n/ });
+  const mppxRef = await startChild("mppx reference", ["bench/support/reference-server.mjs", "mppx", join(scratch, "mppx.json")], {
+    ready: /reference mppx ready (\S+)\n/,
+    nodeArgs: PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}`, "--cpu-prof-name=mppx-reference.cpuprofile"] : [],
+  });
   children.push(mppxRef.child);
   const plainUrl = plain.match[1];
   const mppxUrl = mppxRef.match[1];
@@ -526,13 +540,16 @@ try {
   if (mppxCheck.status !== 402 || !/^Payment /.test(mppxCheck.headers["www-authenticate"] ?? "")) throw new Error(`mppx reference answered ${mppxCheck.status}`);
 
   // (c, in-process part) CPU of each step of the 402 path, built gateway classes, this process.
-  log("gateway steps, in-process…");
-  result.gatewaySteps = await measureGatewaySteps(ctx.config);
+  if (PHASES.has("steps")) {
+    log("gateway steps, in-process…");
+    result.gatewaySteps = await measureGatewaySteps(ctx.config);
+  }
 
   // (a) 402
   const gatewayCpu = async () => procCpuSeconds(ctx.pids.gateway);
   const mppxCpu = () => referenceCpuSeconds(mppxUrl);
   const plainCpu = () => referenceCpuSeconds(plainUrl);
+  if (PHASES.has("challenge")) {
   log(`402 throughput at c=${C}, ${SECONDS} s each…`);
   result.challenge = { throughput: {}, latencyC1: {} };
   result.challenge.throughput.gateway = await challengeThroughput("gateway", ctx.chatUrl, ctx.pids.gateway, gatewayCpu);
@@ -544,8 +561,10 @@ try {
     { name: "mppx", url: `${mppxUrl}/v1/chat/completions`, status: 402, cpu: mppxCpu },
     { name: "plain", url: `${plainUrl}/v1/chat/completions`, status: 402, cpu: plainCpu },
   ]);
+  }
 
   // (b)+(c)+(d) paid
+  if (PHASES.has("paid")) {
   observer = new PaymentPathObserver(redisUrl, namespace);
   await observer.start();
   log("paid: warm-up…");
@@ -565,6 +584,7 @@ try {
   result.paid.c32 = await paidPhase(ctx, observer, { concurrency: C, n: PAID_CONCURRENT_N, label: "c32" });
   log(`paid: ${PAID_CONCURRENT_N} at c=${C} through the mppx reference server…`);
   result.paid.referenceC32 = await referencePaidPhase(ctx, mppxUrl, { concurrency: C, n: PAID_CONCURRENT_N, label: "c32" });
+  }
 
   result.rss = {
     ...Object.fromEntries(Object.entries(ctx.pids).map(([k, pid]) => [k, round(procRssBytes(pid) / 2 ** 20, 1)])),
@@ -581,7 +601,10 @@ try {
   await teardown().catch((err) => log(`teardown: ${err.stack ?? err}`));
 }
 
-if (process.exitCode !== 1) report(result);
+if (process.exitCode !== 1) {
+  if (FULL) report(result);
+  else process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+}
 
 // ── report ───────────────────────────────────────────────────────────────────────────────────────────────────
 function report(r) {

@@ -1,4 +1,4 @@
-import { Challenge, Credential } from "mppx";
+import { Challenge, Credential, Receipt } from "mppx";
 import { concat, encodeFunctionData, keccak256, stringToHex, toHex, type Hex } from "viem";
 import { describe, expect, it } from "vitest";
 import { DEV_MPP_SECRET } from "@worldrouter/config";
@@ -109,6 +109,29 @@ describe("charge intent: bad input gets a precise answer and changes nothing", (
       expect(problem.detail.length).toBeGreaterThan(10);
       expect(await ledgerSnapshot()).toEqual(before);
     }
+  });
+
+  it("a reverted transaction, or a hash that already paid another request → verification-failed", async () => {
+    const { clients, account, mppx } = mppxClient(e2e.system.world, 1, "push");
+    const wallet = clients.walletClientFor(account);
+    const challenge = Challenge.fromResponse(await post(body("reverted")));
+    const memo = attributionMemo(challenge.realm, challenge.id);
+    const tooMuch = 10n ** 15n; // far above the wallet's balance: the transfer reverts
+    const reverted = await wallet.sendTransaction({ to: e2e.system.world.token.address, data: encodeFunctionData({ abi: tip20Abi, functionName: "transferWithMemo", args: [e2e.system.world.payee.address, tooMuch, memo] }), gas: 1_000_000n } as never);
+    expect((await clients.publicClient.waitForTransactionReceipt({ hash: reverted })).status).toBe("reverted");
+    const source = `did:pkh:eip155:${e2e.system.world.chainId}:${account.address}`;
+    const before = await ledgerSnapshot();
+    await expectRejected(await post(body("reverted"), Credential.serialize(Credential.from({ challenge, payload: { type: "hash", hash: reverted }, source } as never))), 402, "https://paymentauth.org/problems/verification-failed");
+
+    const paid = await mppx.fetch(url(), { method: "POST", headers: { "content-type": "application/json" }, body: body("paid once") });
+    expect(paid.status).toBe(200);
+    await paid.text();
+    const paidHash = Receipt.deserialize(paid.headers.get("payment-receipt")!).reference;
+    const next = Challenge.fromResponse(await post(body("replayed hash")));
+    const afterPaid = await ledgerSnapshot();
+    await expectRejected(await post(body("replayed hash"), Credential.serialize(Credential.from({ challenge: next, payload: { type: "hash", hash: paidHash }, source } as never))), 402, "https://paymentauth.org/problems/verification-failed");
+    expect(await ledgerSnapshot()).toEqual(afterPaid);
+    expect(afterPaid.payments).toBe(before.payments + 1);
   });
 
   it("the same credential sent 50× concurrently is accepted exactly once", async () => {
