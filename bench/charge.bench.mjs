@@ -67,7 +67,7 @@ const { values: args } = parseArgs({
 /** Which parts run (a partial run prints its raw results and does not write charge.json). */
 const PHASES = new Set(args.phases.split(","));
 const FULL = ["steps", "challenge", "paid"].every((p) => PHASES.has(p));
-/** `--profile <dir>`: every service and the mppx reference server run with `node --cpu-prof` into <dir>. */
+/** `--profile <dir>`: every service and the mppx reference server write a CPU profile into <dir> when they stop. */
 const PROFILE_DIR = args.profile ? resolvePath(args.profile) : undefined;
 const QUICK = args.quick;
 const SECONDS = Number(args.seconds ?? (QUICK ? 3 : 6));
@@ -167,7 +167,7 @@ async function setUp() {
     ANTHROPIC_API_KEY: "bench-fake-upstream",
   };
   delete env.NODE_OPTIONS;
-  if (PROFILE_DIR) env.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${PROFILE_DIR}`;
+  if (PROFILE_DIR) Object.assign(env, { NODE_OPTIONS: `--import=${join(ROOT, "bench/support/cpu-profiler.mjs")}`, BENCH_CPU_PROFILE_DIR: PROFILE_DIR });
   log("starting the four services…");
   system = await startSystem({
     env,
@@ -214,6 +214,14 @@ function post(url, body, headers = {}) {
 const chatBody = (text, extra = {}) => JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: text }], ...extra });
 const WORDS = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa quebec romeo sierra tango".split(" ");
 const promptText = (i) => `Summarise item ${i}: ${WORDS[i % WORDS.length]} ${WORDS[(i * 7) % WORDS.length]} ${WORDS[(i * 13) % WORDS.length]}, in one sentence.`;
+
+/** With --profile: every profiled process writes its CPU profile since the last mark, named `<label>-…`. */
+async function profileMark(label, pids) {
+  if (!PROFILE_DIR) return;
+  writeFileSync(join(PROFILE_DIR, "label"), label);
+  for (const pid of pids) process.kill(pid, "SIGUSR2");
+  await sleep(1500);
+}
 
 async function cpuOfPids(pids) {
   return Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, procCpuSeconds(pid)]));
@@ -531,7 +539,7 @@ try {
   children.push(plain.child);
   const mppxRef = await startChild("mppx reference", ["bench/support/reference-server.mjs", "mppx", join(scratch, "mppx.json")], {
     ready: /reference mppx ready (\S+)\n/,
-    nodeArgs: PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}`, "--cpu-prof-name=mppx-reference.cpuprofile"] : [],
+    env: PROFILE_DIR ? { NODE_OPTIONS: `--import=${join(ROOT, "bench/support/cpu-profiler.mjs")}`, BENCH_CPU_PROFILE_DIR: PROFILE_DIR } : {},
   });
   children.push(mppxRef.child);
   const plainUrl = plain.match[1];
@@ -540,6 +548,7 @@ try {
   if (mppxCheck.status !== 402 || !/^Payment /.test(mppxCheck.headers["www-authenticate"] ?? "")) throw new Error(`mppx reference answered ${mppxCheck.status}`);
 
   // (c, in-process part) CPU of each step of the 402 path, built gateway classes, this process.
+  const profiled = [...Object.values(ctx.pids), mppxRef.child.pid];
   if (PHASES.has("steps")) {
     log("gateway steps, in-process…");
     result.gatewaySteps = await measureGatewaySteps(ctx.config);
@@ -550,11 +559,13 @@ try {
   const mppxCpu = () => referenceCpuSeconds(mppxUrl);
   const plainCpu = () => referenceCpuSeconds(plainUrl);
   if (PHASES.has("challenge")) {
+  await profileMark("boot", profiled);
   log(`402 throughput at c=${C}, ${SECONDS} s each…`);
   result.challenge = { throughput: {}, latencyC1: {} };
   result.challenge.throughput.gateway = await challengeThroughput("gateway", ctx.chatUrl, ctx.pids.gateway, gatewayCpu);
   result.challenge.throughput.mppx = await challengeThroughput("mppx reference", `${mppxUrl}/v1/chat/completions`, mppxRef.child.pid, mppxCpu);
   result.challenge.throughput.plain = await challengeThroughput("plain node:http", `${plainUrl}/v1/chat/completions`, plain.child.pid, plainCpu);
+  await profileMark("402-c32", profiled);
   log(`402 latency at c=1, ${LATENCY_N} requests each (interleaved)…`);
   result.challenge.latencyC1 = await challengeLatency([
     { name: "gateway", url: ctx.chatUrl, status: 402, cpu: gatewayCpu },
@@ -574,16 +585,21 @@ try {
   await pool(16, 8, (i) => paidRequest(warmClients[i % warmClients.length], ctx.chatUrl, chatBody(`warm-up ${i + 1}`)));
   await pool(16, 8, (i) => paidRequest(warmClients[i % warmClients.length], `${mppxUrl}/v1/chat/completions`, chatBody(`warm-up ${i}`)));
   result.proxyHop = await proxyHop(ctx);
+  await profileMark("paid-warmup", profiled);
 
   log(`paid: ${PAID_N} at c=1 through our services (with the same body straight to the fake upstream after each)…`);
   result.paid = {};
   result.paid.c1 = await paidPhase(ctx, observer, { concurrency: 1, n: PAID_N, label: "c1" });
+  await profileMark("paid-c1", profiled);
   log(`paid: ${PAID_N} at c=1 through the mppx reference server…`);
   result.paid.referenceC1 = await referencePaidPhase(ctx, mppxUrl, { concurrency: 1, n: PAID_N, label: "c1" });
+  await profileMark("reference-c1", profiled);
   log(`paid: ${PAID_CONCURRENT_N} at c=${C} through our services…`);
   result.paid.c32 = await paidPhase(ctx, observer, { concurrency: C, n: PAID_CONCURRENT_N, label: "c32" });
+  await profileMark("paid-c32", profiled);
   log(`paid: ${PAID_CONCURRENT_N} at c=${C} through the mppx reference server…`);
   result.paid.referenceC32 = await referencePaidPhase(ctx, mppxUrl, { concurrency: C, n: PAID_CONCURRENT_N, label: "c32" });
+  await profileMark("reference-c32", profiled);
   }
 
   result.rss = {

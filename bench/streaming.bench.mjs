@@ -2,12 +2,13 @@
  * Streaming overhead of the relay path (gateway InferenceRelay → BullMQ → inference-worker → Redis reply stream →
  * relay) against reading the same fake upstream directly.
  *
- *   node bench/streaming.bench.mjs [--iterations 300] [--chunks 64] [--concurrent 1000]
+ *   node bench/streaming.bench.mjs [--iterations 300] [--chunks 64] [--concurrent 1000] [--in-process]
  *
  * Runs against the built dist (npm run build first) and a local Redis (REDIS_URL, default redis://127.0.0.1:6379).
- * Three processes, as in production: the fake upstream and the inference worker (its real main.js) are children;
- * this process plays the gateway (the relay plus the client that consumes its messages). Writes
- * bench/results/streaming.json.
+ * By default three processes, as in production: the fake upstream and the inference worker (its real main.js)
+ * are children; this process plays the gateway (the relay plus the client that consumes its messages).
+ * `--in-process` boots the worker module inside this process instead (fewer processes competing for CPUs on a
+ * small machine). Writes bench/results/streaming.json (streaming-in-process.json with --in-process).
  */
 import "reflect-metadata";
 import { spawn } from "node:child_process";
@@ -22,6 +23,7 @@ import { NestFactory } from "@nestjs/core";
 import { loadConfig } from "@worldrouter/config";
 import { CoreModule, QueuesModule } from "@worldrouter/runtime";
 import { Redis } from "ioredis";
+import { Agent, request } from "undici";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const { InferenceRelay } = await import(join(root, "services/gateway/dist/inference/inference-relay.js"));
@@ -32,8 +34,10 @@ const { values: args } = parseArgs({
     warmup: { type: "string", default: "50" },
     chunks: { type: "string", default: "64" },
     concurrent: { type: "string", default: "1000" },
+    "in-process": { type: "boolean", default: false },
   },
 });
+const IN_PROCESS = args["in-process"];
 const ITERATIONS = Number(args.iterations);
 const WARMUP = Number(args.warmup);
 const CHUNKS = Number(args.chunks);
@@ -119,9 +123,17 @@ const env = {
   INFERENCE_CONCURRENCY: String(Math.max(CONCURRENT, 256)),
   INFERENCE_WORKER_HEALTH_PORT: String(await freePort()),
 };
-const { child: worker } = await startChild("inference worker", ["services/inference-worker/dist/main.js"], env, /inference-worker ready/);
-
 const config = loadConfig({ ...process.env, ...env, LOG_LEVEL: "warn" });
+let worker = process;
+let workerApp;
+if (IN_PROCESS) {
+  const { InferenceWorkerModule } = await import(join(root, "services/inference-worker/dist/inference-worker.module.js"));
+  workerApp = await NestFactory.createApplicationContext(InferenceWorkerModule.forRoot(config), { logger: false });
+  await workerApp.init();
+} else {
+  ({ child: worker } = await startChild("inference worker", ["services/inference-worker/dist/main.js"], env, /inference-worker ready/));
+}
+
 class BenchGatewayModule {}
 Module({ imports: [CoreModule.forRoot("gateway", config), QueuesModule.forRoot(config, ["inference"])], providers: [InferenceRelay] })(BenchGatewayModule);
 const gateway = await NestFactory.createApplicationContext(BenchGatewayModule, { logger: false });
@@ -132,13 +144,18 @@ const relay = gateway.get(InferenceRelay);
 const MESSAGES = [{ role: "user", content: "Benchmark the relay, please." }];
 const body = (i) => ({ model: "gpt-4o-mini", messages: [{ role: "user", content: `${MESSAGES[0].content} #${i}` }], stream: true, stream_options: { include_usage: true } });
 
-/** A client reading the fake's SSE itself: TTFT to the first data event, gaps between data events. */
+/**
+ * A client reading the fake's SSE itself: TTFT to the first data event, gaps between data events. It uses the
+ * worker's HTTP client (undici.request), so "added" is what the relay path adds, not a difference of clients.
+ */
+const directPool = new Agent();
 async function direct(i) {
   const start = performance.now();
-  const response = await fetch(`${fakeUrl}/v1/chat/completions`, {
+  const response = await request(`${fakeUrl}/v1/chat/completions`, {
     method: "POST",
     headers: { "content-type": "application/json", authorization: "Bearer bench" },
     body: JSON.stringify(body(i)),
+    dispatcher: directPool,
   });
   const decoder = new TextDecoder();
   let buffer = "";
@@ -276,24 +293,28 @@ const rows = [
   [`${CONCURRENT} concurrent: TTFT p99 (ms)`, directConc.ttftMs.p99, relayedConc.ttftMs.p99, round(relayedConc.ttftMs.p99 - directConc.ttftMs.p99), ""],
   [`${CONCURRENT} concurrent: chunks/s`, directConc.chunksPerSecond, relayedConc.chunksPerSecond, "", ""],
   ["peak RSS gateway proc (MB)", directConc.peakRssMb.gatewayProcess, relayedConc.peakRssMb.gatewayProcess, "", "relay + client"],
-  ["peak RSS worker proc (MB)", "—", relayedConc.peakRssMb.workerProcess, "", ""],
+  ["peak RSS worker proc (MB)", "—", IN_PROCESS ? "(same)" : relayedConc.peakRssMb.workerProcess, "", IN_PROCESS ? "worker in-process" : ""],
   ["peak RSS fake upstream (MB)", directConc.peakRssMb.fakeUpstreamProcess, relayedConc.peakRssMb.fakeUpstreamProcess, "", ""],
 ];
 const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => String(r[c]).length)));
 const table = rows.map((r) => r.map((cell, c) => (c === 0 ? String(cell).padEnd(widths[c]) : String(cell).padStart(widths[c]))).join("  ")).join("\n");
-process.stdout.write(`\nstreaming: ${CHUNKS} chunks per stream, ${ITERATIONS} sequential streams, ${CONCURRENT} concurrent\n\n${table}\n\n`);
+const load = (await import("node:os")).loadavg().map((x) => Math.round(x * 100) / 100);
+process.stdout.write(`\nstreaming (${IN_PROCESS ? "worker in-process" : "worker in its own process"}): ${CHUNKS} chunks per stream, ${ITERATIONS} sequential streams, ${CONCURRENT} concurrent; load average ${load.join(" ")}\n\n${table}\n\n`);
 
 const result = {
   benchmark: "streaming",
   date: new Date().toISOString(),
   node: process.version,
   cpus: (await import("node:os")).availableParallelism(),
+  loadAverage: load,
   setup: {
     chunksPerStream: CHUNKS,
     iterations: ITERATIONS,
     warmup: WARMUP,
     concurrent: CONCURRENT,
-    processes: "fake upstream (child), inference-worker dist/main.js (child), relay + client (this process); Redis local",
+    processes: IN_PROCESS
+      ? "fake upstream (child); inference-worker module, relay and client in one process; Redis local"
+      : "fake upstream (child), inference-worker dist/main.js (child), relay + client (this process); Redis local",
   },
   targets: TARGETS,
   added,
@@ -302,11 +323,14 @@ const result = {
   concurrent: { direct: directConc, relayed: relayedConc },
 };
 mkdirSync(join(root, "bench/results"), { recursive: true });
-writeFileSync(join(root, "bench/results/streaming.json"), `${JSON.stringify(result, null, 2)}\n`);
-log("wrote bench/results/streaming.json");
+const resultFile = `bench/results/streaming${IN_PROCESS ? "-in-process" : ""}.json`;
+writeFileSync(join(root, resultFile), `${JSON.stringify(result, null, 2)}\n`);
+log(`wrote ${resultFile}`);
 
 // ── teardown ───────────────────────────────────────────────────────────────────────────────────────────────
 await gateway.close();
+await workerApp?.close();
+await directPool.close();
 for (const child of children) child.kill("SIGTERM");
 await Promise.all(children.map((child) => (child.exitCode === null ? new Promise((resolve) => child.once("exit", resolve)) : undefined)));
 const redis = new Redis(redisUrl);

@@ -9,7 +9,7 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 
-const { values: args, positionals } = parseArgs({ allowPositionals: true, options: { top: { type: "string", default: "40" }, "since-ms": { type: "string", default: "0" }, inclusive: { type: "string", default: "" } } });
+const { values: args, positionals } = parseArgs({ allowPositionals: true, options: { tree: { type: "string", default: "0" }, "min-pct": { type: "string", default: "1" }, top: { type: "string", default: "40" }, "since-ms": { type: "string", default: "0" }, inclusive: { type: "string", default: "" } } });
 const TOP = Number(args.top);
 
 export function summarise(profile, { sinceMs = 0 } = {}) {
@@ -65,18 +65,47 @@ export function summarise(profile, { sinceMs = 0 } = {}) {
     }
     return out;
   };
-  return { totalUs: total, byFunction, byPackage, inclusive };
+  // Inclusive time per node (self + descendants), for a top-down tree.
+  const inclusiveUs = new Map();
+  const visit = (id) => {
+    const n = nodes.get(id);
+    let us = selfUs.get(id) ?? 0;
+    for (const c of n.children ?? []) us += visit(c);
+    inclusiveUs.set(id, us);
+    return us;
+  };
+  const root = profile.nodes[0].id;
+  visit(root);
+  const tree = (maxDepth, minUs) => {
+    const lines = [];
+    const walk = (id, depth) => {
+      const n = nodes.get(id);
+      const kids = (n.children ?? []).filter((c) => inclusiveUs.get(c) >= minUs).sort((a, b) => inclusiveUs.get(b) - inclusiveUs.get(a));
+      for (const c of kids) {
+        lines.push([depth, inclusiveUs.get(c), selfUs.get(c) ?? 0, label(nodes.get(c))]);
+        if (depth + 1 < maxDepth) walk(c, depth + 1);
+      }
+    };
+    walk(root, 0);
+    return lines;
+  };
+  const idleUs = [...selfUs].filter(([id]) => nodes.get(id).callFrame.functionName === "(idle)").reduce((a, [, us]) => a + us, 0);
+  return { totalUs: total, busyUs: total - idleUs, byFunction, byPackage, inclusive, tree };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   for (const file of positionals) {
     const s = summarise(JSON.parse(readFileSync(file, "utf8")), { sinceMs: Number(args["since-ms"]) });
-    const pct = (us) => `${((100 * us) / s.totalUs).toFixed(1).padStart(5)}%`;
-    console.log(`\n${file}: ${(s.totalUs / 1e6).toFixed(2)} s sampled`);
+    const pct = (us) => `${((100 * us) / s.busyUs).toFixed(1).padStart(5)}%`;
+    console.log(`\n${file}: ${(s.totalUs / 1e6).toFixed(2)} s sampled, ${(s.busyUs / 1e6).toFixed(2)} s busy (percentages are of busy time)`);
     console.log("\nby package (self time)");
     for (const [k, v] of [...s.byPackage].sort((a, b) => b[1] - a[1]).slice(0, 25)) console.log(`${pct(v)}  ${k}`);
     console.log("\nby function (self time)");
     for (const [k, v] of [...s.byFunction].sort((a, b) => b[1] - a[1]).slice(0, TOP)) console.log(`${pct(v)}  ${k}`);
+    if (Number(args.tree) > 0) {
+      console.log("\ncall tree (inclusive, self)");
+      for (const [depth, inc, self, name] of s.tree(Number(args.tree), (s.busyUs * Number(args["min-pct"])) / 100)) console.log(`${pct(inc)} ${pct(self)}  ${"  ".repeat(depth)}${name}`);
+    }
     if (args.inclusive) {
       console.log("\ninclusive");
       for (const [k, v] of Object.entries(s.inclusive(args.inclusive.split(",")))) console.log(`${pct(v)}  ${k}`);

@@ -44,6 +44,7 @@ export interface Config {
     maxRetries: number;
   };
   inference: { concurrency: number };
+  settlement: { orphanedPaymentMinutes: number };
 }
 
 export class ConfigError extends Error {
@@ -123,6 +124,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       maxRetries: v.UPSTREAM_MAX_RETRIES,
     },
     inference: { concurrency: v.INFERENCE_CONCURRENCY },
+    settlement: { orphanedPaymentMinutes: v.ORPHANED_PAYMENT_MINUTES },
   };
 }
 

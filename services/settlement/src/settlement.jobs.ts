@@ -2,6 +2,7 @@ import { Inject, Injectable } from "@nestjs/common";
 import { JobHandler, PermanentJobError, type JobPayload } from "@worldrouter/runtime";
 import { RecordChargePaymentUseCase } from "./payments/record-charge-payment.use-case.js";
 import { RefundChargeUseCase } from "./refunds/refund-charge.use-case.js";
+import { SweepOrphanedChargesUseCase } from "./sweeps/sweep-orphaned-charges.use-case.js";
 import { RecordUsageUseCase } from "./usage/record-usage.use-case.js";
 
 /** Queue edge of settlement: each consumed queue maps to one use-case. */
@@ -11,6 +12,7 @@ export class SettlementJobs {
     @Inject(RecordUsageUseCase) private readonly recordUsage: RecordUsageUseCase,
     @Inject(RecordChargePaymentUseCase) private readonly recordPayment: RecordChargePaymentUseCase,
     @Inject(RefundChargeUseCase) private readonly refundCharge: RefundChargeUseCase,
+    @Inject(SweepOrphanedChargesUseCase) private readonly sweepOrphanedCharges: SweepOrphanedChargesUseCase,
   ) {}
 
   @JobHandler("usage")
@@ -26,6 +28,7 @@ export class SettlementJobs {
   @JobHandler("settlement")
   async onSettlement(job: JobPayload<"settlement">) {
     if (job.kind === "refund") return this.refundCharge.refund(job.reference);
+    if (job.kind === "charges.sweep") return void (await this.sweepOrphanedCharges.sweep());
     throw new PermanentJobError(`settlement job ${job.kind} is not supported yet`);
   }
 }

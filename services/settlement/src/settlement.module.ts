@@ -6,6 +6,7 @@ import { PayeeWallet } from "./chain/payee-wallet.js";
 import { RecordChargePaymentUseCase } from "./payments/record-charge-payment.use-case.js";
 import { RefundChargeUseCase } from "./refunds/refund-charge.use-case.js";
 import { SettlementJobs } from "./settlement.jobs.js";
+import { SweepOrphanedChargesUseCase } from "./sweeps/sweep-orphaned-charges.use-case.js";
 import { RecordUsageUseCase } from "./usage/record-usage.use-case.js";
 
 /** Writes the ledger from payment and usage events and settles on-chain. */
@@ -21,7 +22,7 @@ export class SettlementModule {
         // Chain writes run one at a time: the payee's transactions take sequential nonces.
         JobConsumersModule.forRoot({ consumes: ["usage", "payments", "settlement"], concurrency: { settlement: 1 } }),
       ],
-      providers: [SettlementJobs, RecordUsageUseCase, RecordChargePaymentUseCase, RefundChargeUseCase, PayeeWallet],
+      providers: [SettlementJobs, RecordUsageUseCase, RecordChargePaymentUseCase, RefundChargeUseCase, SweepOrphanedChargesUseCase, PayeeWallet],
     };
   }
 }

@@ -6,10 +6,12 @@ import { loadConfig } from "@worldrouter/config";
 import type { ChargeVerifiedEvent, UsageEvent } from "@worldrouter/contracts";
 import { accountBalance, createPrismaClient, Prisma, type PrismaClient } from "@worldrouter/db";
 import { newRequestId } from "@worldrouter/observability";
+import { JobQueues } from "@worldrouter/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chargeReceived, chargeRefund, chargeUsage } from "./ledger/charge-postings.js";
 import { RecordChargePaymentUseCase } from "./payments/record-charge-payment.use-case.js";
 import { SettlementModule } from "./settlement.module.js";
+import { SweepOrphanedChargesUseCase } from "./sweeps/sweep-orphaned-charges.use-case.js";
 import { RecordUsageUseCase } from "./usage/record-usage.use-case.js";
 
 const hex = (bytes: number) => `0x${randomBytes(bytes).toString("hex")}`;
@@ -96,5 +98,24 @@ describe("settlement ledger (real Postgres)", () => {
     expect(await db.ledgerTransaction.count({ where: { reference: requestId } })).toBe(0);
     expect(await accountBalance(db, `liability:payer_prepaid:${payer}`)).toBe(-300n);
     expect((await db.inferenceRequest.findUniqueOrThrow({ where: { id: requestId } })).status).toBe("failed");
+  });
+
+  it("refunds a verified charge that never reached an inference, and a late usage event cannot bill it too", async () => {
+    const { payer, requestId, payment, event } = await paidRequest(500n);
+    await app.get(RecordChargePaymentUseCase).record(event);
+    const fresh = await paidRequest(700n);
+    await db.$executeRaw`UPDATE charge_payments SET "createdAt" = now() - interval '1 hour' WHERE id = ${payment.id}::uuid`;
+
+    const swept = await app.get(SweepOrphanedChargesUseCase).sweep();
+    expect(swept).toContain(payment.id);
+    expect(swept).not.toContain(fresh.payment.id);
+    expect((await db.chargePayment.findUniqueOrThrow({ where: { id: payment.id } })).status).toBe("refunding");
+    const refundJob = await app.get(JobQueues).queue("settlement").getJob(`settle-refund-${payment.id}`);
+    expect(refundJob?.data).toMatchObject({ kind: "refund", reference: payment.id });
+    expect(await app.get(SweepOrphanedChargesUseCase).sweep()).not.toContain(payment.id);
+
+    await app.get(RecordUsageUseCase).record(usage({ requestId, payer, paymentId: payment.id }));
+    expect((await db.chargePayment.findUniqueOrThrow({ where: { id: payment.id } })).status).toBe("refunding");
+    expect(await db.ledgerTransaction.count({ where: { reference: requestId } })).toBe(0);
   });
 });

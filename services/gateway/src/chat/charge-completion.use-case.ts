@@ -6,7 +6,7 @@ import { formatUsd } from "@worldrouter/pricing";
 import { counter, histogram } from "@worldrouter/observability";
 import { CONFIG, METRICS } from "@worldrouter/runtime";
 import type { Counter, Histogram, Registry } from "prom-client";
-import { ProblemException } from "../http/problem.js";
+import { problem, ProblemException } from "../http/problem.js";
 import { InferenceRelay } from "../inference/inference-relay.js";
 import { PaymentVerifierClient } from "../payment-verifier.client.js";
 import type { ChatCompletionRequest } from "./chat-request.js";
@@ -60,13 +60,15 @@ export class ChargeCompletion {
     }
 
     const verifying = performance.now();
-    const verified = await this.verifier.verifyPayment({
-      requestId: command.requestId,
-      authorization: command.authorization,
-      bodyDigest: digest,
-      amount: quote.amount.toString(),
-      model: quote.model.id,
-    });
+    const verified = await this.verifier
+      .verifyPayment({ requestId: command.requestId, authorization: command.authorization, bodyDigest: digest, amount: quote.amount.toString(), model: quote.model.id })
+      .catch((err: unknown) => {
+        throw new ProblemException(
+          problem(504, "payment-verification-timeout", "Payment Verification Timed Out", `the payment could not be verified in time (${(err as Error).message}); if it settled on-chain it is refunded automatically, so do not pay again for this challenge`),
+          { "cache-control": "no-store" },
+          { type: "server_error", code: "payment_verification_timeout" },
+        );
+      });
     this.phase.observe({ phase: "verify" }, performance.now() - verifying);
     if (!verified.ok) {
       this.outcomes.inc({ outcome: "rejected" });

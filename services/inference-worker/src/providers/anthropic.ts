@@ -324,6 +324,7 @@ export class AnthropicProvider implements ProviderAdapter {
       timeoutMs: settings.timeoutMs,
       maxRetries: settings.maxRetries,
       backoffMs: settings.backoffMs,
+      dispatcher: settings.dispatcher,
     };
   }
 

@@ -4,6 +4,7 @@
  */
 import { UpstreamStreamError } from "./errors.js";
 import { clientWantsUsage, type ChatCompletionBody, type Completion, type ProviderAdapter, type ProviderCall, type StreamedChunk, type TokenUsage } from "./provider.js";
+import type { Dispatcher } from "undici";
 import { postUpstream, readEvents, readJson, type UpstreamEndpoint } from "./upstream-http.js";
 
 export interface UpstreamSettings {
@@ -12,6 +13,7 @@ export interface UpstreamSettings {
   timeoutMs: number;
   maxRetries: number;
   backoffMs?: number;
+  dispatcher?: Dispatcher;
 }
 
 export const OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1";
@@ -44,6 +46,7 @@ export class OpenAiProvider implements ProviderAdapter {
       timeoutMs: settings.timeoutMs,
       maxRetries: settings.maxRetries,
       backoffMs: settings.backoffMs,
+      dispatcher: settings.dispatcher,
     };
   }
 

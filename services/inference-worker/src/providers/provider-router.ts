@@ -1,7 +1,8 @@
-import { Inject, Injectable } from "@nestjs/common";
+import { Inject, Injectable, type OnApplicationShutdown } from "@nestjs/common";
 import type { Config } from "@worldrouter/config";
 import type { Model, ModelRegistry, Provider } from "@worldrouter/pricing";
 import { CONFIG } from "@worldrouter/runtime";
+import { Agent } from "undici";
 import { ANTHROPIC_DEFAULT_BASE_URL, AnthropicProvider } from "./anthropic.js";
 import { ModelNotServedError } from "./errors.js";
 import { LocalProvider } from "./local.js";
@@ -25,8 +26,10 @@ export function isProviderConfigured(config: Config, provider: Provider): boolea
 
 /** Model → provider adapter, from the catalogue and the upstream config. */
 @Injectable()
-export class ProviderRouter {
+export class ProviderRouter implements OnApplicationShutdown {
   private readonly adapters: Record<Provider, ProviderAdapter>;
+  /** Keep-alive connections to the providers; our own deadlines fire before undici's. */
+  private readonly pool: Agent;
 
   constructor(
     @Inject(CONFIG) config: Config,
@@ -34,17 +37,24 @@ export class ProviderRouter {
     @Inject(WORKER_OPTIONS) private readonly options: InferenceWorkerOptions,
   ) {
     const local = new LocalProvider();
+    const undiciTimeoutMs = config.upstream.timeoutMs + 5_000;
+    this.pool = new Agent({ headersTimeout: undiciTimeoutMs, bodyTimeout: undiciTimeoutMs });
     const settings = (provider: Provider, defaultBaseUrl: string) => ({
       apiKey: config.upstream[provider].apiKey,
       baseUrl: config.upstream[provider].baseUrl ?? defaultBaseUrl,
       timeoutMs: config.upstream.timeoutMs,
       maxRetries: config.upstream.maxRetries,
       backoffMs: options.retryBackoffMs,
+      dispatcher: this.pool,
     });
     this.adapters = {
       openai: isProviderConfigured(config, "openai") ? new OpenAiProvider(settings("openai", OPENAI_DEFAULT_BASE_URL)) : local,
       anthropic: isProviderConfigured(config, "anthropic") ? new AnthropicProvider(settings("anthropic", ANTHROPIC_DEFAULT_BASE_URL)) : local,
     };
+  }
+
+  async onApplicationShutdown() {
+    await this.pool.close();
   }
 
   /** The model's route first, then its fallbacks (tried only when a provider is unavailable before streaming). */

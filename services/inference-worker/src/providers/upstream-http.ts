@@ -2,8 +2,13 @@
  * One POST to a provider with the retry rules: 429/5xx/network/timeout are retried with exponential backoff
  * (honouring Retry-After) up to `maxRetries` times, and only before the response started; after that the
  * caller owns the body, read through `readEvents` with an idle timeout between chunks.
+ *
+ * undici's `request` rather than `fetch`: same connection pool, without the WHATWG streams layer, which costs
+ * ~0.5 ms of time to first byte per request (bench/streaming.bench.mjs).
  */
+import type { IncomingHttpHeaders } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
+import { request, type Dispatcher } from "undici";
 import { InferenceCancelledError, InferenceError, UpstreamRejectedError, UpstreamStreamError, UpstreamTimeoutError, UpstreamUnavailableError } from "./errors.js";
 import { SseDecoder, type SseEvent } from "./sse.js";
 
@@ -15,6 +20,8 @@ export interface UpstreamEndpoint {
   maxRetries: number;
   /** First backoff delay; doubled per retry, with jitter, capped at 8 s. */
   backoffMs?: number;
+  /** Connection pool; undici's global one by default. */
+  dispatcher?: Dispatcher;
 }
 
 const MAX_BACKOFF_MS = 8_000;
@@ -68,7 +75,7 @@ export class AttemptDeadline {
 }
 
 export interface UpstreamResponse {
-  response: Response;
+  body: Dispatcher.ResponseData["body"];
   deadline: AttemptDeadline;
 }
 
@@ -77,8 +84,8 @@ export async function postUpstream(endpoint: UpstreamEndpoint, body: string, can
     const deadline = new AttemptDeadline(endpoint.timeoutMs, cancel);
     let failure: InferenceError;
     try {
-      const response = await fetch(endpoint.url, { method: "POST", headers: endpoint.headers, body, signal: deadline.signal });
-      if (response.ok) return { response, deadline };
+      const response = await request(endpoint.url, { method: "POST", headers: endpoint.headers, body, signal: deadline.signal, dispatcher: endpoint.dispatcher });
+      if (response.statusCode >= 200 && response.statusCode < 300) return { body: response.body, deadline };
       failure = await httpError(endpoint.provider, response);
       deadline.close();
     } catch (err) {
@@ -96,9 +103,9 @@ export async function postUpstream(endpoint: UpstreamEndpoint, body: string, can
 }
 
 /** Reads a successful JSON response within the attempt's deadline. */
-export async function readJson(provider: string, { response, deadline }: UpstreamResponse): Promise<{ text: string; json: Record<string, unknown> }> {
+export async function readJson(provider: string, { body, deadline }: UpstreamResponse): Promise<{ text: string; json: Record<string, unknown> }> {
   try {
-    const text = await response.text();
+    const text = await body.text();
     const json = JSON.parse(text) as unknown;
     if (typeof json !== "object" || json === null) throw new UpstreamUnavailableError(provider, "response is not a JSON object");
     return { text, json: json as Record<string, unknown> };
@@ -110,11 +117,10 @@ export async function readJson(provider: string, { response, deadline }: Upstrea
 }
 
 /** The response body as SSE events; a broken or stalled body becomes UpstreamStreamError / UpstreamTimeoutError. */
-export async function* readEvents(provider: string, { response, deadline }: UpstreamResponse): AsyncGenerator<SseEvent[]> {
+export async function* readEvents(provider: string, { body, deadline }: UpstreamResponse): AsyncGenerator<SseEvent[]> {
   const decoder = new SseDecoder();
   try {
-    if (!response.body) throw new UpstreamStreamError(provider, "response has no body");
-    for await (const bytes of response.body) {
+    for await (const bytes of body as AsyncIterable<Buffer>) {
       deadline.touch();
       const events = decoder.decode(bytes);
       if (events.length > 0) yield events;
@@ -122,14 +128,15 @@ export async function* readEvents(provider: string, { response, deadline }: Upst
   } catch (err) {
     throw deadline.classify(err, provider, true);
   } finally {
-    // An early return (the consumer stopped) left the for-await above, which cancelled the body and its socket.
+    // An early return (the consumer stopped) left the for-await above, which destroyed the body and its socket.
     deadline.close();
   }
 }
 
-async function httpError(provider: string, response: Response): Promise<InferenceError> {
-  const text = await response.text().catch(() => "");
-  let message = text.slice(0, 2000) || response.statusText || `HTTP ${response.status}`;
+async function httpError(provider: string, response: Dispatcher.ResponseData): Promise<InferenceError> {
+  const status = response.statusCode;
+  const text = await response.body.text().catch(() => "");
+  let message = text.slice(0, 2000) || response.statusText || `HTTP ${status}`;
   let code: string | undefined;
   try {
     const error = (JSON.parse(text) as { error?: { message?: unknown; code?: unknown; type?: unknown } }).error;
@@ -139,16 +146,20 @@ async function httpError(provider: string, response: Response): Promise<Inferenc
     // Not JSON: keep the raw text.
   }
   const retryAfterMs = parseRetryAfter(response.headers);
-  if (response.status >= 400 && response.status < 500) return new UpstreamRejectedError(provider, response.status, code, message, retryAfterMs);
-  return new UpstreamUnavailableError(provider, `${response.status}: ${message}`, { retryAfterMs });
+  if (status >= 400 && status < 500) return new UpstreamRejectedError(provider, status, code, message, retryAfterMs);
+  return new UpstreamUnavailableError(provider, `${status}: ${message}`, { retryAfterMs });
 }
 
 /** `retry-after-ms` (OpenAI), else `retry-after` in seconds or as an HTTP date. */
-export function parseRetryAfter(headers: Headers): number | undefined {
-  const ms = Number(headers.get("retry-after-ms") ?? Number.NaN);
+export function parseRetryAfter(headers: IncomingHttpHeaders): number | undefined {
+  const header = (name: string) => {
+    const value = headers[name];
+    return Array.isArray(value) ? value[0] : value;
+  };
+  const ms = Number(header("retry-after-ms") ?? Number.NaN);
   if (Number.isFinite(ms) && ms >= 0) return ms;
-  const value = headers.get("retry-after");
-  if (value === null) return undefined;
+  const value = header("retry-after");
+  if (value === undefined) return undefined;
   const seconds = Number(value);
   if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
   const date = Date.parse(value);

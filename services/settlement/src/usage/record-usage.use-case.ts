@@ -40,14 +40,15 @@ export class RecordUsageUseCase {
         },
       });
       if (event.intent !== "charge" || !event.chargePaymentId) return;
-      const payment = await tx.chargePayment.findUniqueOrThrow({ where: { id: event.chargePaymentId } });
-      if (servedNothing) {
-        await tx.chargePayment.update({ where: { id: payment.id }, data: { status: "refunding" } });
-        return;
-      }
+      // Only a payment still `verified` changes state here: one already swept for refund stays refunded.
+      const settled = await tx.chargePayment.updateManyAndReturn({
+        where: { id: event.chargePaymentId, status: "verified" },
+        data: { status: servedNothing ? "refunding" : "consumed" },
+      });
+      const payment = settled[0];
+      if (!payment || servedNothing) return;
       const paid = BigInt(payment.amount.toFixed());
       await postLedgerTransaction(tx, chargeUsage({ requestId: event.requestId, payer: payment.payer, paid, actualCost: cost ?? paid }));
-      await tx.chargePayment.update({ where: { id: payment.id }, data: { status: "consumed" } });
     });
     // Outside the transaction, and also on a retry after a crash: a payment marked `refunding` always gets
     // its refund job (the job id makes this idempotent).

@@ -1,0 +1,44 @@
+import { Inject, Injectable, type OnApplicationBootstrap } from "@nestjs/common";
+import type { Config } from "@worldrouter/config";
+import { PrismaClient } from "@worldrouter/db";
+import type { Logger } from "@worldrouter/observability";
+import { CONFIG, JobQueues, LOGGER } from "@worldrouter/runtime";
+
+const SWEEP_EVERY_MS = 60_000;
+
+/**
+ * Safety net for money: a charge that was verified on-chain but never produced an inference (the gateway
+ * crashed or timed out between payment and enqueue) would otherwise stay owed forever. Every minute, such
+ * payments older than ORPHANED_PAYMENT_MINUTES are moved to `refunding` (atomically, so a late usage event
+ * cannot also bill them) and refunded on-chain.
+ */
+@Injectable()
+export class SweepOrphanedChargesUseCase implements OnApplicationBootstrap {
+  constructor(
+    @Inject(PrismaClient) private readonly db: PrismaClient,
+    @Inject(JobQueues) private readonly queues: JobQueues,
+    @Inject(CONFIG) private readonly config: Config,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {}
+
+  async onApplicationBootstrap() {
+    await this.queues.queue("settlement").upsertJobScheduler("charges.sweep", { every: SWEEP_EVERY_MS }, {
+      name: "settlement",
+      data: { kind: "charges.sweep", reference: "orphaned-charges", requestedAt: 0 },
+    });
+  }
+
+  async sweep(): Promise<string[]> {
+    const orphaned = await this.db.$queryRaw<{ id: string }[]>`
+      UPDATE "charge_payments" SET "status" = 'refunding', "updatedAt" = now()
+      WHERE "status" = 'verified'
+        AND "createdAt" < now() - make_interval(mins => ${this.config.settlement.orphanedPaymentMinutes})
+        AND NOT EXISTS (SELECT 1 FROM "inference_requests" r WHERE r."id" = "charge_payments"."requestId")
+      RETURNING "id"::text`;
+    for (const { id } of orphaned) {
+      this.logger.warn({ paymentId: id }, "paid charge never reached an inference; refunding on-chain");
+      await this.queues.enqueue("settlement", { kind: "refund", reference: id, requestedAt: Date.now() });
+    }
+    return orphaned.map((o) => o.id);
+  }
+}
