@@ -18,7 +18,17 @@ export function paymentProblem(error: Errors.PaymentError): PaymentProblemBody {
   return { type: details.type, title: details.title, status: details.status, detail: details.detail };
 }
 
-/** The problem for an unpaid request (with the price, for humans). */
+/** type/title/status of mppx's PaymentRequiredError, read once (building an Error per 402 captures a stack). */
+const PAYMENT_REQUIRED = (() => {
+  const { type, title, status } = paymentProblem(new Errors.PaymentRequiredError());
+  return { type, title, status };
+})();
+
+/**
+ * The problem for an unpaid request (with the price, for humans): equal to
+ * `paymentProblem(new Errors.PaymentRequiredError({ description: detail }))`, whose message is
+ * "Payment is required (<detail>)." (or "Payment is required." without a detail).
+ */
 export function paymentRequired(detail: string): PaymentProblemBody {
-  return paymentProblem(new Errors.PaymentRequiredError({ description: detail }));
+  return { ...PAYMENT_REQUIRED, detail: detail ? `Payment is required (${detail}).` : "Payment is required." };
 }
