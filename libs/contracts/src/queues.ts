@@ -11,6 +11,9 @@ export const QUEUES = {
   inference: {
     schema: InferenceJob,
     options: { attempts: 1, removeOnComplete: true, removeOnFail: { age: 24 * 3600 } },
+    // A job stalled by a crashed worker is failed, not rerun: a rerun would stream duplicate chunks and
+    // report usage twice. Its payment is refunded by settlement's orphaned-charge sweep.
+    worker: { maxStalledCount: 0 },
   },
   usage: {
     schema: UsageEvent,
@@ -24,7 +27,7 @@ export const QUEUES = {
     schema: SettlementJob,
     options: { attempts: 10, backoff: { type: "exponential", delay: 1000 }, removeOnComplete: { age: 24 * 3600 }, removeOnFail: false },
   },
-} as const satisfies Record<string, { schema: z.ZodType; options: object }>;
+} as const satisfies Record<string, { schema: z.ZodType; options: object; worker?: { maxStalledCount?: number } }>;
 
 export type QueueName = keyof typeof QUEUES;
 export const QUEUE_NAMES = Object.keys(QUEUES) as QueueName[];

@@ -1,4 +1,4 @@
-import { Inject, Injectable, Module, SetMetadata, type DynamicModule, type OnApplicationBootstrap, type OnApplicationShutdown } from "@nestjs/common";
+import { Inject, Injectable, Module, SetMetadata, type BeforeApplicationShutdown, type DynamicModule, type OnApplicationBootstrap } from "@nestjs/common";
 import { DiscoveryModule, DiscoveryService, MetadataScanner } from "@nestjs/core";
 import type { Config } from "@worldrouter/config";
 import { bullPrefix, QUEUES, type JobOf, type QueueName } from "@worldrouter/contracts";
@@ -39,7 +39,7 @@ type Handler = (job: never, raw: Job) => Promise<unknown>;
  * one BullMQ worker per queue. On shutdown, workers stop taking jobs and wait for in-flight ones.
  */
 @Injectable()
-export class JobConsumers implements OnApplicationBootstrap, OnApplicationShutdown {
+export class JobConsumers implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly workers: Worker[] = [];
 
   constructor(
@@ -76,6 +76,7 @@ export class JobConsumers implements OnApplicationBootstrap, OnApplicationShutdo
           connection: redisOptions(this.config.redis.url, { maxRetriesPerRequest: null }),
           prefix: bullPrefix(this.config.redis.namespace),
           concurrency: this.options.concurrency?.[queue] ?? 16,
+          ...workerOptions(queue),
         },
       );
       worker.on("completed", () => processed.inc({ queue, outcome: "completed" }));
@@ -92,7 +93,8 @@ export class JobConsumers implements OnApplicationBootstrap, OnApplicationShutdo
     await Promise.all(this.workers.map((w) => w.waitUntilReady()));
   }
 
-  async onApplicationShutdown() {
+  /** Before any module closes its connections: stop taking jobs and let in-flight ones finish. */
+  async beforeApplicationShutdown() {
     await Promise.all(this.workers.map((w) => w.close()));
   }
 
@@ -111,6 +113,12 @@ export class JobConsumers implements OnApplicationBootstrap, OnApplicationShutdo
     }
     return found;
   }
+}
+
+/** Per-queue worker options from the queue contract (e.g. stalled-job policy). */
+function workerOptions(queue: QueueName): { maxStalledCount?: number } {
+  const contract = QUEUES[queue];
+  return "worker" in contract ? contract.worker : {};
 }
 
 /** Typed job payload for handler signatures: `handle(job: JobPayload<"usage">)`. */

@@ -1,4 +1,4 @@
-import { Inject, Injectable, type BeforeApplicationShutdown } from "@nestjs/common";
+import { Inject, Injectable } from "@nestjs/common";
 import type { InferenceJob, StreamMessage, UsageEvent } from "@worldrouter/contracts";
 import { counter, histogram, type Logger } from "@worldrouter/observability";
 import { countCompletionTokens, type Model } from "@worldrouter/pricing";
@@ -16,10 +16,9 @@ import { ReplyStreams, type ReplyWriter } from "./reply-streams.js";
  * tokens actually served when the stream failed or the client went away.
  */
 @Injectable()
-export class RunInference implements BeforeApplicationShutdown {
+export class RunInference {
   private readonly outcomes;
   private readonly ttft;
-  private readonly running = new Set<Promise<UsageEvent>>();
 
   constructor(
     @Inject(ProviderRouter) private readonly router: ProviderRouter,
@@ -33,19 +32,9 @@ export class RunInference implements BeforeApplicationShutdown {
     this.ttft = histogram(metrics, "wr_inference_ttft_ms", "Time to first token, from enqueue", ["provider"]);
   }
 
+  /** In-flight runs drain on shutdown: the job consumers close (and wait) before connections do. */
   run(job: InferenceJob): Promise<UsageEvent> {
-    const running = this.serveAndReport(job);
-    this.running.add(running);
-    void running.finally(() => this.running.delete(running)).catch(() => undefined);
-    return running;
-  }
-
-  /**
-   * Nest shuts the root module's providers (our reply and cancel connections) down before the job consumers
-   * drain, so in-flight requests are awaited here: every module's before-shutdown hook runs first.
-   */
-  async beforeApplicationShutdown() {
-    await Promise.allSettled([...this.running]);
+    return this.serveAndReport(job);
   }
 
   private async serveAndReport(job: InferenceJob): Promise<UsageEvent> {

@@ -127,6 +127,9 @@ describe("charge intent: bad input gets a precise answer and changes nothing", (
     expect(paid.status).toBe(200);
     await paid.text();
     const paidHash = Receipt.deserialize(paid.headers.get("payment-receipt")!).reference;
+    // Let settlement finish the paid request's ledger first, so the snapshot below is stable.
+    await expect.poll(async () => (await e2e.db.query(`SELECT status FROM charge_payments WHERE "txHash" = $1`, [paidHash.toLowerCase()])).rows[0]?.status, { timeout: 15_000 }).toBe("consumed");
+    await expect.poll(async () => (await e2e.db.query(`SELECT count(*)::int AS n FROM settlements WHERE "txHash" = $1`, [paidHash.toLowerCase()])).rows[0].n, { timeout: 15_000 }).toBe(1);
     const next = Challenge.fromResponse(await post(body("replayed hash")));
     const afterPaid = await ledgerSnapshot();
     await expectRejected(await post(body("replayed hash"), Credential.serialize(Credential.from({ challenge: next, payload: { type: "hash", hash: paidHash }, source } as never))), 402, "https://paymentauth.org/problems/verification-failed");
