@@ -33,9 +33,9 @@ import { deployWorld, startAnvil } from "@worldrouter/devchain";
 import { startSystem } from "@worldrouter/dev-runner";
 import { measureGatewaySteps } from "./support/gateway-steps.mjs";
 import { PaymentPathObserver } from "./support/observer.mjs";
+import { monitorRedis } from "./support/redis-monitor.mjs";
 import {
   ROOT,
-  freePort,
   histogramDelta,
   log,
   metricValue,
@@ -437,7 +437,14 @@ async function paidPhase(ctx, observer, { concurrency, n, label }) {
       totalFromProc: round((Object.values(procCpu).reduce((a, b) => a + b, 0) * 1000) / n, 2),
       client: round(((client.user + client.system) / 1000) / n, 2),
     },
+    // The services' own histograms over the same requests (mean = Δsum/Δcount; p50/p99 interpolated in buckets).
     prometheus: {
+      gatewayQuoteMs: histogramDelta(before.gateway, after.gateway, "wr_charge_phase_ms", { phase: "quote" }),
+      gatewayVerifyRpcMs: histogramDelta(before.gateway, after.gateway, "wr_charge_phase_ms", { phase: "verify" }),
+      gatewayHttpRouteMs: histogramDelta(before.gateway, after.gateway, "wr_http_request_duration_ms", { route: "/x402/v1/chat/completions" }),
+      verifierChecksMs: histogramDelta(before["payment-verifier"], after["payment-verifier"], "wr_charge_verify_phase_ms", { phase: "checks" }),
+      verifierChainMs: histogramDelta(before["payment-verifier"], after["payment-verifier"], "wr_charge_verify_phase_ms", { phase: "chain" }),
+      verifierRecordMs: histogramDelta(before["payment-verifier"], after["payment-verifier"], "wr_charge_verify_phase_ms", { phase: "record" }),
       inferenceJobMs: histogramDelta(before["inference-worker"], after["inference-worker"], "wr_job_duration_ms", { queue: "inference" }),
       inferenceTtftFromEnqueueMs: histogramDelta(before["inference-worker"], after["inference-worker"], "wr_inference_ttft_ms"),
       settlementPaymentsJobMs: histogramDelta(before.settlement, after.settlement, "wr_job_duration_ms", { queue: "payments" }),
@@ -472,6 +479,21 @@ async function referencePaidPhase(ctx, mppxUrl, { concurrency, n, label }) {
     chainCalls: { perCharge: round(calls.length / n, 2), msPerCharge: round(calls.reduce((a, [, s, e]) => a + e - s, 0) / n), byMethod },
     cpuMsPerCharge: { server: round((cpu * 1000) / n, 2), client: round(((client.user + client.system) / 1000) / n, 2) },
   };
+}
+
+/** Postgres activity of the run's own database (pg_stat_database; other databases on the server do not count). */
+async function pgStats() {
+  const db = new pg.Client({ connectionString: adminUrl.toString() });
+  await db.connect();
+  try {
+    const { rows } = await db.query(
+      "SELECT xact_commit::bigint AS commits, xact_rollback::bigint AS rollbacks, tup_returned::bigint AS returned, tup_fetched::bigint AS fetched, tup_inserted::bigint AS inserted, tup_updated::bigint AS updated, tup_deleted::bigint AS deleted FROM pg_stat_database WHERE datname = $1",
+      [databaseUrl.pathname.slice(1)],
+    );
+    return Object.fromEntries(Object.entries(rows[0] ?? {}).map(([k, v]) => [k, Number(v)]));
+  } finally {
+    await db.end();
+  }
 }
 
 /** What the timing proxy itself adds per chain call: eth_chainId through it vs straight to anvil. */
@@ -576,6 +598,7 @@ try {
 
   // (b)+(c)+(d) paid
   if (PHASES.has("paid")) {
+  const pgBefore = await pgStats();
   observer = new PaymentPathObserver(redisUrl, namespace);
   await observer.start();
   log("paid: warm-up…");
@@ -600,6 +623,26 @@ try {
   log(`paid: ${PAID_CONCURRENT_N} at c=${C} through the mppx reference server…`);
   result.paid.referenceC32 = await referencePaidPhase(ctx, mppxUrl, { concurrency: C, n: PAID_CONCURRENT_N, label: "c32" });
   await profileMark("reference-c32", profiled);
+
+  // Diagnostics (nothing timed): Redis commands per paid charge by process, with MONITOR; then Postgres
+  // activity per paid charge over every paid request of the run (stats reach pg_stat_database within ~10 s).
+  await observer.stop();
+  observer = undefined;
+  const MONITORED = 48;
+  log(`diagnostics: Redis commands of ${MONITORED} paid charges (MONITOR), Postgres activity per charge…`);
+  const monitorClients = payers(ctx.world, ctx.anvil.rpcUrl);
+  const before = await servicesSnapshot(ctx);
+  const monitored = await monitorRedis(redisUrl, namespace, ctx.pids, async () => {
+    await pool(MONITORED, 8, (i) => paidRequest(monitorClients[i % monitorClients.length], ctx.chatUrl, chatBody(`monitored paid request ${i}`)));
+    await waitForJobs(ctx, before, MONITORED);
+  });
+  result.redisCommandsPerCharge = Object.fromEntries(
+    Object.entries(monitored.counts).map(([who, counts]) => [who, Object.fromEntries(Object.entries(counts).sort((a, b) => b[1] - a[1]).map(([c, n]) => [c, round(n / MONITORED, 2)]))]),
+  );
+  await sleep(11_000);
+  const pgAfter = await pgStats();
+  const ourPaid = 1 + 16 + PAID_N + PAID_CONCURRENT_N + MONITORED;
+  result.postgresPerCharge = Object.fromEntries(Object.keys(pgAfter).map((k) => [k, round((pgAfter[k] - pgBefore[k]) / ourPaid, 2)]));
   }
 
   result.rss = {
@@ -697,6 +740,25 @@ function report(r) {
   for (const [k, label] of Object.entries(names)) rows.push([label, S1[k].p50, S1[k].p99, S32[k].p50, S32[k].p99]);
   rows.push(["fake upstream called directly", c1.directUpstreamMs.p50, c1.directUpstreamMs.p99, "", ""]);
   out.push(table(rows));
+  const P1 = c1.prometheus;
+  const P32 = c32.prometheus;
+  const prom = (h) => (h && h.count ? [h.mean, h.p50, h.p99] : ["—", "—", "—"]);
+  out.push("\nsame requests, from the services' own Prometheus histograms (mean = Δsum/Δcount; p50/p99 interpolated within buckets)");
+  out.push(
+    table([
+      ["histogram", "c=1 mean", "c=1 p50", "c=1 p99", `c=${C} mean`, `c=${C} p50`, `c=${C} p99`],
+      ["gateway wr_charge_phase_ms{quote}", ...prom(P1.gatewayQuoteMs), ...prom(P32.gatewayQuoteMs)],
+      ["gateway wr_charge_phase_ms{verify}", ...prom(P1.gatewayVerifyRpcMs), ...prom(P32.gatewayVerifyRpcMs)],
+      ["verifier wr_charge_verify_phase_ms{checks}", ...prom(P1.verifierChecksMs), ...prom(P32.verifierChecksMs)],
+      ["verifier wr_charge_verify_phase_ms{chain}", ...prom(P1.verifierChainMs), ...prom(P32.verifierChainMs)],
+      ["verifier wr_charge_verify_phase_ms{record}", ...prom(P1.verifierRecordMs), ...prom(P32.verifierRecordMs)],
+      ["worker wr_job_duration_ms{inference}", ...prom(P1.inferenceJobMs), ...prom(P32.inferenceJobMs)],
+      ["worker wr_inference_ttft_ms (from enqueue)", ...prom(P1.inferenceTtftFromEnqueueMs), ...prom(P32.inferenceTtftFromEnqueueMs)],
+      ["settlement wr_job_duration_ms{payments}", ...prom(P1.settlementPaymentsJobMs), ...prom(P32.settlementPaymentsJobMs)],
+      ["settlement wr_job_duration_ms{usage}", ...prom(P1.settlementUsageJobMs), ...prom(P32.settlementUsageJobMs)],
+      ["gateway wr_http_request_duration_ms (402s + paid)", ...prom(P1.gatewayHttpRouteMs), ...prom(P32.gatewayHttpRouteMs)],
+    ]),
+  );
   out.push("\n(c) gateway overhead on the verified path (c=1): paid leg − verification span − direct upstream call");
   out.push(
     table([
@@ -722,6 +784,14 @@ function report(r) {
       ["client (this process)", c1.cpuMsPerCharge.client, c32.cpuMsPerCharge.client, ""],
     ]),
   );
+  if (r.redisCommandsPerCharge) {
+    const total = (counts) => round(Object.values(counts).reduce((a, b) => a + b, 0), 1);
+    out.push("\ndiagnostics: Redis commands per paid charge (MONITOR), by process — top commands");
+    out.push(table([["process", "total", "top commands"], ...Object.entries(r.redisCommandsPerCharge).map(([who, counts]) => [who, total(counts), Object.entries(counts).slice(0, 6).map(([c, n]) => `${c} ${n}`).join(", ")])]));
+  }
+  if (r.postgresPerCharge) {
+    out.push(`Postgres per paid charge (pg_stat_database of the run's DB): ${Object.entries(r.postgresPerCharge).map(([k, v]) => `${k} ${v}`).join(", ")}`);
+  }
   out.push(`\nload average at end ${r.loadAverageAtEnd.join(" ")}; RSS MiB ${Object.entries(r.rss).map(([k, v]) => `${k} ${v}`).join(", ")}\n`);
   process.stdout.write(out.join("\n") + "\n");
   mkdirSync(join(ROOT, "bench/results"), { recursive: true });

@@ -3,3 +3,4 @@ export * from "./jobs.js";
 export * from "./queues.js";
 export * from "./rpc.js";
 export * from "./stream.js";
+export * from "./reply-entry.js";

@@ -1,6 +1,6 @@
 import { Inject, Injectable, type OnApplicationShutdown } from "@nestjs/common";
 import type { Config } from "@worldrouter/config";
-import type { StreamMessage } from "@worldrouter/contracts";
+import { encodeChunkBatch, encodeReplyEntry, type StreamMessage } from "@worldrouter/contracts";
 import { CONFIG, redisOptions } from "@worldrouter/runtime";
 import { Redis } from "ioredis";
 
@@ -18,9 +18,7 @@ interface Queued {
 }
 
 /**
- * Writes StreamMessages to gateways' reply streams. Entry fields: `requestId`, `type`, then `data`: the
- * serialised chunk (a `chunk` entry may repeat `data`, one per chunk, in order) or completion; for `error` the
- * JSON of {status, code, message, streamed}; none for `end`.
+ * Writes StreamMessages to gateways' reply streams (entry format: `@worldrouter/contracts` reply-entry).
  *
  * One connection for every request of the process. Batching is by burst: the first command of a tick is written
  * at once (a request's first chunk must not wait: that is TTFT), the others issued in the same tick — the rest
@@ -91,7 +89,7 @@ export class ReplyWriter {
       return undefined;
     }
     this.releaseHeld();
-    this.xadd(encodeFields(message));
+    this.xadd(encodeReplyEntry(message));
     if (message.type === "chunk") {
       this.tickOpen = true;
       process.nextTick(() => {
@@ -111,8 +109,7 @@ export class ReplyWriter {
 
   private releaseHeld(): void {
     if (this.held.length === 0) return;
-    const fields = ["type", "chunk"];
-    for (const data of this.held) fields.push("data", data);
+    const fields = encodeChunkBatch(this.held);
     this.held = [];
     this.xadd(fields);
   }
@@ -131,17 +128,5 @@ export class ReplyWriter {
         this.failure ??= err;
       },
     );
-  }
-}
-
-function encodeFields(message: StreamMessage): string[] {
-  switch (message.type) {
-    case "chunk":
-    case "completion":
-      return ["type", message.type, "data", message.data];
-    case "error":
-      return ["type", "error", "data", JSON.stringify({ status: message.status, code: message.code, message: message.message, streamed: message.streamed })];
-    case "end":
-      return ["type", "end"];
   }
 }

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from "@nestjs/common";
 import type { Config } from "@worldrouter/config";
-import { cancelChannel, replyStreamKey, type InferenceJob, type StreamMessage } from "@worldrouter/contracts";
+import { cancelChannel, decodeReplyEntry, replyStreamKey, type InferenceJob, type StreamMessage } from "@worldrouter/contracts";
 import type { Logger } from "@worldrouter/observability";
 import { CONFIG, JobQueues, LOGGER, redisOptions } from "@worldrouter/runtime";
 import { Redis } from "ioredis";
@@ -18,10 +18,7 @@ const READ_BLOCK_MS = 5_000;
  * The gateway's side of inference: enqueues `inference` jobs that answer on this instance's reply stream, and
  * reads that stream with ONE blocking connection, handing each entry to the request it belongs to. Redis
  * connections stay at two (reader + commands) whatever the number of concurrent requests.
- *
- * Entry fields (written by inference-worker's ReplyStreams): `requestId`, `type`, then `data`: chunk JSON (a
- * `chunk` entry may carry several `data` fields, one chunk each, in order) or completion JSON; for `error` the
- * JSON of {status, code, message, streamed}; absent for `end`.
+ * Entries are decoded with `decodeReplyEntry` (`@worldrouter/contracts`).
  */
 @Injectable()
 export class InferenceRelay implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -138,52 +135,12 @@ export class InferenceRelay implements OnApplicationBootstrap, OnApplicationShut
   }
 
   private dispatch(fields: string[]): void {
-    let requestId: string | undefined;
-    let type: string | undefined;
-    const data: string[] = [];
-    for (let i = 0; i + 1 < fields.length; i += 2) {
-      const value = fields[i + 1]!;
-      switch (fields[i]) {
-        case "requestId":
-          requestId = value;
-          break;
-        case "type":
-          type = value;
-          break;
-        case "data":
-          data.push(value);
-          break;
-      }
-    }
+    const { requestId, messages } = decodeReplyEntry(fields);
     // Unknown ids: requests that ended here already (cancelled, timed out).
     const pending = requestId === undefined ? undefined : this.pending.get(requestId);
     if (!pending) return;
-    if (type === "chunk" && data.length > 0) {
-      for (const chunk of data) pending.push({ type: "chunk", data: chunk });
-      return;
-    }
-    const message = decodeMessage(type, data[0]);
-    if (message) pending.push(message);
-    else this.logger.warn({ requestId, type }, "malformed reply stream entry");
-  }
-}
-
-function decodeMessage(type: string | undefined, data: string | undefined): StreamMessage | undefined {
-  switch (type) {
-    case "completion":
-      return data === undefined ? undefined : { type, data };
-    case "end":
-      return { type: "end" };
-    case "error": {
-      try {
-        const error = JSON.parse(data ?? "") as { status: number; code: string; message: string; streamed: boolean };
-        return { type: "error", status: error.status, code: error.code, message: error.message, streamed: error.streamed };
-      } catch {
-        return undefined;
-      }
-    }
-    default:
-      return undefined;
+    if (!messages) return void this.logger.warn({ requestId }, "malformed reply stream entry");
+    for (const message of messages) pending.push(message);
   }
 }
 
