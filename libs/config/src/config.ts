@@ -128,6 +128,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   };
 }
 
+/**
+ * Whether a provider's models go to its HTTP API (an API key or a base URL is configured, the local world's
+ * fake upstream included) rather than the built-in offline `local` provider. The worker routes by it and
+ * `/v1/models` reports it.
+ */
+export function isProviderConfigured(config: Config, provider: "openai" | "anthropic"): boolean {
+  const upstream = config.upstream[provider];
+  return Boolean(upstream.apiKey || upstream.baseUrl);
+}
+
 function lower(a: string): Hex {
   return a.toLowerCase() as Hex;
 }

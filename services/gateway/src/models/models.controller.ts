@@ -1,5 +1,5 @@
 import { Controller, Get, Header, Inject } from "@nestjs/common";
-import type { Config } from "@worldrouter/config";
+import { isProviderConfigured, type Config } from "@worldrouter/config";
 import { formatUsd, type Model, type ModelRegistry, type Price, type Provider } from "@worldrouter/pricing";
 import { CONFIG } from "@worldrouter/runtime";
 import { MODEL_REGISTRY } from "../pricing/model-registry.provider.js";
@@ -42,10 +42,8 @@ export interface ModelList {
   data: ModelEntry[];
 }
 
-/** Same rule as inference-worker's router: a key or a base URL means the real (or fake) upstream serves it. */
 export function servedBy(config: Config, provider: Provider): Provider | "local" {
-  const upstream = config.upstream[provider];
-  return upstream.apiKey || upstream.baseUrl ? provider : "local";
+  return isProviderConfigured(config, provider) ? provider : "local";
 }
 
 export function modelList(models: readonly Model[], config: Config): ModelList {

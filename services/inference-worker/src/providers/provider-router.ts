@@ -1,5 +1,5 @@
 import { Inject, Injectable, type OnApplicationShutdown } from "@nestjs/common";
-import type { Config } from "@worldrouter/config";
+import { isProviderConfigured, type Config } from "@worldrouter/config";
 import type { Model, ModelRegistry, Provider } from "@worldrouter/pricing";
 import { CONFIG } from "@worldrouter/runtime";
 import { Agent } from "undici";
@@ -13,15 +13,6 @@ import { MODEL_REGISTRY, WORKER_OPTIONS, type InferenceWorkerOptions } from "../
 export interface Route {
   model: Model;
   adapter: ProviderAdapter;
-}
-
-/**
- * A provider is served for real when it has an API key or a base URL (a fake upstream needs no key);
- * otherwise the built-in local provider answers for its models.
- */
-export function isProviderConfigured(config: Config, provider: Provider): boolean {
-  const upstream = config.upstream[provider];
-  return Boolean(upstream.apiKey || upstream.baseUrl);
 }
 
 /** Model → provider adapter, from the catalogue and the upstream config. */
