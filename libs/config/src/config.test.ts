@@ -72,3 +72,11 @@ describe("loadConfig", () => {
     expect(table).not.toContain("worldrouter-local-development-secret");
   });
 });
+
+describe("MODEL_FALLBACKS", () => {
+  it("parses model=fallback|fallback rules and rejects malformed ones", () => {
+    const config = loadConfig({ WORLD_FILE: "/nonexistent", PAYEE_ADDRESS: payee, MODEL_FALLBACKS: "gpt-4.1=claude-sonnet-4-5|gpt-4o,claude-opus-4=claude-sonnet-4" });
+    expect(config.inference.fallbacks).toEqual({ "gpt-4.1": ["claude-sonnet-4-5", "gpt-4o"], "claude-opus-4": ["claude-sonnet-4"] });
+    expect(() => loadConfig({ WORLD_FILE: "/nonexistent", PAYEE_ADDRESS: payee, MODEL_FALLBACKS: "gpt-4.1" })).toThrow(/MODEL_FALLBACKS: expected model=fallback/);
+  });
+});

@@ -43,7 +43,7 @@ export interface Config {
     timeoutMs: number;
     maxRetries: number;
   };
-  inference: { concurrency: number };
+  inference: { concurrency: number; fallbacks: Readonly<Record<string, readonly string[]>> };
   settlement: { orphanedPaymentMinutes: number };
 }
 
@@ -123,7 +123,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       timeoutMs: v.UPSTREAM_TIMEOUT_MS,
       maxRetries: v.UPSTREAM_MAX_RETRIES,
     },
-    inference: { concurrency: v.INFERENCE_CONCURRENCY },
+    inference: { concurrency: v.INFERENCE_CONCURRENCY, fallbacks: parseFallbacks(v.MODEL_FALLBACKS) },
     settlement: { orphanedPaymentMinutes: v.ORPHANED_PAYMENT_MINUTES },
   };
 }
@@ -136,6 +136,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
 export function isProviderConfigured(config: Config, provider: "openai" | "anthropic"): boolean {
   const upstream = config.upstream[provider];
   return Boolean(upstream.apiKey || upstream.baseUrl);
+}
+
+function parseFallbacks(value: string | undefined): Record<string, string[]> {
+  if (!value) return {};
+  return Object.fromEntries(value.split(",").map((rule) => {
+    const [model, fallbacks] = rule.split("=") as [string, string];
+    return [model, fallbacks.split("|")];
+  }));
 }
 
 function lower(a: string): Hex {

@@ -9,7 +9,7 @@ describe("configuration docs cannot drift", () => {
   it("README's configuration table is the one generated from the env schema", () => {
     const readme = readFileSync(new URL("README.md", repo), "utf8");
     const table = readme.split("<!-- env-table:start -->")[1]?.split("<!-- env-table:end -->")[0]?.trim();
-    expect(table, "regenerate with: node -e \"import('@worldrouter/config').then(m=>console.log(m.renderEnvTable()))\"").toBe(renderEnvTable());
+    expect(table, "run `npm run docs:config` to regenerate it").toBe(renderEnvTable());
   });
 
   it("docker-compose.yml only sets variables the config knows", () => {

@@ -58,6 +58,7 @@ export const ENV = {
   ANTHROPIC_BASE_URL: { schema: url, description: "Anthropic API base (default https://api.anthropic.com, or the local world's fake upstream when no key is set)." },
   UPSTREAM_TIMEOUT_MS: { schema: z.coerce.number().int().min(1), default: "120000", description: "Per-request timeout towards an upstream provider." },
   UPSTREAM_MAX_RETRIES: { schema: z.coerce.number().int().min(0).max(10), default: "2", description: "Retries on 429/5xx before anything was streamed." },
+  MODEL_FALLBACKS: { schema: z.string().regex(/^([\w.:-]+=[\w.:-]+(\|[\w.:-]+)*)(,[\w.:-]+=[\w.:-]+(\|[\w.:-]+)*)*$/, "expected model=fallback1|fallback2,model2=fallback"), description: "Models to try, in order, when a model's provider is unavailable before anything was streamed, e.g. `gpt-4.1=claude-sonnet-4-5|gpt-4o`." },
   INFERENCE_CONCURRENCY: { schema: z.coerce.number().int().min(1), default: "256", description: "Inference jobs one worker process runs at once." },
 } as const satisfies Record<string, EnvVar>;
 

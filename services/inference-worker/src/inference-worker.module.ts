@@ -13,6 +13,10 @@ import { MODEL_REGISTRY, WORKER_OPTIONS, type InferenceWorkerOptions } from "./t
 @Module({})
 export class InferenceWorkerModule {
   static forRoot(config: Config, options: InferenceWorkerOptions = {}): DynamicModule {
+    const registry = createModelRegistry({ defaultOverhead: parseRatio(config.pricing.overhead) });
+    const fallbacks = options.fallbacks ?? config.inference.fallbacks;
+    // A typo in MODEL_FALLBACKS fails the boot instead of silently never falling back.
+    for (const [model, alternatives] of Object.entries(fallbacks)) for (const id of [model, ...alternatives]) registry.requireModel(id);
     return {
       module: InferenceWorkerModule,
       imports: [
@@ -21,8 +25,8 @@ export class InferenceWorkerModule {
         JobConsumersModule.forRoot({ consumes: ["inference"], concurrency: { inference: config.inference.concurrency } }),
       ],
       providers: [
-        { provide: WORKER_OPTIONS, useValue: options },
-        { provide: MODEL_REGISTRY, useValue: createModelRegistry({ defaultOverhead: parseRatio(config.pricing.overhead) }) },
+        { provide: WORKER_OPTIONS, useValue: { ...options, fallbacks } },
+        { provide: MODEL_REGISTRY, useValue: registry },
         ProviderRouter,
         ReplyStreams,
         InferenceCancellations,
