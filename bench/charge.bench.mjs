@@ -31,6 +31,7 @@ import { createTempoClients } from "@worldrouter/chain";
 import { loadConfig } from "@worldrouter/config";
 import { deployWorld, startAnvil } from "@worldrouter/devchain";
 import { startSystem } from "@worldrouter/dev-runner";
+import { spawnServiceFrom as spawnService, stopService, waitUntilReady } from "./support/services.mjs";
 import { measureGatewaySteps } from "./support/gateway-steps.mjs";
 import { PaymentPathObserver } from "./support/observer.mjs";
 import { monitorRedis } from "./support/redis-monitor.mjs";
@@ -62,8 +63,18 @@ const { values: args } = parseArgs({
     concurrency: { type: "string", default: "32" },
     phases: { type: "string", default: "steps,challenge,paid" },
     profile: { type: "string" },
+    "service-dist": { type: "string", multiple: true, default: [] },
   },
 });
+/**
+ * `--service-dist <service>=<dir>` (repeatable): after start-up, replace that service by `<dir>/main.js` (same
+ * env, same ports) — to measure a proposed change on a patched copy of services/<service>/dist kept outside
+ * the repository.
+ */
+const SERVICE_DISTS = Object.fromEntries(args["service-dist"].map((spec) => {
+  const [name, dir] = spec.split("=");
+  return [name, resolvePath(dir)];
+}));
 /** Which parts run (a partial run prints its raw results and does not write charge.json). */
 const PHASES = new Set(args.phases.split(","));
 const FULL = ["steps", "challenge", "paid"].every((p) => PHASES.has(p));
@@ -182,6 +193,19 @@ async function setUp() {
     throw new Error(`${err.message}\n${recentLines.slice(-40).map((l) => l.slice(0, 400)).join("\n")}`);
   });
   const config = loadConfig(system.env);
+  for (const [name, dir] of Object.entries(SERVICE_DISTS)) {
+    const original = system.services.find((s) => s.name === name);
+    if (!original) throw new Error(`--service-dist: unknown service ${name}`);
+    await stopService(original);
+    const replacement = spawnService(name, system.env, (service, line) => {
+      recentLines.push(`${service} | ${line}`);
+      if (recentLines.length > 200) recentLines.shift();
+    }, join(dir, "main.js"));
+    system.services[system.services.indexOf(original)] = replacement;
+    const health = { gateway: `${system.gatewayUrl}/readyz`, "payment-verifier": `http://127.0.0.1:${config.health.paymentVerifierPort}/readyz`, "inference-worker": `http://127.0.0.1:${config.health.inferenceWorkerPort}/readyz`, settlement: `http://127.0.0.1:${config.health.settlementPort}/readyz` };
+    await waitUntilReady(health[name], replacement);
+    log(`${name} replaced by ${dir}/main.js`);
+  }
   const pids = Object.fromEntries(system.services.map((s) => [s.name, s.child.pid]));
   const metricsUrls = {
     gateway: `${system.gatewayUrl}/metrics`,
@@ -356,6 +380,7 @@ function cpuDelta(before, after) {
 async function paidPhase(ctx, observer, { concurrency, n, label }) {
   const clients = payers(ctx.world, ctx.anvil.rpcUrl);
   const before = await servicesSnapshot(ctx);
+  const snapshotStart = performance.now();
   const procBefore = await cpuOfPids(ctx.pids);
   const clientBefore = process.cpuUsage();
   await drainProxy(ctx.proxyUrls.services);
@@ -377,6 +402,7 @@ async function paidPhase(ctx, observer, { concurrency, n, label }) {
   const wallSeconds = (performance.now() - started) / 1000;
   const client = process.cpuUsage(clientBefore);
   const after = await waitForJobs(ctx, before, n);
+  const snapshotSeconds = (performance.now() - snapshotStart) / 1000;
   const procAfter = await cpuOfPids(ctx.pids);
   await sleep(50);
   const calls = await drainProxy(ctx.proxyUrls.services);
@@ -407,6 +433,8 @@ async function paidPhase(ctx, observer, { concurrency, n, label }) {
   }
   const cpu = cpuDelta(before, after);
   const cpuTotal = Object.values(cpu).reduce((a, b) => a + b, 0);
+  // What the services would have burnt idle over the same wall time (see idleCpu), for a background-free figure.
+  const idleMs = Object.values(ctx.idle ?? {}).reduce((a, b) => a + b, 0) * snapshotSeconds;
   const procCpu = Object.fromEntries(Object.keys(procAfter).map((k) => [k, procAfter[k] - procBefore[k]]));
   const callsByMethod = {};
   for (const [method, s, e] of calls) {
@@ -424,7 +452,6 @@ async function paidPhase(ctx, observer, { concurrency, n, label }) {
     legsMs: { challenge: summary(results.map((r) => r.challengeMs)), credential: summary(results.map((r) => r.credentialMs)), paid: summary(results.map((r) => r.paidLegMs)) },
     splitMs: Object.fromEntries(Object.entries(split).map(([k, v]) => [k, summary(v)])),
     splitIncomplete: incomplete,
-    splitSample: process.env.BENCH_DEBUG ? { result: results[0], observed: observer.times(results[0].requestId), known: [...observer.byRequest.keys()].slice(0, 5), streams: [...observer.streams.keys()] } : undefined,
     directUpstreamMs: direct.length ? summary(direct) : null,
     chainCalls: {
       perCharge: round(calls.length / n, 2),
@@ -434,6 +461,7 @@ async function paidPhase(ctx, observer, { concurrency, n, label }) {
     cpuMsPerCharge: {
       ...Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, round((v * 1000) / n, 2)])),
       total: round((cpuTotal * 1000) / n, 2),
+      totalWithoutIdleBackground: ctx.idle ? round((cpuTotal * 1000 - idleMs) / n, 2) : null,
       totalFromProc: round((Object.values(procCpu).reduce((a, b) => a + b, 0) * 1000) / n, 2),
       client: round(((client.user + client.system) / 1000) / n, 2),
     },
@@ -465,8 +493,9 @@ async function referencePaidPhase(ctx, mppxUrl, { concurrency, n, label }) {
   const cpu = (await referenceCpuSeconds(mppxUrl)) - cpuBefore;
   const calls = await drainProxy(ctx.proxyUrls.mppx);
   const chain = results.map((r) => callsWithin(calls, r.paidStart, r.end).reduce((a, [, s, e]) => a + e - s, 0));
-  const byMethod = {};
-  for (const [method] of calls) byMethod[method] = round((byMethod[method] ?? 0) + 1 / n, 2);
+  const counts = {};
+  for (const [method] of calls) counts[method] = (counts[method] ?? 0) + 1;
+  const byMethod = Object.fromEntries(Object.entries(counts).map(([method, count]) => [method, round(count / n, 2)]));
   return {
     label,
     concurrency,
@@ -479,6 +508,15 @@ async function referencePaidPhase(ctx, mppxUrl, { concurrency, n, label }) {
     chainCalls: { perCharge: round(calls.length / n, 2), msPerCharge: round(calls.reduce((a, [, s, e]) => a + e - s, 0) / n), byMethod },
     cpuMsPerCharge: { server: round((cpu * 1000) / n, 2), client: round(((client.user + client.system) / 1000) / n, 2) },
   };
+}
+
+/** Background CPU of each service while no request is in flight (timers, blocking reads, metrics), ms per second. */
+async function idleCpu(ctx, seconds = 3) {
+  await sleep(500);
+  const before = await cpuOfPids(ctx.pids);
+  await sleep(seconds * 1000);
+  const after = await cpuOfPids(ctx.pids);
+  return Object.fromEntries(Object.keys(after).map((k) => [k, round(((after[k] - before[k]) * 1000) / seconds, 2)]));
 }
 
 /** Postgres activity of the run's own database (pg_stat_database; other databases on the server do not count). */
@@ -494,6 +532,20 @@ async function pgStats() {
   } finally {
     await db.end();
   }
+}
+
+/** Round trip of the client's own fetch (what mppx uses) vs node:http, to the plain server: client-side cost in every leg. */
+async function clientFetchRtt(plainUrl) {
+  const body = chatBody("rtt");
+  const viaFetch = [];
+  const viaHttp = [];
+  for (let i = 0; i < 400; i++) {
+    const t = performance.now();
+    await (await fetch(`${plainUrl}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body })).text();
+    viaFetch.push(performance.now() - t);
+    viaHttp.push((await post(`${plainUrl}/v1/chat/completions`, body)).ms);
+  }
+  return { fetchMs: summary(viaFetch.slice(100)), nodeHttpMs: summary(viaHttp.slice(100)) };
 }
 
 /** What the timing proxy itself adds per chain call: eth_chainId through it vs straight to anvil. */
@@ -516,77 +568,18 @@ async function proxyHop(ctx) {
   return { directMs: d, proxiedMs: p, addedP50Ms: round(p.p50 - d.p50) };
 }
 
-// ── main ─────────────────────────────────────────────────────────────────────────────────────────────────────
-const result = {
-  benchmark: "charge",
-  date: new Date().toISOString(),
-  node: process.version,
-  cpus: availableParallelism(),
-  cpuModel: cpus()[0]?.model,
-  loadAverageAtStart: loadavg().map((x) => round(x, 2)),
-  targets: TARGETS,
-};
-let ctx;
-let observer;
-try {
-  ctx = await setUp();
-  result.setup = {
-    services: "gateway, payment-verifier, inference-worker, settlement: built dist via dev-runner startSystem, NODE_ENV=production, LOG_LEVEL=" + (process.env.LOG_LEVEL ?? "info"),
-    chain: "anvil --network tempo (T4, mixed mining), reached by both servers through a JSON-RPC timing proxy (separate process)",
-    upstream: "tools/fake-upstream (separate process), zero latency, 32 completion tokens, non-streaming",
-    clients: "this process: autocannon (c=32 throughput), node:http keep-alive (c=1 latency), unmodified mppx client in pull mode (fee-sponsored)",
-    quick: QUICK,
-  };
-
-  // Baselines: the gateway's own 402 (status, headers, body) served by a bare node:http handler, and mppx.
-  const sample = await post(ctx.chatUrl, chatBody(promptText(1)));
-  if (sample.status !== 402) throw new Error(`gateway answered ${sample.status} without payment: ${sample.body}`);
-  writeFileSync(join(scratch, "plain.json"), JSON.stringify({ status: 402, headers: { "content-type": sample.headers["content-type"], "www-authenticate": sample.headers["www-authenticate"], "cache-control": "no-store" }, body: sample.body }));
-  const completionSample = await (await fetch(`${ctx.fakeUrl}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json", authorization: "Bearer bench" }, body: chatBody("sample") })).text();
-  writeFileSync(
-    join(scratch, "mppx.json"),
-    JSON.stringify({
-      rpcUrl: ctx.proxyUrls.mppx,
-      chainId: ctx.world.chainId,
-      token: ctx.world.token.address,
-      recipient: ctx.world.payee.address,
-      feePayerPrivateKey: ctx.world.feePayer.privateKey,
-      secretKey: ctx.secretKey,
-      realm: "127.0.0.1",
-      amount: "0.000012",
-      completion: completionSample,
-    }),
-  );
-  const plain = await startChild("plain server", ["bench/support/reference-server.mjs", "plain", join(scratch, "plain.json")], { ready: /reference plain ready (\S+)\n/ });
-  children.push(plain.child);
-  const mppxRef = await startChild("mppx reference", ["bench/support/reference-server.mjs", "mppx", join(scratch, "mppx.json")], {
-    ready: /reference mppx ready (\S+)\n/,
-    env: PROFILE_DIR ? { NODE_OPTIONS: `--import=${join(ROOT, "bench/support/cpu-profiler.mjs")}`, BENCH_CPU_PROFILE_DIR: PROFILE_DIR } : {},
-  });
-  children.push(mppxRef.child);
-  const plainUrl = plain.match[1];
-  const mppxUrl = mppxRef.match[1];
-  const mppxCheck = await post(`${mppxUrl}/v1/chat/completions`, chatBody("check"));
-  if (mppxCheck.status !== 402 || !/^Payment /.test(mppxCheck.headers["www-authenticate"] ?? "")) throw new Error(`mppx reference answered ${mppxCheck.status}`);
-
-  // (c, in-process part) CPU of each step of the 402 path, built gateway classes, this process.
-  const profiled = [...Object.values(ctx.pids), mppxRef.child.pid];
-  if (PHASES.has("steps")) {
-    log("gateway steps, in-process…");
-    result.gatewaySteps = await measureGatewaySteps(ctx.config);
-  }
-
-  // (a) 402
+// ── phases ───────────────────────────────────────────────────────────────────────────────────────────────────
+/** (a) the 402: throughput at c=32 (autocannon) of the gateway and both baselines, then c=1 latency interleaved. */
+async function runChallenge(ctx, { mppxUrl, plainUrl, mppxPid, plainPid, profiled }) {
   const gatewayCpu = async () => procCpuSeconds(ctx.pids.gateway);
   const mppxCpu = () => referenceCpuSeconds(mppxUrl);
   const plainCpu = () => referenceCpuSeconds(plainUrl);
-  if (PHASES.has("challenge")) {
   await profileMark("boot", profiled);
   log(`402 throughput at c=${C}, ${SECONDS} s each…`);
   result.challenge = { throughput: {}, latencyC1: {} };
   result.challenge.throughput.gateway = await challengeThroughput("gateway", ctx.chatUrl, ctx.pids.gateway, gatewayCpu);
-  result.challenge.throughput.mppx = await challengeThroughput("mppx reference", `${mppxUrl}/v1/chat/completions`, mppxRef.child.pid, mppxCpu);
-  result.challenge.throughput.plain = await challengeThroughput("plain node:http", `${plainUrl}/v1/chat/completions`, plain.child.pid, plainCpu);
+  result.challenge.throughput.mppx = await challengeThroughput("mppx reference", `${mppxUrl}/v1/chat/completions`, mppxPid, mppxCpu);
+  result.challenge.throughput.plain = await challengeThroughput("plain node:http", `${plainUrl}/v1/chat/completions`, plainPid, plainCpu);
   await profileMark("402-c32", profiled);
   log(`402 latency at c=1, ${LATENCY_N} requests each (interleaved)…`);
   result.challenge.latencyC1 = await challengeLatency([
@@ -594,11 +587,13 @@ try {
     { name: "mppx", url: `${mppxUrl}/v1/chat/completions`, status: 402, cpu: mppxCpu },
     { name: "plain", url: `${plainUrl}/v1/chat/completions`, status: 402, cpu: plainCpu },
   ]);
-  }
+}
 
-  // (b)+(c)+(d) paid
-  if (PHASES.has("paid")) {
+/** (b)+(c)+(d) paid requests: ours and mppx's at c=1 and c=32, then the Redis/Postgres diagnostics. */
+async function runPaid(ctx, { mppxUrl, plainUrl, profiled }) {
   const pgBefore = await pgStats();
+  result.idleCpuMsPerSecond = await idleCpu(ctx);
+  ctx.idle = result.idleCpuMsPerSecond;
   observer = new PaymentPathObserver(redisUrl, namespace);
   await observer.start();
   log("paid: warm-up…");
@@ -608,6 +603,7 @@ try {
   await pool(16, 8, (i) => paidRequest(warmClients[i % warmClients.length], ctx.chatUrl, chatBody(`warm-up ${i + 1}`)));
   await pool(16, 8, (i) => paidRequest(warmClients[i % warmClients.length], `${mppxUrl}/v1/chat/completions`, chatBody(`warm-up ${i}`)));
   result.proxyHop = await proxyHop(ctx);
+  result.clientRtt = await clientFetchRtt(plainUrl);
   await profileMark("paid-warmup", profiled);
 
   log(`paid: ${PAID_N} at c=1 through our services (with the same body straight to the fake upstream after each)…`);
@@ -643,7 +639,71 @@ try {
   const pgAfter = await pgStats();
   const ourPaid = 1 + 16 + PAID_N + PAID_CONCURRENT_N + MONITORED;
   result.postgresPerCharge = Object.fromEntries(Object.keys(pgAfter).map((k) => [k, round((pgAfter[k] - pgBefore[k]) / ourPaid, 2)]));
+}
+
+// ── main ─────────────────────────────────────────────────────────────────────────────────────────────────────
+const result = {
+  benchmark: "charge",
+  date: new Date().toISOString(),
+  node: process.version,
+  cpus: availableParallelism(),
+  cpuModel: cpus()[0]?.model,
+  loadAverageAtStart: loadavg().map((x) => round(x, 2)),
+  targets: TARGETS,
+};
+let ctx;
+let observer;
+try {
+  ctx = await setUp();
+  result.setup = {
+    services: "gateway, payment-verifier, inference-worker, settlement: built dist via dev-runner startSystem, NODE_ENV=production, LOG_LEVEL=" + (process.env.LOG_LEVEL ?? "info"),
+    chain: "anvil --network tempo (T4, mixed mining), reached by both servers through a JSON-RPC timing proxy (separate process)",
+    upstream: "tools/fake-upstream (separate process), zero latency, 32 completion tokens, non-streaming",
+    clients: "this process: autocannon (c=32 throughput), node:http keep-alive (c=1 latency), unmodified mppx client in pull mode (fee-sponsored)",
+    quick: QUICK,
+  };
+
+  // Baselines: the gateway's own 402 (status, headers, body) served by a bare node:http handler, and mppx.
+  const sample = await post(ctx.chatUrl, chatBody(promptText(1)));
+  if (sample.status !== 402) throw new Error(`gateway answered ${sample.status} without payment: ${sample.body}`);
+  if (process.env.BENCH_DUMP_402) writeFileSync(process.env.BENCH_DUMP_402, JSON.stringify(sample, null, 2));
+  writeFileSync(join(scratch, "plain.json"), JSON.stringify({ status: 402, headers: { "content-type": sample.headers["content-type"], "www-authenticate": sample.headers["www-authenticate"], "cache-control": "no-store" }, body: sample.body }));
+  const completionSample = await (await fetch(`${ctx.fakeUrl}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json", authorization: "Bearer bench" }, body: chatBody("sample") })).text();
+  writeFileSync(
+    join(scratch, "mppx.json"),
+    JSON.stringify({
+      rpcUrl: ctx.proxyUrls.mppx,
+      chainId: ctx.world.chainId,
+      token: ctx.world.token.address,
+      recipient: ctx.world.payee.address,
+      feePayerPrivateKey: ctx.world.feePayer.privateKey,
+      secretKey: ctx.secretKey,
+      realm: "127.0.0.1",
+      amount: "0.000012",
+      completion: completionSample,
+    }),
+  );
+  const plain = await startChild("plain server", ["bench/support/reference-server.mjs", "plain", join(scratch, "plain.json")], { ready: /reference plain ready (\S+)\n/ });
+  children.push(plain.child);
+  const mppxRef = await startChild("mppx reference", ["bench/support/reference-server.mjs", "mppx", join(scratch, "mppx.json")], {
+    ready: /reference mppx ready (\S+)\n/,
+    env: PROFILE_DIR ? { NODE_OPTIONS: `--import=${join(ROOT, "bench/support/cpu-profiler.mjs")}`, BENCH_CPU_PROFILE_DIR: PROFILE_DIR } : {},
+  });
+  children.push(mppxRef.child);
+  const plainUrl = plain.match[1];
+  const mppxUrl = mppxRef.match[1];
+  const mppxCheck = await post(`${mppxUrl}/v1/chat/completions`, chatBody("check"));
+  if (mppxCheck.status !== 402 || !/^Payment /.test(mppxCheck.headers["www-authenticate"] ?? "")) throw new Error(`mppx reference answered ${mppxCheck.status}`);
+
+  // (c, in-process part) CPU of each step of the 402 path, built gateway classes, this process.
+  const profiled = [...Object.values(ctx.pids), mppxRef.child.pid];
+  if (PHASES.has("steps")) {
+    log("gateway steps, in-process…");
+    result.gatewaySteps = await measureGatewaySteps(ctx.config);
   }
+
+  if (PHASES.has("challenge")) await runChallenge(ctx, { mppxUrl, plainUrl, mppxPid: mppxRef.child.pid, plainPid: plain.child.pid, profiled });
+  if (PHASES.has("paid")) await runPaid(ctx, { mppxUrl, plainUrl, profiled });
 
   result.rss = {
     ...Object.fromEntries(Object.entries(ctx.pids).map(([k, pid]) => [k, round(procRssBytes(pid) / 2 ** 20, 1)])),
@@ -722,7 +782,8 @@ function report(r) {
       ["chain ms per charge (mean)", c1.chainCalls.msPerCharge, ref1.chainCalls.msPerCharge, c32.chainCalls.msPerCharge, ref32.chainCalls.msPerCharge],
     ]),
   );
-  out.push(`\npaid leg split (ours), from the Redis hand-offs seen by a passive observer + the chain proxy; proxy hop ≈ ${r.proxyHop.addedP50Ms} ms per chain call`);
+  out.push(`\npaid leg split (ours), from the Redis hand-offs seen by a passive observer + the chain proxy; proxy hop ≈ ${r.proxyHop.addedP50Ms} ms per chain call;`);
+  out.push(`client fetch round trip to the plain server p50 ${r.clientRtt.fetchMs.p50} ms (node:http ${r.clientRtt.nodeHttpMs.p50} ms): part of "gateway in" + "relay"`);
   const S1 = c1.splitMs;
   const S32 = c32.splitMs;
   const rows = [["", "c=1 p50", "c=1 p99", `c=${C} p50`, `c=${C} p99`]];
@@ -759,6 +820,13 @@ function report(r) {
       ["gateway wr_http_request_duration_ms (402s + paid)", ...prom(P1.gatewayHttpRouteMs), ...prom(P32.gatewayHttpRouteMs)],
     ]),
   );
+  // libs/runtime times jobs with prom-client's startTimer(), which observes SECONDS into a histogram named _ms.
+  const jobMean = P1.inferenceJobMs?.mean;
+  const observed = S1.inference.mean;
+  if (jobMean && observed && jobMean * 1000 > observed / 5 && jobMean * 1000 < observed * 5) {
+    out.push(`note: wr_job_duration_ms values are seconds, not ms (inference job mean ${jobMean} vs ${observed} ms observed): startTimer() observes seconds`);
+    r.prometheusJobDurationUnit = "seconds";
+  }
   out.push("\n(c) gateway overhead on the verified path (c=1): paid leg − verification span − direct upstream call");
   out.push(
     table([
@@ -780,6 +848,7 @@ function report(r) {
       ["settlement", c1.cpuMsPerCharge.settlement, c32.cpuMsPerCharge.settlement, ""],
       ["all services", c1.cpuMsPerCharge.total, c32.cpuMsPerCharge.total, `≤ ${TARGETS.cpuMsPerPaidCharge} ${ok(r.verdict.cpuMsPerPaidCharge)}`],
       ["  (same, from /proc)", c1.cpuMsPerCharge.totalFromProc, c32.cpuMsPerCharge.totalFromProc, ""],
+      ["  minus idle background", c1.cpuMsPerCharge.totalWithoutIdleBackground, c32.cpuMsPerCharge.totalWithoutIdleBackground, `(idle: ${Object.values(r.idleCpuMsPerSecond ?? {}).reduce((a, b) => a + b, 0).toFixed(1)} ms CPU/s)`],
       ["mppx reference server", ref1.cpuMsPerCharge.server, ref32.cpuMsPerCharge.server, ""],
       ["client (this process)", c1.cpuMsPerCharge.client, c32.cpuMsPerCharge.client, ""],
     ]),

@@ -89,8 +89,27 @@ export function summarise(profile, { sinceMs = 0 } = {}) {
     walk(root, 0);
     return lines;
   };
+  // Owner = the nearest frame (leaf → root) that belongs to a package or our code: Node internals and native
+  // frames (socket writes, crypto, streams) are charged to whoever called them.
+  const byOwner = new Map();
+  for (const [id, us] of selfUs) {
+    let cur = id;
+    let owner;
+    while (cur !== undefined) {
+      const n = nodes.get(cur);
+      const url = n.callFrame.url;
+      if (url && !url.startsWith("node:")) {
+        owner = pkg(n);
+        break;
+      }
+      cur = parent.get(cur);
+    }
+    const leaf = nodes.get(id).callFrame.functionName;
+    owner ??= leaf.startsWith("(") ? leaf : "(node internals, no package caller)";
+    byOwner.set(owner, (byOwner.get(owner) ?? 0) + us);
+  }
   const idleUs = [...selfUs].filter(([id]) => nodes.get(id).callFrame.functionName === "(idle)").reduce((a, [, us]) => a + us, 0);
-  return { totalUs: total, busyUs: total - idleUs, byFunction, byPackage, inclusive, tree };
+  return { totalUs: total, busyUs: total - idleUs, byFunction, byPackage, byOwner, inclusive, tree };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
@@ -100,6 +119,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     console.log(`\n${file}: ${(s.totalUs / 1e6).toFixed(2)} s sampled, ${(s.busyUs / 1e6).toFixed(2)} s busy (percentages are of busy time)`);
     console.log("\nby package (self time)");
     for (const [k, v] of [...s.byPackage].sort((a, b) => b[1] - a[1]).slice(0, 25)) console.log(`${pct(v)}  ${k}`);
+    console.log("\nby owner (self time of Node internals charged to the package that called them)");
+    for (const [k, v] of [...s.byOwner].sort((a, b) => b[1] - a[1]).slice(0, 25)) console.log(`${pct(v)}  ${k}`);
     console.log("\nby function (self time)");
     for (const [k, v] of [...s.byFunction].sort((a, b) => b[1] - a[1]).slice(0, TOP)) console.log(`${pct(v)}  ${k}`);
     if (Number(args.tree) > 0) {

@@ -41,23 +41,29 @@ function portInodes() {
 }
 
 export async function monitorRedis(redisUrl, namespace, pidsByName, work) {
-  const monitor = await new Redis(redisUrl).monitor();
+  const base = new Redis(redisUrl);
+  const monitor = await base.monitor();
   const lines = [];
   monitor.on("monitor", (time, args, source) => lines.push([source, args]));
   const result = await work();
   await new Promise((resolve) => setTimeout(resolve, 300));
   monitor.disconnect();
+  base.disconnect();
 
   const ours = new Set();
   for (const [source, args] of lines) if (args.some((a) => typeof a === "string" && a.includes(namespace))) ours.add(source);
+  // Script-internal commands of other clients' scripts share the "lua" source: keep only ours.
+  ours.delete("lua");
+  const luaOurs = ([source, args]) => source === "lua" && args.some((a) => typeof a === "string" && a.includes(namespace));
   const ports = portInodes();
   const owner = new Map();
   for (const [name, pid] of Object.entries(pidsByName)) for (const inode of socketInodes(pid)) owner.set(inode, name);
   const counts = {};
-  for (const [source, args] of lines) {
-    if (!ours.has(source)) continue;
-    const port = Number(source.split(":").pop());
-    const who = owner.get(ports.get(port)) ?? "other";
+  for (const line of lines) {
+    const [source, args] = line;
+    if (!ours.has(source) && !luaOurs(line)) continue;
+    // Commands run by a Lua script (BullMQ's) are reported with the source "lua".
+    const who = source === "lua" ? "(inside Lua scripts)" : (owner.get(ports.get(Number(source.split(":").pop()))) ?? "other");
     const command = String(args[0]).toUpperCase();
     counts[who] ??= {};
     counts[who][command] = (counts[who][command] ?? 0) + 1;
