@@ -65,11 +65,11 @@ export class JobConsumers implements OnApplicationBootstrap, BeforeApplicationSh
         async (job) => {
           const parsed = schema.safeParse(job.data);
           if (!parsed.success) throw new PermanentJobError(`invalid ${queue} payload: ${parsed.error.message}`);
-          const end = duration.startTimer({ queue });
+          const started = performance.now();
           try {
             return await handler(parsed.data as never, job);
           } finally {
-            end();
+            duration.observe({ queue }, performance.now() - started);
           }
         },
         {

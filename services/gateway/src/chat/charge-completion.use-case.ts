@@ -1,7 +1,7 @@
 import { Inject, Injectable } from "@nestjs/common";
 import type { Config } from "@worldrouter/config";
 import type { StreamMessage } from "@worldrouter/contracts";
-import { bodyDigest, createChargeChallenge, paymentRequired, serializeChallenge } from "@worldrouter/mpp";
+import { bodyDigest, ChargeChallenger, paymentRequired } from "@worldrouter/mpp";
 import { formatUsd } from "@worldrouter/pricing";
 import { counter, histogram } from "@worldrouter/observability";
 import { CONFIG, METRICS } from "@worldrouter/runtime";
@@ -17,8 +17,8 @@ export interface ChargeCompletionCommand {
   request: ChatCompletionRequest;
   rawBody: Buffer;
   authorization: string | undefined;
-  /** Aborted when the client goes away: cancels the inference. */
-  signal: AbortSignal;
+  /** A signal aborted when the client goes away (cancels the inference); only asked for once paid. */
+  clientGone: () => AbortSignal;
 }
 
 export interface PaidCompletion {
@@ -37,6 +37,7 @@ export interface PaidCompletion {
 export class ChargeCompletion {
   private readonly phase: Histogram<"phase">;
   private readonly outcomes: Counter<"outcome">;
+  private readonly challenger: ChargeChallenger;
 
   constructor(
     @Inject(METRICS) metrics: Registry,
@@ -46,6 +47,7 @@ export class ChargeCompletion {
     @Inject(InferenceRelay) private readonly relay: InferenceRelay,
   ) {
     this.phase = histogram(metrics, "wr_charge_phase_ms", "Charge request phases in the gateway: quote (validate+count+price), verify (RPC to payment-verifier incl. chain)", ["phase"]);
+    this.challenger = new ChargeChallenger({ secretKey: config.mpp.secretKey, realm: config.gateway.realm, currency: config.chain.token, recipient: config.chain.payee!, chainId: config.chain.chainId, feePayer: true });
     this.outcomes = counter(metrics, "wr_charge_requests_total", "Charge requests: challenged (402 without credential), rejected (credential refused), paid", ["outcome"]);
   }
 
@@ -89,7 +91,7 @@ export class ChargeCompletion {
         estimatedCost: quote.amount.toString(),
         chargePaymentId: verified.paymentId,
       },
-      command.signal,
+      command.clientGone(),
     );
     return { receipt: verified.receipt, payer: verified.payer, quote, stream, messages };
   }
@@ -98,14 +100,7 @@ export class ChargeCompletion {
   private paymentRequired(quote: Quote, digest: string, rejection?: { type: string; title: string; status: number; detail: string }): ProblemException {
     const { config } = this;
     const price = `${formatUsd(quote.amount)} in USDC.e for ${quote.promptTokens} prompt tokens of ${quote.model.id}`;
-    const challenge = createChargeChallenge({
-      secretKey: config.mpp.secretKey,
-      realm: config.gateway.realm,
-      terms: { amount: quote.amount, currency: config.chain.token, recipient: config.chain.payee!, chainId: config.chain.chainId, feePayer: true },
-      digest,
-      expiresAt: new Date(Date.now() + config.mpp.challengeTtlSeconds * 1000),
-      description: price,
-    });
+    const { challenge, header } = this.challenger.challenge({ amount: quote.amount, digest, expiresAt: new Date(Date.now() + config.mpp.challengeTtlSeconds * 1000), description: price });
     const body = rejection ?? paymentRequired(price);
     return new ProblemException(
       {
@@ -113,7 +108,7 @@ export class ChargeCompletion {
         challengeId: challenge.id,
         price: { amount: quote.amount.toString(), currency: config.chain.token, decimals: 6, usd: formatUsd(quote.amount), model: quote.model.id, promptTokens: quote.promptTokens },
       },
-      { "www-authenticate": serializeChallenge(challenge), "cache-control": "no-store" },
+      { "www-authenticate": header, "cache-control": "no-store" },
       { type: "payment_required", code: body.type.split("/").pop() ?? "payment_required" },
     );
   }

@@ -17,15 +17,20 @@ export class ChatCompletionsController {
     if (!parsed.ok) {
       throw new ProblemException(problem(400, "invalid-request", "Invalid Request", parsed.error.message, { param: parsed.error.param }), {}, { type: "invalid_request_error", code: "invalid_request", param: parsed.error.param });
     }
-    const abort = new AbortController();
-    reply.raw.on("close", () => {
-      if (!reply.raw.writableFinished) abort.abort();
-    });
-    const paid = await this.chargeCompletion.execute({ requestId: req.id, request: parsed.request, rawBody: req.rawBody ?? Buffer.alloc(0), authorization, signal: abort.signal });
+    const paid = await this.chargeCompletion.execute({ requestId: req.id, request: parsed.request, rawBody: req.rawBody ?? Buffer.alloc(0), authorization, clientGone: () => clientGone(reply) });
     const headers = { "payment-receipt": paid.receipt, "x-request-id": req.id, "cache-control": "no-store" };
     if (paid.stream) return relaySse(reply, headers, paid.messages);
     return relayJson(reply, headers, paid.messages);
   }
+}
+
+/** Aborted when the client disconnects before the response is complete (cancels the inference). */
+function clientGone(reply: FastifyReply): AbortSignal {
+  const abort = new AbortController();
+  reply.raw.on("close", () => {
+    if (!reply.raw.writableFinished) abort.abort();
+  });
+  return abort.signal;
 }
 
 /** Non-streaming: the worker sends one `completion` message (or an error before anything was served). */

@@ -22,7 +22,11 @@ export class ProblemException extends Error {
     /** OpenAI error code/type for the `error` member (e.g. `model_not_found`). */
     readonly openai: { type: string; code: string | null; param?: string | null } = { type: "invalid_request_error", code: null },
   ) {
+    // A problem is an expected answer (most often a 402), not a bug: skip the stack capture on this hot path.
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(problem.detail);
+    Error.stackTraceLimit = limit;
   }
 
   body(): Problem & { error: { message: string; type: string; code: string | null; param: string | null } } {

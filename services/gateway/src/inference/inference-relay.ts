@@ -63,7 +63,7 @@ export class InferenceRelay implements OnApplicationBootstrap, OnApplicationShut
   }
 
   /**
-   * Starts an inference and yields its messages up to and including `end` or `error`. When `signal` aborts (the
+   * Starts an inference and yields its messages up to and including `end`, `error` or a (final) `completion`. When `signal` aborts (the
    * client went away) or the caller stops iterating early, the worker is told to cancel and the iteration ends.
    */
   async *run(request: InferenceRequest, signal: AbortSignal): AsyncGenerator<StreamMessage> {
@@ -81,7 +81,8 @@ export class InferenceRelay implements OnApplicationBootstrap, OnApplicationShut
           await pending.next();
           continue;
         }
-        if (message.type === "end" || message.type === "error") {
+        // `completion` is a whole non-streamed answer: nothing follows but `end`, so nothing is left to cancel.
+        if (message.type === "end" || message.type === "error" || message.type === "completion") {
           // Clean up before the last yield: callers often stop iterating once they see it.
           finished = true;
           this.release(request.requestId, pending, signal, onAbort);

@@ -3,11 +3,11 @@ import type { Config } from "@worldrouter/config";
 import { createTempoClients } from "@worldrouter/chain";
 import type { VerifyPaymentRequest, VerifyPaymentResult } from "@worldrouter/contracts";
 import { Prisma, PrismaClient } from "@worldrouter/db";
-import { chargeRequest, paymentProblem, PaymentErrors, serializeChargeReceipt } from "@worldrouter/mpp";
+import { chargeRequest, paymentProblem, PaymentErrors, serializeChargeReceipt, verifyChallengeId } from "@worldrouter/mpp";
 import { counter, histogram, type Logger } from "@worldrouter/observability";
 import { CONFIG, JobQueues, LOGGER, METRICS } from "@worldrouter/runtime";
 import type { Counter, Histogram, Registry } from "prom-client";
-import { Challenge, Credential, Expires } from "mppx";
+import { Credential, Expires } from "mppx";
 import { tempo } from "mppx/server";
 import { Methods } from "mppx/tempo";
 import { privateKeyToAccount } from "viem/accounts";
@@ -73,7 +73,7 @@ export class VerifyChargeUseCase {
     const credential = parseCredential(request.authorization);
     const challenge = credential.challenge;
     const { config } = this;
-    if (!Challenge.verify(challenge, { secretKey: config.mpp.secretKey })) {
+    if (!verifyChallengeId(challenge, config.mpp.secretKey)) {
       throw new PaymentErrors.InvalidChallengeError({ id: challenge.id, reason: "challenge was not issued by this server (HMAC mismatch)" });
     }
     if (challenge.realm !== config.gateway.realm || challenge.method !== "tempo" || challenge.intent !== "charge") {
