@@ -28,15 +28,18 @@ export function configureHttp(app: NestFastifyApplication, config: Config): void
       done(new ProblemException(problem(400, "invalid-json", "Invalid JSON", `request body is not valid JSON: ${(err as Error).message}`), {}, { type: "invalid_request_error", code: "invalid_json" }), undefined);
     }
   });
-  fastify.addHook("onSend", async (request, reply) => {
+  // Callback-style hooks: no promise per request on the hot path.
+  fastify.addHook("onRequest", (request, reply, done) => {
     reply.header("x-request-id", request.id);
+    done();
   });
   const requests = counter(metrics, "wr_http_requests_total", "HTTP requests by route and status", ["method", "route", "status"]);
   const duration = histogram(metrics, "wr_http_request_duration_ms", "Time to the last byte of the response", ["route"]);
-  fastify.addHook("onResponse", async (request, reply) => {
+  fastify.addHook("onResponse", (request, reply, done) => {
     const route = request.routeOptions.url ?? "unmatched";
     requests.inc({ method: request.method, route, status: String(reply.statusCode) });
     duration.observe({ route }, reply.elapsedTime);
+    done();
   });
 }
 
