@@ -19,6 +19,7 @@ export class RedisReplayStore implements OnApplicationShutdown {
   private readonly prefix: string;
   private readonly idle: Redis[] = [];
   private readonly waiting: ((connection: Redis) => void)[] = [];
+  private readonly keyQueues = new Map<string, Promise<unknown>>();
 
   constructor(@Inject(CONFIG) config: Config) {
     this.redis = new Redis(redisOptions(config.redis.url));
@@ -45,8 +46,22 @@ export class RedisReplayStore implements OnApplicationShutdown {
     return (await this.redis.set(this.prefix + key, JSON.stringify({ type: "mppx:replay", expires }), "PX", ttl, "NX")) === "OK";
   }
 
-  /** Atomic read-modify-write of one key; `fn` may run more than once (it is pure, per mppx's contract). */
-  async update(key: string, fn: (current: unknown) => Change): Promise<unknown> {
+  /**
+   * Atomic read-modify-write of one key; `fn` may run more than once (it is pure, per mppx's contract).
+   * Updates of the same key from this process run one after another (mppx's sponsor budget is one hot key),
+   * so WATCH only has to resolve conflicts between replicas instead of causing retry storms here.
+   */
+  update(key: string, fn: (current: unknown) => Change): Promise<unknown> {
+    const previous = this.keyQueues.get(key) ?? Promise.resolve();
+    const run = previous.catch(() => undefined).then(() => this.watchedUpdate(key, fn));
+    this.keyQueues.set(key, run);
+    void run.finally(() => {
+      if (this.keyQueues.get(key) === run) this.keyQueues.delete(key);
+    }).catch(() => undefined);
+    return run;
+  }
+
+  private async watchedUpdate(key: string, fn: (current: unknown) => Change): Promise<unknown> {
     const connection = await this.acquire();
     try {
       for (;;) {
