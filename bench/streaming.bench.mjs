@@ -21,8 +21,8 @@ import { parseArgs } from "node:util";
 import { Module } from "@nestjs/common";
 import { NestFactory } from "@nestjs/core";
 import { loadConfig } from "@worldrouter/config";
+import { deleteRedisNamespace } from "@worldrouter/runtime";
 import { CoreModule, QueuesModule } from "@worldrouter/runtime";
-import { Redis } from "ioredis";
 import { Agent, request } from "undici";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -333,11 +333,4 @@ await workerApp?.close();
 await directPool.close();
 for (const child of children) child.kill("SIGTERM");
 await Promise.all(children.map((child) => (child.exitCode === null ? new Promise((resolve) => child.once("exit", resolve)) : undefined)));
-const redis = new Redis(redisUrl);
-let cursor = "0";
-do {
-  const [next, keys] = await redis.scan(cursor, "MATCH", `*${namespace}*`, "COUNT", 1000);
-  if (keys.length) await redis.unlink(...keys);
-  cursor = next;
-} while (cursor !== "0");
-redis.disconnect();
+await deleteRedisNamespace(redisUrl, namespace);

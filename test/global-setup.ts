@@ -4,7 +4,7 @@
  * Only projects that opt in (`projectConfig(url, { infra: true })`) get them.
  */
 import { randomBytes } from "node:crypto";
-import { Redis } from "ioredis";
+import { deleteRedisNamespace } from "@worldrouter/runtime";
 import pg from "pg";
 import { migrate } from "../prisma/migrate.mjs";
 
@@ -27,15 +27,7 @@ export default async function setup() {
   process.env.REDIS_NAMESPACE = `wrtest-${run}`;
 
   return async () => {
-    const redis = new Redis(redisUrl, { lazyConnect: true });
-    await redis.connect();
-    let cursor = "0";
-    do {
-      const [next, keys] = await redis.scan(cursor, "MATCH", `*wrtest-${run}*`, "COUNT", 1000);
-      if (keys.length) await redis.unlink(...keys);
-      cursor = next;
-    } while (cursor !== "0");
-    redis.disconnect();
+    await deleteRedisNamespace(redisUrl, `wrtest-${run}`);
     const cleanup = new pg.Client({ connectionString: adminUrl });
     await cleanup.connect();
     await cleanup.query(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);

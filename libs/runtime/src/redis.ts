@@ -22,3 +22,19 @@ export function redisOptions(url: string, extra: Partial<RedisConnection> = {}):
     ...extra,
   };
 }
+
+/** Deletes every key of a REDIS_NAMESPACE (tests and benchmarks clean up their throwaway namespaces). */
+export async function deleteRedisNamespace(url: string, namespace: string): Promise<void> {
+  const { Redis } = await import("ioredis");
+  const redis = new Redis(redisOptions(url));
+  try {
+    let cursor = "0";
+    do {
+      const [next, keys] = await redis.scan(cursor, "MATCH", `*${namespace}*`, "COUNT", 1000);
+      if (keys.length) await redis.unlink(...keys);
+      cursor = next;
+    } while (cursor !== "0");
+  } finally {
+    redis.disconnect();
+  }
+}
