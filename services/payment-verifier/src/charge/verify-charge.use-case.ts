@@ -14,6 +14,10 @@ import { privateKeyToAccount } from "viem/accounts";
 import { RedisReplayStore } from "./replay-store.js";
 
 type ChargeMethod = ReturnType<typeof tempo.charge>;
+type RecordPaymentInput = { request: VerifyPaymentRequest; challengeId: string; txHash: `0x${string}`; amount: bigint };
+
+/** Attempts at recording a payment that already settled on-chain (see recordPaymentWithRetry). */
+const RECORD_ATTEMPTS = 5;
 type ChargeCredential = Parameters<NonNullable<ChargeMethod["broadcast"]>>[0]["credential"];
 
 /**
@@ -28,6 +32,7 @@ export class VerifyChargeUseCase {
   private readonly clients: ReturnType<typeof createTempoClients>;
   private readonly outcomes: Counter<"outcome">;
   private readonly phase: Histogram<"phase">;
+  private readonly unrecorded: Counter;
 
   constructor(
     @Inject(CONFIG) private readonly config: Config,
@@ -39,6 +44,7 @@ export class VerifyChargeUseCase {
   ) {
     this.outcomes = counter(metrics, "wr_charge_verifications_total", "Charge credentials by outcome (verified, or the problem type)", ["outcome"]);
     this.phase = histogram(metrics, "wr_charge_verify_phase_ms", "Verification phases: checks (no chain), chain (co-sign, broadcast, confirm), record (Postgres + payments event)", ["phase"]);
+    this.unrecorded = counter(metrics, "wr_charge_unrecorded_total", "Charges settled on-chain that could not be recorded after retries (reconcile by hand)");
     const { chain } = config;
     const clients = createTempoClients({ rpcUrl: chain.rpcUrl, chainId: chain.chainId, feeToken: chain.token });
     this.clients = clients;
@@ -107,12 +113,33 @@ export class VerifyChargeUseCase {
     const txHash = receipt.reference.toLowerCase() as `0x${string}`;
     const recording = performance.now();
     this.phase.observe({ phase: "chain" }, recording - onChain);
-    const result = await this.recordPayment({ request, challengeId: challenge.id, txHash, amount: BigInt(expected.amount) });
+    const result = await this.recordPaymentWithRetry({ request, challengeId: challenge.id, txHash, amount: BigInt(expected.amount) });
     this.phase.observe({ phase: "record" }, performance.now() - recording);
     return result;
   }
 
-  private async recordPayment(input: { request: VerifyPaymentRequest; challengeId: string; txHash: `0x${string}`; amount: bigint }): Promise<VerifyPaymentResult> {
+  /**
+   * The money has moved on-chain by now: a transient Postgres/Redis/RPC failure must not drop the record.
+   * Retries with backoff; if it still fails, the payment is logged at error level with everything needed to
+   * reconcile it by hand and counted in `wr_charge_unrecorded_total` (alert on it).
+   */
+  private async recordPaymentWithRetry(input: RecordPaymentInput): Promise<VerifyPaymentResult> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.recordPayment(input);
+      } catch (err) {
+        if (err instanceof PaymentErrors.PaymentError) throw err;
+        if (attempt >= RECORD_ATTEMPTS) {
+          this.unrecorded.inc();
+          this.logger.error({ err, requestId: input.request.requestId, challengeId: input.challengeId, txHash: input.txHash, amount: input.amount.toString() }, "PAID BUT UNRECORDED: charge settled on-chain but could not be recorded; reconcile by hand");
+          throw err;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt));
+      }
+    }
+  }
+
+  private async recordPayment(input: RecordPaymentInput): Promise<VerifyPaymentResult> {
     const { config } = this;
     // The payer is the transaction's sender (the fee payer only sponsors gas).
     const chainReceipt = await this.clients.publicClient.getTransactionReceipt({ hash: input.txHash });
@@ -127,10 +154,13 @@ export class VerifyChargeUseCase {
         },
       });
     } catch (err) {
-      if (err instanceof Prisma.PrismaClientKnownRequestError && err.code === "P2002") {
+      if (!(err instanceof Prisma.PrismaClientKnownRequestError && err.code === "P2002")) throw err;
+      // Our own earlier attempt (a retry after a later step failed) is the same payment; anything else is a replay.
+      const existing = await this.db.chargePayment.findUnique({ where: { txHash: input.txHash } });
+      if (existing?.challengeId !== input.challengeId || existing.requestId !== input.request.requestId) {
         throw new PaymentErrors.VerificationFailedError({ reason: `transaction ${input.txHash} has already paid for another request` });
       }
-      throw err;
+      payment = existing;
     }
     const verifiedAt = new Date();
     await this.queues.enqueue("payments", {
