@@ -436,13 +436,7 @@ async function paidPhase(ctx, observer, { concurrency, n, label }) {
     callsByMethod[method].ms.push(e - s);
   }
   return {
-    label,
-    concurrency,
-    n,
-    wallSeconds: round(wallSeconds, 2),
-    chargesPerSecond: round(n / wallSeconds, 1),
-    endToEndMs: summary(results.map((r) => r.totalMs)),
-    legsMs: { challenge: summary(results.map((r) => r.challengeMs)), credential: summary(results.map((r) => r.credentialMs)), paid: summary(results.map((r) => r.paidLegMs)) },
+    ...paidRunSummary(label, concurrency, n, wallSeconds, results),
     splitMs: Object.fromEntries(Object.entries(split).map(([k, v]) => [k, summary(v)])),
     splitIncomplete: incomplete,
     directUpstreamMs: direct.length ? summary(direct) : null,
@@ -490,13 +484,7 @@ async function referencePaidPhase(ctx, mppxUrl, { concurrency, n, label }) {
   for (const [method] of calls) counts[method] = (counts[method] ?? 0) + 1;
   const byMethod = Object.fromEntries(Object.entries(counts).map(([method, count]) => [method, round(count / n, 2)]));
   return {
-    label,
-    concurrency,
-    n,
-    wallSeconds: round(wallSeconds, 2),
-    chargesPerSecond: round(n / wallSeconds, 1),
-    endToEndMs: summary(results.map((r) => r.totalMs)),
-    legsMs: { challenge: summary(results.map((r) => r.challengeMs)), credential: summary(results.map((r) => r.credentialMs)), paid: summary(results.map((r) => r.paidLegMs)) },
+    ...paidRunSummary(label, concurrency, n, wallSeconds, results),
     chainMsInPaidLeg: concurrency === 1 ? summary(chain) : null,
     chainCalls: { perCharge: round(calls.length / n, 2), msPerCharge: round(calls.reduce((a, [, s, e]) => a + e - s, 0) / n), byMethod },
     cpuMsPerCharge: { server: round((cpu * 1000) / n, 2), client: round(((client.user + client.system) / 1000) / n, 2) },
@@ -859,4 +847,17 @@ function report(r) {
   mkdirSync(join(ROOT, "bench/results"), { recursive: true });
   writeFileSync(join(ROOT, "bench/results/charge.json"), `${JSON.stringify(r, null, 2)}\n`);
   log("wrote bench/results/charge.json");
+}
+
+/** The fields every paid run reports, ours and mppx's alike. */
+function paidRunSummary(label, concurrency, n, wallSeconds, results) {
+  return {
+    label,
+    concurrency,
+    n,
+    wallSeconds: round(wallSeconds, 2),
+    chargesPerSecond: round(n / wallSeconds, 1),
+    endToEndMs: summary(results.map((r) => r.totalMs)),
+    legsMs: { challenge: summary(results.map((r) => r.challengeMs)), credential: summary(results.map((r) => r.credentialMs)), paid: summary(results.map((r) => r.paidLegMs)) },
+  };
 }

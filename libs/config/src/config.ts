@@ -172,5 +172,4 @@ export function renderEnvTable(): string {
   return ["| variable | default | meaning |", "|---|---|---|", ...rows].join("\n");
 }
 
-export const envVarNames = (): string[] => Object.keys(ENV);
 

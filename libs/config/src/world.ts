@@ -23,7 +23,6 @@ export const World = z.object({
   upstreamUrl: z.url().optional(),
 });
 export type World = z.infer<typeof World>;
-export type WorldInput = z.input<typeof World>;
 
 export function readWorldFile(path: string): World {
   let raw: unknown;

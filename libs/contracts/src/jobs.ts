@@ -62,13 +62,10 @@ export const ChargeVerifiedEvent = z.object({
 });
 export type ChargeVerifiedEvent = z.infer<typeof ChargeVerifiedEvent>;
 
-/**
- * Work for settlement: settle or close a channel, refund a payer, or sweep charges that were paid but never
- * reached an inference (refunded).
- */
+/** Work for settlement: refund a payer, or sweep charges that were paid but never reached an inference. */
 export const SettlementJob = z.object({
-  kind: z.enum(["channel.settle", "channel.close", "refund", "charges.sweep"]),
-  /** Channel id, the charge payment id for a refund, or the sweep's name. */
+  kind: z.enum(["refund", "charges.sweep"]),
+  /** The charge payment id for a refund, or the sweep's name. */
   reference: z.string().min(1),
   requestedAt: z.number().int(),
 });

@@ -53,8 +53,6 @@ export const accounts = {
   payeeWallet: (token: string) => `asset:payee_wallet:${token}`,
   /** What a payer has paid us and not yet consumed (liability to the payer). */
   payerPrepaid: (payer: string) => `liability:payer_prepaid:${payer}`,
-  /** Credit owed to a payer after a failed inference, spendable on a later request (liability). */
-  payerCredit: (payer: string) => `liability:payer_credit:${payer}`,
   /** Revenue at actual usage cost. */
   usageRevenue: () => "revenue:usage",
   /** Paid estimate minus actual cost: the overhead margin kept on charge requests. */

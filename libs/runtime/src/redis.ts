@@ -1,3 +1,5 @@
+import { Redis } from "ioredis";
+
 /** Connection options from a redis:// or rediss:// URL, in the shape BullMQ, ioredis and Nest all accept. */
 export interface RedisConnection {
   host: string;
@@ -25,7 +27,6 @@ export function redisOptions(url: string, extra: Partial<RedisConnection> = {}):
 
 /** Deletes every key of a REDIS_NAMESPACE (tests and benchmarks clean up their throwaway namespaces). */
 export async function deleteRedisNamespace(url: string, namespace: string): Promise<void> {
-  const { Redis } = await import("ioredis");
   const redis = new Redis(redisOptions(url));
   try {
     let cursor = "0";

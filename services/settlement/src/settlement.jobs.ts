@@ -1,5 +1,5 @@
 import { Inject, Injectable } from "@nestjs/common";
-import { JobHandler, PermanentJobError, type JobPayload } from "@worldrouter/runtime";
+import { JobHandler, type JobPayload } from "@worldrouter/runtime";
 import { RecordChargePaymentUseCase } from "./payments/record-charge-payment.use-case.js";
 import { RefundChargeUseCase } from "./refunds/refund-charge.use-case.js";
 import { SweepOrphanedChargesUseCase } from "./sweeps/sweep-orphaned-charges.use-case.js";
@@ -27,8 +27,7 @@ export class SettlementJobs {
 
   @JobHandler("settlement")
   async onSettlement(job: JobPayload<"settlement">) {
-    if (job.kind === "refund") return this.refundCharge.refund(job.reference);
-    if (job.kind === "charges.sweep") return void (await this.sweepOrphanedCharges.sweep());
-    throw new PermanentJobError(`settlement job ${job.kind} is not supported yet`);
+    if (job.kind === "refund") await this.refundCharge.refund(job.reference);
+    else await this.sweepOrphanedCharges.sweep();
   }
 }
