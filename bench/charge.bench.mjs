@@ -401,11 +401,11 @@ async function paidPhase(ctx, observer, { concurrency, n, label }) {
   const calls = await drainProxy(ctx.proxyUrls.services);
 
   // Split of the paid leg from the observer's hand-off times.
-  const split = { gatewayIn: [], verification: [], chain: [], verificationOffChain: [], gatewayMid: [], queue: [], inference: [], relay: [], paidLeg: [], notVerification: [] };
+  const split = { gatewayIn: [], verification: [], chain: [], verificationOffChain: [], gatewayMid: [], worker: [], relay: [], paidLeg: [], notVerification: [] };
   let incomplete = 0;
   for (const r of results) {
     const t = observer.times(r.requestId);
-    if (!t || !t.verifyPublished || !t.verifyReplied || !t.jobAdded || !t.jobActive || !t.replyWritten) {
+    if (!t || !t.verifyPublished || !t.verifyReplied || !t.jobAdded || !t.replyWritten) {
       incomplete++;
       continue;
     }
@@ -418,8 +418,7 @@ async function paidPhase(ctx, observer, { concurrency, n, label }) {
       split.verificationOffChain.push(t.verifyReplied - t.verifyPublished - chainMs);
     }
     split.gatewayMid.push(t.jobAdded - t.verifyReplied);
-    split.queue.push(t.jobActive - t.jobAdded);
-    split.inference.push(t.replyWritten - t.jobActive);
+    split.worker.push(t.replyWritten - t.jobAdded);
     split.relay.push(r.end - t.replyWritten);
     split.paidLeg.push(r.paidLegMs);
     split.notVerification.push(r.paidLegMs - (t.verifyReplied - t.verifyPublished));
@@ -774,8 +773,7 @@ function report(r) {
     chain: "  of which chain calls",
     verificationOffChain: "  of which off-chain (checks, Redis, DB, queue)",
     gatewayMid: "gateway (verify reply → inference job added)",
-    queue: "queue (job added → worker active)",
-    inference: "inference (worker active → reply written)",
+    worker: "worker (job added → reply written: pick-up + upstream)",
     relay: "relay (reply written → client has body)",
     paidLeg: "paid leg total",
   };
@@ -801,13 +799,6 @@ function report(r) {
       ["gateway wr_http_request_duration_ms (402s + paid)", ...prom(P1.gatewayHttpRouteMs), ...prom(P32.gatewayHttpRouteMs)],
     ]),
   );
-  // libs/runtime times jobs with prom-client's startTimer(), which observes SECONDS into a histogram named _ms.
-  const jobMean = P1.inferenceJobMs?.mean;
-  const observed = S1.inference.mean;
-  if (jobMean && observed && jobMean * 1000 > observed / 5 && jobMean * 1000 < observed * 5) {
-    out.push(`note: wr_job_duration_ms values are seconds, not ms (inference job mean ${jobMean} vs ${observed} ms observed): startTimer() observes seconds`);
-    r.prometheusJobDurationUnit = "seconds";
-  }
   out.push("\n(c) gateway overhead on the verified path (c=1): paid leg − verification span − direct upstream call");
   out.push(
     table([

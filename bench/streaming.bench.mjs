@@ -1,5 +1,5 @@
 /**
- * Streaming overhead of the relay path (gateway InferenceRelay → BullMQ → inference-worker → Redis reply stream →
+ * Streaming overhead of the relay path (gateway InferenceRelay → dispatch stream → inference-worker → Redis reply stream →
  * relay) against reading the same fake upstream directly.
  *
  *   node bench/streaming.bench.mjs [--iterations 300] [--chunks 64] [--concurrent 1000] [--in-process]
@@ -22,7 +22,7 @@ import { Module } from "@nestjs/common";
 import { NestFactory } from "@nestjs/core";
 import { loadConfig } from "@worldrouter/config";
 import { deleteRedisNamespace } from "@worldrouter/runtime";
-import { CoreModule, QueuesModule } from "@worldrouter/runtime";
+import { CoreModule } from "@worldrouter/runtime";
 import { Agent, request } from "undici";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -135,7 +135,7 @@ if (IN_PROCESS) {
 }
 
 class BenchGatewayModule {}
-Module({ imports: [CoreModule.forRoot("gateway", config), QueuesModule.forRoot(config, ["inference"])], providers: [InferenceRelay] })(BenchGatewayModule);
+Module({ imports: [CoreModule.forRoot("gateway", config)], providers: [InferenceRelay] })(BenchGatewayModule);
 const gateway = await NestFactory.createApplicationContext(BenchGatewayModule, { logger: false });
 await gateway.init();
 const relay = gateway.get(InferenceRelay);

@@ -4,8 +4,7 @@
  *
  *   verifyPublished  gateway → verifier RPC request seen on `<ns>:rpc:payment.verify`
  *   verifyReplied    verifier's answer seen on `<ns>:rpc:payment.verify.reply`
- *   jobAdded         BullMQ `added` event of the inference job (job id = request id)
- *   jobActive        BullMQ `active` event: a worker took the job
+ *   jobAdded         the inference job's entry on the dispatch stream (`<ns>:inference:jobs`)
  *   replyWritten     the worker's `completion` (or first `chunk`) entry on the gateway's reply stream
  *
  * Each time is this process's wall clock when the message arrived. Pub/sub and blocked XREADs are served by
@@ -57,7 +56,7 @@ export class PaymentPathObserver {
       }
     });
     await this.sub.subscribe(request, reply);
-    this.streams.set(`{${this.namespace}}:bull:inference:events`, "$");
+    this.streams.set(`${this.namespace}:inference:jobs`, "$");
     // A second connection can interrupt the reader's BLOCK (to watch more keys, or to stop).
     this.readerId = await this.reader.client("ID");
     this.control = new Redis(this.reader.options);
@@ -81,12 +80,9 @@ export class PaymentPathObserver {
           this.streams.set(key, id);
           const f = {};
           for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]] = fields[i + 1];
-          if (key.endsWith(":events")) {
-            if (!f.jobId) continue;
-            // Job id = request id, possibly prefixed by the queue name (`inference-<request id>`).
-            const requestId = f.jobId.startsWith("inference-") ? f.jobId.slice("inference-".length) : f.jobId;
-            if (f.event === "added") this.at(requestId).jobAdded ??= now;
-            else if (f.event === "active") this.at(requestId).jobActive ??= now;
+          if (key.endsWith(":inference:jobs")) {
+            const requestId = f.job ? JSON.parse(f.job).requestId : undefined;
+            if (requestId) this.at(requestId).jobAdded ??= now;
           } else if (f.requestId && (f.type === "completion" || f.type === "chunk" || f.type === "error")) {
             this.at(f.requestId).replyWritten ??= now;
           }

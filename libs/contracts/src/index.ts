@@ -4,3 +4,4 @@ export * from "./queues.js";
 export * from "./rpc.js";
 export * from "./stream.js";
 export * from "./reply-entry.js";
+export * from "./inference-jobs.js";

@@ -1,20 +1,12 @@
 import { z } from "zod";
-import { ChargeVerifiedEvent, InferenceJob, SettlementJob, UsageEvent } from "./jobs.js";
+import { ChargeVerifiedEvent, SettlementJob, UsageEvent } from "./jobs.js";
 
 /**
  * The BullMQ queues, their payload schemas and options: the one place services take queue names from.
- * `inference` is latency-critical (one attempt: a retried inference would bill twice; the worker retries
- * upstream calls itself). `usage` and `payments` carry money facts and must never be lost: many attempts,
- * exponential backoff, failed jobs kept for inspection.
+ * `usage` and `payments` carry money facts and must never be lost: many attempts, exponential backoff, failed
+ * jobs kept for inspection. (Inference jobs do not go through BullMQ: see `inference-jobs.ts`.)
  */
 export const QUEUES = {
-  inference: {
-    schema: InferenceJob,
-    options: { attempts: 1, removeOnComplete: true, removeOnFail: { age: 24 * 3600 } },
-    // A job stalled by a crashed worker is failed, not rerun: a rerun would stream duplicate chunks and
-    // report usage twice. Its payment is refunded by settlement's orphaned-charge sweep.
-    worker: { maxStalledCount: 0 },
-  },
   usage: {
     schema: UsageEvent,
     options: { attempts: 25, backoff: { type: "exponential", delay: 200 }, removeOnComplete: { age: 3600 }, removeOnFail: false },
@@ -27,7 +19,7 @@ export const QUEUES = {
     schema: SettlementJob,
     options: { attempts: 10, backoff: { type: "exponential", delay: 1000 }, removeOnComplete: { age: 24 * 3600 }, removeOnFail: false },
   },
-} as const satisfies Record<string, { schema: z.ZodType; options: object; worker?: { maxStalledCount?: number } }>;
+} as const satisfies Record<string, { schema: z.ZodType; options: object }>;
 
 export type QueueName = keyof typeof QUEUES;
 export const QUEUE_NAMES = Object.keys(QUEUES) as QueueName[];
@@ -35,7 +27,6 @@ export type JobOf<Q extends QueueName> = z.infer<(typeof QUEUES)[Q]["schema"]>;
 
 /** Job ids make enqueueing idempotent: BullMQ ignores a second add with the same id. */
 export const jobId = {
-  inference: (job: JobOf<"inference">) => `inference-${job.requestId}`,
   usage: (job: JobOf<"usage">) => `usage-${job.requestId}`,
   payments: (job: JobOf<"payments">) => `payment-${job.paymentId}`,
   settlement: (job: JobOf<"settlement">) => `settle-${job.kind}-${job.reference}`,

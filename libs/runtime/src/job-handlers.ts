@@ -76,7 +76,6 @@ export class JobConsumers implements OnApplicationBootstrap, BeforeApplicationSh
           connection: redisOptions(this.config.redis.url, { maxRetriesPerRequest: null }),
           prefix: bullPrefix(this.config.redis.namespace),
           concurrency: this.options.concurrency?.[queue] ?? 16,
-          ...workerOptions(queue),
         },
       );
       worker.on("completed", () => processed.inc({ queue, outcome: "completed" }));
@@ -113,12 +112,6 @@ export class JobConsumers implements OnApplicationBootstrap, BeforeApplicationSh
     }
     return found;
   }
-}
-
-/** Per-queue worker options from the queue contract (e.g. stalled-job policy). */
-function workerOptions(queue: QueueName): { maxStalledCount?: number } {
-  const contract = QUEUES[queue];
-  return "worker" in contract ? contract.worker : {};
 }
 
 /** Typed job payload for handler signatures: `handle(job: JobPayload<"usage">)`. */

@@ -1,15 +1,15 @@
 import { Module, type DynamicModule } from "@nestjs/common";
 import type { Config } from "@worldrouter/config";
 import { createModelRegistry, parseRatio } from "@worldrouter/pricing";
-import { CoreModule, JobConsumersModule, QueuesModule } from "@worldrouter/runtime";
+import { CoreModule, QueuesModule } from "@worldrouter/runtime";
 import { InferenceCancellations } from "./inference-cancellations.js";
-import { InferenceJobs } from "./inference.jobs.js";
+import { InferenceJobConsumer } from "./inference-job-consumer.js";
 import { ProviderRouter } from "./providers/provider-router.js";
 import { ReplyStreams } from "./reply-streams.js";
 import { RunInference } from "./run-inference.use-case.js";
 import { MODEL_REGISTRY, WORKER_OPTIONS, type InferenceWorkerOptions } from "./tokens.js";
 
-/** Runs `inference` jobs against the providers, streams chunks back, reports `usage`. */
+/** Runs inference jobs (from the dispatch stream) against the providers, streams chunks back, reports `usage`. */
 @Module({})
 export class InferenceWorkerModule {
   static forRoot(config: Config, options: InferenceWorkerOptions = {}): DynamicModule {
@@ -22,7 +22,6 @@ export class InferenceWorkerModule {
       imports: [
         CoreModule.forRoot("inference-worker", config),
         QueuesModule.forRoot(config, ["usage"]),
-        JobConsumersModule.forRoot({ consumes: ["inference"], concurrency: { inference: config.inference.concurrency } }),
       ],
       providers: [
         { provide: WORKER_OPTIONS, useValue: { ...options, fallbacks } },
@@ -31,7 +30,7 @@ export class InferenceWorkerModule {
         ReplyStreams,
         InferenceCancellations,
         RunInference,
-        InferenceJobs,
+        InferenceJobConsumer,
       ],
     };
   }

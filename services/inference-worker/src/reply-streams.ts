@@ -6,8 +6,9 @@ import { Redis } from "ioredis";
 
 /** Approximate cap of a reply stream: far more than a gateway has unread, bounded if a gateway died. */
 const STREAM_MAX_LENGTH = "100000";
-/** A dead gateway's stream disappears after this; every request refreshes it. */
+/** A dead gateway's stream disappears after this; refreshed by the first request to it each TTL_REFRESH_MS. */
 const STREAM_TTL_MS = 3_600_000;
+const TTL_REFRESH_MS = 60_000;
 /** Unacknowledged XADDs per request before we wait for Redis (backpressure). */
 const MAX_IN_FLIGHT = 256;
 
@@ -29,13 +30,22 @@ interface Queued {
 export class ReplyStreams implements OnApplicationShutdown {
   private readonly redis: Redis;
   private burst: Queued[] | undefined;
+  /** Reply stream → when this process last refreshed its TTL (one entry per gateway instance). */
+  private readonly ttlRefreshedAt = new Map<string, number>();
 
   constructor(@Inject(CONFIG) config: Config) {
     this.redis = new Redis(redisOptions(config.redis.url));
   }
 
   open(stream: string, requestId: string): ReplyWriter {
-    return new ReplyWriter((command) => this.send(command), stream, requestId);
+    return new ReplyWriter((command) => this.send(command), stream, requestId, this.ttlDue(stream));
+  }
+
+  private ttlDue(stream: string): boolean {
+    const now = Date.now();
+    if (now - (this.ttlRefreshedAt.get(stream) ?? 0) < TTL_REFRESH_MS) return false;
+    this.ttlRefreshedAt.set(stream, now);
+    return true;
   }
 
   async onApplicationShutdown() {
@@ -71,7 +81,6 @@ export class ReplyWriter {
   private inFlight = 0;
   private last: Promise<unknown> = Promise.resolve();
   private failure: Error | undefined;
-  private written = 0;
   private tickOpen = false;
   private held: string[] = [];
 
@@ -79,6 +88,8 @@ export class ReplyWriter {
     private readonly send: (command: Command) => Promise<unknown>,
     private readonly stream: string,
     private readonly requestId: string,
+    /** Refresh the stream's TTL with the first write. */
+    private refreshTtl: boolean,
   ) {}
 
   /** Sends without waiting; returns a promise only when the caller should wait (too many unacknowledged). */
@@ -116,7 +127,10 @@ export class ReplyWriter {
 
   private xadd(fields: string[]): void {
     this.track(this.send(["xadd", this.stream, "MAXLEN", "~", STREAM_MAX_LENGTH, "*", "requestId", this.requestId, ...fields]));
-    if (this.written++ === 0) this.track(this.send(["pexpire", this.stream, STREAM_TTL_MS]));
+    if (this.refreshTtl) {
+      this.refreshTtl = false;
+      this.track(this.send(["pexpire", this.stream, STREAM_TTL_MS]));
+    }
   }
 
   private track(sent: Promise<unknown>): void {

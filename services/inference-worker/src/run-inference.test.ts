@@ -2,13 +2,14 @@ import "reflect-metadata";
 import type { INestApplicationContext } from "@nestjs/common";
 import { NestFactory } from "@nestjs/core";
 import { loadConfig, type Config } from "@worldrouter/config";
-import { bullPrefix, cancelChannel, jobId, type InferenceJob, type StreamMessage, type UsageEvent } from "@worldrouter/contracts";
+import { bullPrefix, cancelChannel, INFERENCE_CONSUMER_GROUP, inferenceJobStreamKey, inferenceWorkerHeartbeatKey, jobId, type InferenceJob, type StreamMessage, type UsageEvent } from "@worldrouter/contracts";
 import { newRequestId } from "@worldrouter/observability";
 import { countCompletionTokens, countPromptTokens, createModelRegistry, getModel, type ChatMessage } from "@worldrouter/pricing";
 import { JobQueues, redisOptions } from "@worldrouter/runtime";
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { InferenceJobConsumer } from "./inference-job-consumer.js";
 import { InferenceWorkerModule } from "./inference-worker.module.js";
 import { ProviderRouter } from "./providers/provider-router.js";
 import { RunInference } from "./run-inference.use-case.js";
@@ -136,7 +137,7 @@ describe("RunInference", () => {
     await app.get(RunInference).run(job);
 
     const messages = await replies(job);
-    expect(messages.map((m) => m.type)).toEqual(["completion", "end"]);
+    expect(messages.map((m) => m.type)).toEqual(["completion"]); // final by itself: no `end` follows
     const completion = JSON.parse((messages[0] as { data: string }).data);
     expect(completion.object).toBe("chat.completion");
     expect(usageOf(job.requestId)).toMatchObject({
@@ -234,19 +235,63 @@ describe("RunInference", () => {
     expect(usageOf(job.requestId)).toMatchObject({ status: "failed", provider: "none", errorClass: "ModelNotServedError" });
   });
 
-  it("runs jobs taken from the inference queue", async () => {
+  it("runs jobs taken from the dispatch stream, and acknowledges and deletes each entry", async () => {
     const job = inferenceJob("claude-haiku-4-5", { stream: true });
-    const queue = new Queue("inference", { connection: redisOptions(config.redis.url), prefix: bullPrefix(config.redis.namespace) });
+    await dispatch(config, job);
+    await expect.poll(async () => (await replies(job)).at(-1), { timeout: 10_000 }).toEqual({ type: "end" });
+    await expect.poll(() => usageEnqueues.mock.calls.some(([, p]) => (p as UsageEvent).requestId === job.requestId)).toBe(true);
+    expect(usageOf(job.requestId).provider).toBe("anthropic");
+    expect(await redis.pttl(job.replyTo)).toBeGreaterThan(0); // a dead gateway's reply stream expires
+    await expect.poll(() => redis.xlen(inferenceJobStreamKey(config.redis.namespace))).toBe(0);
+    const [pending] = (await redis.xpending(inferenceJobStreamKey(config.redis.namespace), INFERENCE_CONSUMER_GROUP)) as [number];
+    expect(pending).toBe(0);
+  });
+
+  it("takes several waiting jobs at once, up to its concurrency", async () => {
+    up.proxy.fake = { "latency-ms": "50" };
+    const jobs = Array.from({ length: 6 }, () => inferenceJob("gpt-4o-mini", {}));
+    await Promise.all(jobs.map((job) => dispatch(config, job)));
+    const consumer = app.get(InferenceJobConsumer);
+    await expect.poll(() => consumer.inFlight, { interval: 5 }).toBe(6);
+    for (const job of jobs) await expect.poll(async () => (await replies(job)).at(-1)?.type, { timeout: 10_000 }).toBe("completion");
+  });
+
+  it("drops, never reruns, the jobs of a worker that died, and forgets that worker", async () => {
+    // Its own namespace, so the suite's worker cannot take the jobs.
+    const own = testConfig({ OPENAI_BASE_URL: `${up.proxy.url}/v1`, OPENAI_API_KEY: "test", REDIS_NAMESPACE: `${config.redis.namespace}-reaper` });
+    const key = inferenceJobStreamKey(own.redis.namespace);
+    const dead = inferenceJob("gpt-4o-mini", {}, { replyTo: `${own.redis.namespace}:replies:dead` });
+    const alive = inferenceJob("gpt-4o-mini", {}, { replyTo: `${own.redis.namespace}:replies:alive` });
+    await redis.xgroup("CREATE", key, INFERENCE_CONSUMER_GROUP, "0", "MKSTREAM");
+    // Two workers took a job each; only "busy-worker" still heart-beats.
+    for (const [consumer, job] of [["dead-worker", dead], ["busy-worker", alive]] as const) {
+      await dispatch(own, job);
+      await redis.xreadgroup("GROUP", INFERENCE_CONSUMER_GROUP, consumer, "COUNT", 1, "STREAMS", key, ">");
+    }
+    await redis.set(inferenceWorkerHeartbeatKey(own.redis.namespace, "busy-worker"), "1", "PX", 60_000);
+    const worker = await NestFactory.createApplicationContext(InferenceWorkerModule.forRoot(own), { logger: false });
+    await worker.init();
     try {
-      await queue.add("inference", job, { jobId: jobId.inference(job) });
-      await expect.poll(async () => (await replies(job)).at(-1), { timeout: 10_000 }).toEqual({ type: "end" });
-      await expect.poll(() => usageEnqueues.mock.calls.some(([, p]) => (p as UsageEvent).requestId === job.requestId)).toBe(true);
-      expect(usageOf(job.requestId).provider).toBe("anthropic");
+      expect(await worker.get(InferenceJobConsumer).reapAbandoned()).toBe(1);
+      const pending = (await redis.xpending(key, INFERENCE_CONSUMER_GROUP, "-", "+", 10)) as [string, string][];
+      expect(pending.map(([, consumer]) => consumer)).toEqual(["busy-worker"]);
+      expect(await redis.xlen(key)).toBe(1);
+      const consumers = ((await redis.xinfo("CONSUMERS", key, INFERENCE_CONSUMER_GROUP)) as unknown[][]).map((c) => c[1]);
+      expect(consumers).not.toContain("dead-worker");
+      expect(consumers).toContain("busy-worker");
+      // Never rerun: nothing was sent upstream or answered for the dropped job.
+      expect(await redis.exists(dead.replyTo)).toBe(0);
+      expect(up.proxy.requests).toHaveLength(0);
     } finally {
-      await queue.close();
+      await worker.close();
     }
   });
 });
+
+/** What the gateway's relay does to start an inference. */
+async function dispatch(target: Config, job: InferenceJob): Promise<void> {
+  await redis.xadd(inferenceJobStreamKey(target.redis.namespace), "*", "job", JSON.stringify(job));
+}
 
 describe("ProviderRouter", () => {
   it("serves a provider without key or base URL with the local provider", () => {
@@ -267,14 +312,9 @@ describe("shutdown", () => {
     const usage = vi.spyOn(worker.get(JobQueues), "enqueue");
     up.proxy.fake = { "latency-ms": "5", tokens: "40" };
     const job = inferenceJob("gpt-4o-mini", { stream: true }, { replyTo: `${own.redis.namespace}:replies:test` });
-    const queue = new Queue("inference", { connection: redisOptions(own.redis.url), prefix: bullPrefix(own.redis.namespace) });
-    try {
-      await queue.add("inference", job, { jobId: jobId.inference(job) });
-      await expect.poll(async () => (await replies(job)).length, { interval: 5 }).toBeGreaterThan(0);
-      await worker.close();
-    } finally {
-      await queue.close();
-    }
+    await dispatch(own, job);
+    await expect.poll(async () => (await replies(job)).length, { interval: 5 }).toBeGreaterThan(0);
+    await worker.close();
     expect((await replies(job)).at(-1)).toEqual({ type: "end" });
     expect(usage.mock.calls.filter(([name]) => name === "usage")).toHaveLength(1);
   });

@@ -11,8 +11,8 @@ import { ProviderRouter, type Route } from "./providers/provider-router.js";
 import { ReplyStreams, type ReplyWriter } from "./reply-streams.js";
 
 /**
- * Runs one inference job: calls the model's provider, writes its output to the job's reply stream (chunks, or
- * one completion, then `end`; or `error`), and reports exactly one usage event whatever happened — with the
+ * Runs one inference job: calls the model's provider, writes its output to the job's reply stream (chunks then
+ * `end`, or one completion; or `error`), and reports exactly one usage event whatever happened — with the
  * tokens actually served when the stream failed or the client went away.
  */
 @Injectable()
@@ -44,7 +44,8 @@ export class RunInference {
     let failure: InferenceError | undefined;
     try {
       await this.serve(job, signal, reply, served);
-      await reply.write({ type: "end" });
+      // A `completion` is final by itself; only a stream needs its end marked.
+      if (job.stream) await reply.write({ type: "end" });
     } catch (err) {
       failure = asInferenceError(err);
       if (failure instanceof InternalInferenceError) this.logger.error({ requestId: job.requestId, err }, "inference failed");

@@ -5,10 +5,10 @@ import { loadConfig, type Config } from "@worldrouter/config";
 import { bullPrefix, jobId, type StreamMessage, type UsageEvent } from "@worldrouter/contracts";
 import { startFakeUpstream, type FakeUpstream } from "@worldrouter/fake-upstream";
 import { newRequestId } from "@worldrouter/observability";
-import { CoreModule, QueuesModule, redisOptions } from "@worldrouter/runtime";
+import { CoreModule, redisOptions } from "@worldrouter/runtime";
 import { Queue } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-// The worker runs in-process so the test drives the real queue and reply stream end to end.
+// The worker runs in-process so the test drives the real dispatch stream and reply stream end to end.
 import { InferenceWorkerModule } from "../../../inference-worker/src/inference-worker.module.js";
 import { InferenceRelay, type InferenceRequest } from "./inference-relay.js";
 
@@ -34,7 +34,7 @@ beforeAll(async () => {
     ANTHROPIC_BASE_URL: slow.url,
     ANTHROPIC_API_KEY: "test",
   });
-  @Module({ imports: [CoreModule.forRoot("gateway", config), QueuesModule.forRoot(config, ["inference"])], providers: [InferenceRelay] })
+  @Module({ imports: [CoreModule.forRoot("gateway", config)], providers: [InferenceRelay] })
   class GatewaySideModule {}
   gateway = await NestFactory.createApplicationContext(GatewaySideModule, { logger: false });
   worker = await NestFactory.createApplicationContext(InferenceWorkerModule.forRoot(config), { logger: false });

@@ -2,9 +2,9 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from "@nestjs/common";
 import type { Config } from "@worldrouter/config";
-import { cancelChannel, decodeReplyEntry, replyStreamKey, type InferenceJob, type StreamMessage } from "@worldrouter/contracts";
+import { cancelChannel, decodeReplyEntry, inferenceJobStreamKey, replyStreamKey, type InferenceJob, type StreamMessage } from "@worldrouter/contracts";
 import type { Logger } from "@worldrouter/observability";
-import { CONFIG, JobQueues, LOGGER, redisOptions } from "@worldrouter/runtime";
+import { CONFIG, LOGGER, redisOptions } from "@worldrouter/runtime";
 import { Redis } from "ioredis";
 
 export type InferenceRequest = Omit<InferenceJob, "replyTo" | "enqueuedAt">;
@@ -15,9 +15,10 @@ const READ_BATCH = 1000;
 const READ_BLOCK_MS = 5_000;
 
 /**
- * The gateway's side of inference: enqueues `inference` jobs that answer on this instance's reply stream, and
- * reads that stream with ONE blocking connection, handing each entry to the request it belongs to. Redis
- * connections stay at two (reader + commands) whatever the number of concurrent requests.
+ * The gateway's side of inference: dispatches jobs (one XADD to the inference job stream, see
+ * `@worldrouter/contracts` inference-jobs) that answer on this instance's reply stream, and reads that stream with
+ * ONE blocking connection, handing each entry to the request it belongs to. Redis connections stay at two
+ * (reader + commands) whatever the number of concurrent requests.
  * Entries are decoded with `decodeReplyEntry` (`@worldrouter/contracts`).
  */
 @Injectable()
@@ -29,6 +30,7 @@ export class InferenceRelay implements OnApplicationBootstrap, OnApplicationShut
   private readonly commands: Redis;
   private readonly pending = new Map<string, PendingRequest>();
   private readonly cancelChannel: string;
+  private readonly jobStreamKey: string;
   /** No message for this long → the worker is presumed gone: the request ends with a 504. */
   private readonly idleTimeoutMs: number;
   private lastId = "0-0";
@@ -37,11 +39,11 @@ export class InferenceRelay implements OnApplicationBootstrap, OnApplicationShut
 
   constructor(
     @Inject(CONFIG) config: Config,
-    @Inject(JobQueues) private readonly queues: JobQueues,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {
     this.streamKey = replyStreamKey(config.redis.namespace, this.instanceId);
     this.cancelChannel = cancelChannel(config.redis.namespace);
+    this.jobStreamKey = inferenceJobStreamKey(config.redis.namespace);
     this.idleTimeoutMs = config.upstream.timeoutMs * (config.upstream.maxRetries + 1) + 30_000;
     this.reader = new Redis({ ...redisOptions(config.redis.url), lazyConnect: true, maxRetriesPerRequest: null });
     this.commands = new Redis({ ...redisOptions(config.redis.url), lazyConnect: true });
@@ -74,7 +76,8 @@ export class InferenceRelay implements OnApplicationBootstrap, OnApplicationShut
     signal.addEventListener("abort", onAbort, { once: true });
     let finished = false;
     try {
-      await this.queues.enqueue("inference", { ...request, replyTo: this.streamKey, enqueuedAt: Date.now() });
+      const job: InferenceJob = { ...request, replyTo: this.streamKey, enqueuedAt: Date.now() };
+      await this.commands.xadd(this.jobStreamKey, "*", "job", JSON.stringify(job));
       while (!signal.aborted) {
         const message = pending.shift();
         if (message === undefined) {

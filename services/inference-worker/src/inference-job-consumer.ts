@@ -1,0 +1,203 @@
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+import { Inject, Injectable, type BeforeApplicationShutdown, type OnApplicationBootstrap, type OnApplicationShutdown } from "@nestjs/common";
+import type { Config } from "@worldrouter/config";
+import { INFERENCE_CONSUMER_GROUP, InferenceJob, inferenceJobStreamKey, inferenceWorkerHeartbeatKey } from "@worldrouter/contracts";
+import { counter, histogram, type Logger } from "@worldrouter/observability";
+import { CONFIG, LOGGER, METRICS, redisOptions } from "@worldrouter/runtime";
+import { Redis } from "ioredis";
+import type { Counter, Histogram, Registry } from "prom-client";
+import { RunInference } from "./run-inference.use-case.js";
+
+/** XREADGROUP BLOCK timeout; shutdown does not wait for it (the connection is dropped). */
+const READ_BLOCK_MS = 5_000;
+/** Heartbeat period and lifetime: a worker silent for HEARTBEAT_TTL_MS is dead. */
+const HEARTBEAT_EVERY_MS = 10_000;
+const HEARTBEAT_TTL_MS = 60_000;
+/** How often each worker looks for entries taken by dead workers. */
+const REAP_EVERY_MS = 60_000;
+
+/**
+ * Takes inference jobs from the dispatch stream (`@worldrouter/contracts` inference-jobs) as one consumer of the
+ * workers' group, runs up to INFERENCE_CONCURRENCY at once, and acknowledges + deletes each entry when its run
+ * ends. A run is never retried (a rerun would stream and bill twice): failures are reported to the client and in
+ * usage by `RunInference`. Entries left pending by a worker that died are dropped by the reaper (logged, counted);
+ * their payments are refunded by settlement's orphaned-charge sweep.
+ */
+@Injectable()
+export class InferenceJobConsumer implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown {
+  /** This process's consumer name in the group. */
+  readonly consumer = `${hostname().replace(/[^A-Za-z0-9_-]/g, "")}-${process.pid}-${randomBytes(4).toString("hex")}`;
+  private readonly streamKey: string;
+  private readonly heartbeatKey: string;
+  private readonly concurrency: number;
+  /** Blocking reads only (a blocked connection cannot send anything else). */
+  private readonly reader: Redis;
+  private readonly commands: Redis;
+  private readonly running = new Set<Promise<void>>();
+  private slotFreed: (() => void) | undefined;
+  private stopping = false;
+  private loop: Promise<void> | undefined;
+  private timers: NodeJS.Timeout[] = [];
+  private readonly processed: Counter<"queue" | "outcome">;
+  private readonly duration: Histogram<"queue">;
+  private readonly abandoned: Counter;
+
+  constructor(
+    @Inject(CONFIG) private readonly config: Config,
+    @Inject(RunInference) private readonly runInference: RunInference,
+    @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(METRICS) metrics: Registry,
+  ) {
+    this.streamKey = inferenceJobStreamKey(config.redis.namespace);
+    this.heartbeatKey = inferenceWorkerHeartbeatKey(config.redis.namespace, this.consumer);
+    this.concurrency = config.inference.concurrency;
+    this.reader = new Redis({ ...redisOptions(config.redis.url), lazyConnect: true, maxRetriesPerRequest: null });
+    this.commands = new Redis({ ...redisOptions(config.redis.url), lazyConnect: true });
+    for (const connection of [this.reader, this.commands]) connection.on("error", (err: Error) => this.logger.warn({ err: err.message }, "inference dispatch redis error"));
+    // Same series as the BullMQ consumers, so dashboards see one `inference` queue.
+    this.processed = counter(metrics, "wr_jobs_processed_total", "Jobs handled, by queue and outcome", ["queue", "outcome"]);
+    this.duration = histogram(metrics, "wr_job_duration_ms", "Job handling time", ["queue"]);
+    this.abandoned = counter(metrics, "wr_inference_abandoned_total", "Inference jobs dropped because the worker that took them died (payment refunded by the orphan sweep)");
+  }
+
+  async onApplicationBootstrap() {
+    await Promise.all([this.reader.connect(), this.commands.connect()]);
+    try {
+      await this.commands.xgroup("CREATE", this.streamKey, INFERENCE_CONSUMER_GROUP, "0", "MKSTREAM");
+    } catch (err) {
+      if (!/BUSYGROUP/.test((err as Error).message)) throw err;
+    }
+    await this.heartbeat();
+    this.timers = [
+      setInterval(() => void this.heartbeat().catch((err: Error) => this.logger.warn({ err: err.message }, "inference worker heartbeat failed")), HEARTBEAT_EVERY_MS),
+      setInterval(() => void this.reapAbandoned().catch((err: Error) => this.logger.warn({ err: err.message }, "abandoned inference reaping failed")), REAP_EVERY_MS),
+    ];
+    for (const timer of this.timers) timer.unref();
+    this.loop = this.consume();
+  }
+
+  /** Stop taking jobs, let in-flight runs finish (before other modules close their connections). */
+  async beforeApplicationShutdown() {
+    this.stopping = true;
+    for (const timer of this.timers) clearInterval(timer);
+    this.reader.disconnect();
+    this.slotFreed?.();
+    await this.loop;
+    await Promise.all(this.running);
+  }
+
+  async onApplicationShutdown() {
+    await this.commands.del(this.heartbeatKey).catch(() => undefined);
+    await this.commands.quit();
+  }
+
+  /** Jobs running here now. */
+  get inFlight(): number {
+    return this.running.size;
+  }
+
+  private async consume(): Promise<void> {
+    while (!this.stopping) {
+      const free = this.concurrency - this.running.size;
+      if (free <= 0) {
+        await new Promise<void>((resolve) => (this.slotFreed = resolve));
+        continue;
+      }
+      let batches: [string, [string, string[]][]][] | null;
+      try {
+        batches = (await this.reader.xreadgroup("GROUP", INFERENCE_CONSUMER_GROUP, this.consumer, "COUNT", free, "BLOCK", READ_BLOCK_MS, "STREAMS", this.streamKey, ">")) as typeof batches;
+      } catch (err) {
+        if (this.stopping) return;
+        this.logger.warn({ err: (err as Error).message }, "inference dispatch read failed; retrying");
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        continue;
+      }
+      for (const [, entries] of batches ?? []) for (const [id, fields] of entries) this.start(id, fields);
+    }
+  }
+
+  private start(id: string, fields: string[]): void {
+    const run: Promise<void> = this.handle(id, fields).finally(() => {
+      this.running.delete(run);
+      const freed = this.slotFreed;
+      this.slotFreed = undefined;
+      freed?.();
+    });
+    this.running.add(run);
+  }
+
+  private async handle(id: string, fields: string[]): Promise<void> {
+    const started = performance.now();
+    let outcome = "completed";
+    try {
+      const job = parseEntry(fields);
+      if (!job.ok) {
+        outcome = "failed";
+        this.logger.error({ entryId: id, err: job.error }, "invalid inference job dropped");
+        return;
+      }
+      await this.runInference.run(job.job);
+    } catch (err) {
+      outcome = "failed";
+      this.logger.error({ entryId: id, err }, "inference job failed");
+    } finally {
+      this.duration.observe({ queue: "inference" }, performance.now() - started);
+      this.processed.inc({ queue: "inference", outcome });
+      await this.acknowledge([id]).catch((err: Error) => this.logger.warn({ entryId: id, err: err.message }, "inference job acknowledgement failed (the reaper drops it later)"));
+    }
+  }
+
+  private async acknowledge(ids: string[]): Promise<void> {
+    await this.commands.pipeline().xack(this.streamKey, INFERENCE_CONSUMER_GROUP, ...ids).xdel(this.streamKey, ...ids).exec();
+  }
+
+  private async heartbeat(): Promise<void> {
+    await this.commands.set(this.heartbeatKey, String(Date.now()), "PX", HEARTBEAT_TTL_MS);
+  }
+
+  /**
+   * Drops entries pending on consumers that stopped heart-beating (a crashed worker): they are never rerun.
+   * Their consumers are removed from the group once they hold nothing. Safe to run from every worker at once.
+   */
+  async reapAbandoned(): Promise<number> {
+    const consumers = (await this.commands.xinfo("CONSUMERS", this.streamKey, INFERENCE_CONSUMER_GROUP)) as unknown[][];
+    let dropped = 0;
+    for (const info of consumers) {
+      const fields = toRecord(info);
+      const name = String(fields.name);
+      if (name === this.consumer || (await this.commands.exists(inferenceWorkerHeartbeatKey(this.config.redis.namespace, name)))) continue;
+      for (;;) {
+        const pending = (await this.commands.xpending(this.streamKey, INFERENCE_CONSUMER_GROUP, "-", "+", 100, name)) as [string, string, number, number][];
+        if (pending.length === 0) break;
+        const ids = pending.map(([entryId]) => entryId);
+        await this.acknowledge(ids);
+        dropped += ids.length;
+        this.abandoned.inc(ids.length);
+        this.logger.warn({ consumer: name, entryIds: ids }, "dropped inference jobs of a dead worker (never rerun; their payments are refunded by the orphan sweep)");
+      }
+      await this.commands.xgroup("DELCONSUMER", this.streamKey, INFERENCE_CONSUMER_GROUP, name);
+    }
+    return dropped;
+  }
+}
+
+function parseEntry(fields: string[]): { ok: true; job: InferenceJob } | { ok: false; error: string } {
+  const raw = fields[0] === "job" ? fields[1] : undefined;
+  if (raw === undefined) return { ok: false, error: "entry has no `job` field" };
+  let data: unknown;
+  try {
+    data = JSON.parse(raw);
+  } catch (err) {
+    return { ok: false, error: `job is not JSON: ${(err as Error).message}` };
+  }
+  const parsed = InferenceJob.safeParse(data);
+  return parsed.success ? { ok: true, job: parsed.data } : { ok: false, error: parsed.error.message };
+}
+
+/** XINFO replies are flat [key, value, key, value, …] arrays. */
+function toRecord(flat: unknown[]): Record<string, unknown> {
+  const record: Record<string, unknown> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) record[String(flat[i])] = flat[i + 1];
+  return record;
+}
