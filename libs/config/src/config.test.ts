@@ -24,6 +24,13 @@ describe("loadConfig", () => {
     expect(config.chain).toMatchObject({ chainId: 4217, token: TEMPO_MAINNET.usdce, escrow: TEMPO_MAINNET.channelEscrow, payee });
     expect(config.pricing).toEqual({ overhead: "1.5", minimumCharge: 1n });
     expect(config.redis.namespace).toBe("wr");
+    expect(config.chain.rpcTimeoutMs).toBe(15_000);
+    expect(config.sponsor).toEqual({ maxInFlight: 128, maxGas: 2_000_000n, maxFeePerGas: 100_000_000_000n, maxTotalFee: 50_000_000_000_000_000n });
+  });
+
+  it("sponsor limits are positive integers, read as bigint", () => {
+    expect(loadConfig({ ...noWorld, PAYEE_ADDRESS: payee, SPONSOR_MAX_TOTAL_FEE: "123456789012345678901234567890" }).sponsor.maxTotalFee).toBe(123456789012345678901234567890n);
+    expect(problemsOf({ ...noWorld, PAYEE_ADDRESS: payee, SPONSOR_MAX_GAS: "0", SPONSOR_MAX_FEE_PER_GAS: "1.5", SPONSOR_MAX_IN_FLIGHT: "0" }).map((p) => p.split(":")[0]).sort()).toEqual(["SPONSOR_MAX_FEE_PER_GAS", "SPONSOR_MAX_GAS", "SPONSOR_MAX_IN_FLIGHT"]);
   });
 
   it("names every bad or missing variable in one error, hiding secret values", () => {

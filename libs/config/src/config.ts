@@ -34,6 +34,8 @@ export interface Config {
     payee: Hex | undefined;
     payeePrivateKey: Hex | undefined;
     feePayerPrivateKey: Hex | undefined;
+    /** Per JSON-RPC call from the payment-verifier. */
+    rpcTimeoutMs: number;
     /** Set when the values came from the local world (dev tooling, not production). */
     world: World | undefined;
   };
@@ -45,6 +47,8 @@ export interface Config {
   };
   inference: { concurrency: number; fallbacks: Readonly<Record<string, readonly string[]>> };
   settlement: { orphanedPaymentMinutes: number };
+  /** What the fee payer co-signs (per transaction) and how many sponsored transactions a verifier has in flight. */
+  sponsor: { maxInFlight: number; maxGas: bigint; maxFeePerGas: bigint; maxTotalFee: bigint };
 }
 
 export class ConfigError extends Error {
@@ -114,6 +118,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       payee: lower(payee!),
       payeePrivateKey: v.PAYEE_PRIVATE_KEY ?? world?.payee.privateKey,
       feePayerPrivateKey: v.FEE_PAYER_PRIVATE_KEY ?? world?.feePayer.privateKey,
+      rpcTimeoutMs: v.CHAIN_RPC_TIMEOUT_MS,
       world,
     },
     upstream: {
@@ -125,6 +130,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     },
     inference: { concurrency: v.INFERENCE_CONCURRENCY, fallbacks: parseFallbacks(v.MODEL_FALLBACKS) },
     settlement: { orphanedPaymentMinutes: v.ORPHANED_PAYMENT_MINUTES },
+    sponsor: { maxInFlight: v.SPONSOR_MAX_IN_FLIGHT, maxGas: BigInt(v.SPONSOR_MAX_GAS), maxFeePerGas: BigInt(v.SPONSOR_MAX_FEE_PER_GAS), maxTotalFee: BigInt(v.SPONSOR_MAX_TOTAL_FEE) },
   };
 }
 

@@ -18,6 +18,7 @@ const port = z.coerce.number().int().min(0).max(65535);
 const url = z.url();
 const address = z.string().regex(/^0x[0-9a-fA-F]{40}$/, "expected a 0x-prefixed 20-byte hex address");
 const privateKey = z.string().regex(/^0x[0-9a-fA-F]{64}$/, "expected a 0x-prefixed 32-byte hex private key");
+const positiveInteger = z.string().regex(/^[1-9]\d*$/, "expected a positive integer");
 const baseUnits = z.string().regex(/^\d+$/, "expected an integer amount in token base units");
 const decimalRatio = z.string().regex(/^\d+(\.\d{1,6})?$/, "expected a decimal like 1.5 (at most 6 decimals)");
 
@@ -47,11 +48,16 @@ export const ENV = {
   WORLD_FILE: { schema: z.string().min(1), default: ".local/world.json", description: "Local world written by tools/devchain; supplies chain, token, payee and fee-payer when the CHAIN_* vars are unset. Ignored in production." },
   CHAIN_RPC_URL: { schema: url, description: "Tempo JSON-RPC URL. Default: the local world's, else https://rpc.tempo.xyz." },
   CHAIN_ID: { schema: z.coerce.number().int().positive(), description: "Chain id. Default: the local world's, else 4217 (Tempo mainnet)." },
+  CHAIN_RPC_TIMEOUT_MS: { schema: z.coerce.number().int().min(1), default: "15000", description: "Timeout of one payment-verifier call to the chain (simulation, sync broadcast, receipt). Keep it below RPC_TIMEOUT_MS." },
   TOKEN_ADDRESS: { schema: address, description: "Payment token (TIP-20). Default: the local world's, else USDC.e 0x20C000000000000000000000b9537d11c60E8b50." },
   ESCROW_ADDRESS: { schema: address, description: "Channel escrow for sessions. Default: the local world's, else the TIP-1034 precompile 0x4d50500000000000000000000000000000000000." },
   PAYEE_ADDRESS: { schema: address, description: "Recipient of payments. Default: the local world's payee; required otherwise." },
   PAYEE_PRIVATE_KEY: { schema: privateKey, description: "Payee key used by settlement to settle/close channels and refund. Default: the local world's.", secret: true },
   FEE_PAYER_PRIVATE_KEY: { schema: privateKey, description: "Sponsor account that co-signs client transactions and pays gas. Default: the local world's.", secret: true },
+  SPONSOR_MAX_IN_FLIGHT: { schema: z.coerce.number().int().min(1), default: "128", description: "Fee-sponsored transactions one payment-verifier process has in flight at once; more wait. Bounds the sponsor's exposure to SPONSOR_MAX_IN_FLIGHT × SPONSOR_MAX_TOTAL_FEE per process." },
+  SPONSOR_MAX_GAS: { schema: positiveInteger, default: "2000000", description: "Largest gas limit the sponsor co-signs." },
+  SPONSOR_MAX_FEE_PER_GAS: { schema: positiveInteger, default: "100000000000", description: "Largest maxFeePerGas the sponsor co-signs." },
+  SPONSOR_MAX_TOTAL_FEE: { schema: positiveInteger, default: "50000000000000000", description: "Largest gas × maxFeePerGas the sponsor co-signs for one transaction." },
   OPENAI_API_KEY: { schema: z.string().min(1), description: "OpenAI key. Unset → OpenAI models are served by the fake upstream (local world) or the built-in local provider.", secret: true },
   OPENAI_BASE_URL: { schema: url, description: "OpenAI API base (default https://api.openai.com/v1, or the local world's fake upstream when no key is set)." },
   ANTHROPIC_API_KEY: { schema: z.string().min(1), description: "Anthropic key. Unset → Anthropic models are served locally, as for OpenAI.", secret: true },

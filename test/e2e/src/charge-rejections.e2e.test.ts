@@ -1,5 +1,8 @@
 import { Challenge, Credential, Receipt } from "mppx";
-import { concat, encodeFunctionData, keccak256, stringToHex, toHex, type Hex } from "viem";
+import { concat, encodeFunctionData, fromRlp, keccak256, stringToHex, toHex, toRlp, type Hex } from "viem";
+import { generatePrivateKey, privateKeyToAccount, type PrivateKeyAccount } from "viem/accounts";
+import { prepareTransactionRequest, signTransaction } from "viem/actions";
+import { Addresses } from "viem/tempo";
 import { describe, expect, it } from "vitest";
 import { DEV_MPP_SECRET } from "@worldrouter/config";
 import { tip20Abi } from "@worldrouter/chain";
@@ -147,6 +150,90 @@ describe("charge intent: bad input gets a precise answer and changes nothing", (
     for (const r of responses) await r.text();
     const { rows } = await e2e.db.query(`SELECT count(*)::int AS n FROM charge_payments WHERE "requestId" IN (SELECT "requestId" FROM charge_payments) AND "challengeId" = $1`, [Credential.deserialize(credential).challenge.id]);
     expect(rows[0].n).toBe(1);
+  });
+});
+
+describe("charge intent, pull mode: a sponsored transaction that breaks a rule is refused before it reaches the chain", () => {
+  type Call = { to: Hex; data: Hex };
+  const transferWithMemo = (to: Hex, amount: bigint, memo: Hex): Call => ({ to: e2e.system.world.token.address, data: encodeFunctionData({ abi: tip20Abi, functionName: "transferWithMemo", args: [to, amount, memo] }) });
+
+  /** A fresh 402 for `content`, and the transfer its challenge asks for. */
+  async function challengeFor(content: string) {
+    const response = await post(body(content));
+    const header = response.headers.get("www-authenticate")!;
+    const challenge = Challenge.fromResponse(response);
+    const amount = BigInt((challenge.request as { amount: string }).amount);
+    return { challenge, header, amount, payment: transferWithMemo(e2e.system.world.payee.address, amount, attributionMemo(challenge.realm, challenge.id)) };
+  }
+
+  /** A 0x78 fee-payer envelope signed the way mppx's client signs one, with our choice of calls. */
+  async function sponsoredEnvelope(account: PrivateKeyAccount, calls: Call[]): Promise<Hex> {
+    const { clients } = mppxClient(e2e.system.world, 0);
+    const prepared = (await prepareTransactionRequest(clients.publicClient, { account, calls, nonceKey: "expiring", validBefore: Math.floor(Date.now() / 1000) + 25 } as never)) as Record<string, unknown>;
+    delete prepared.feeToken;
+    return signTransaction(clients.publicClient, { ...prepared, account, gas: (prepared.gas as bigint) + 5000n, feePayer: true } as never);
+  }
+
+  const credentialFor = (challenge: Challenge.Challenge, signature: Hex) => Credential.serialize(Credential.from({ challenge, payload: { type: "transaction", signature } } as never));
+  /** Rewrites RLP fields of a serialized envelope (no re-signing). */
+  const editFields = (serialized: Hex, edit: (fields: unknown[]) => void): Hex => {
+    const fields = fromRlp(`0x${serialized.slice(4)}`, "hex") as unknown[];
+    edit(fields);
+    return `${serialized.slice(0, 4)}${toRlp(fields as Hex[]).slice(2)}` as Hex;
+  };
+
+  async function expectRefused(content: string, challenge: Challenge.Challenge, signature: Hex, type: string, detail: RegExp) {
+    const before = await ledgerSnapshot();
+    await expectRejected(await post(body(content), credentialFor(challenge, signature)), 402, type, detail);
+    expect(await ledgerSnapshot()).toEqual(before);
+  }
+
+  const verificationFailed = "https://paymentauth.org/problems/verification-failed";
+  const payer = () => privateKeyToAccount(e2e.system.world.wallets[0]!.privateKey);
+
+  it("two calls (the payment plus another transfer) → verification-failed", async () => {
+    const { challenge, payment } = await challengeFor("two calls");
+    const signature = await sponsoredEnvelope(payer(), [payment, transferWithMemo(e2e.system.world.payee.address, 1n, attributionMemo(challenge.realm, challenge.id))]);
+    await expectRefused("two calls", challenge, signature, verificationFailed, /expected exactly one call .* got 2/);
+  });
+
+  it("a memo bound to another challenge, or a transfer of the wrong amount → verification-failed", async () => {
+    const { challenge, amount } = await challengeFor("wrong memo");
+    const other = await challengeFor("another request");
+    const wrongMemo = await sponsoredEnvelope(payer(), [transferWithMemo(e2e.system.world.payee.address, amount, attributionMemo(challenge.realm, other.challenge.id))]);
+    await expectRefused("wrong memo", challenge, wrongMemo, verificationFailed, /memo is not bound to this challenge/);
+    const wrongAmount = await sponsoredEnvelope(payer(), [transferWithMemo(e2e.system.world.payee.address, amount - 1n, attributionMemo(challenge.realm, challenge.id))]);
+    await expectRefused("wrong memo", challenge, wrongAmount, verificationFailed, new RegExp(`transfer is for ${amount - 1n} base units`));
+  });
+
+  it("a fee token other than the sponsor's → verification-failed", async () => {
+    const { challenge, payment } = await challengeFor("fee token");
+    const signature = editFields(await sponsoredEnvelope(payer(), [payment]), (fields) => (fields[10] = Addresses.pathUsd));
+    await expectRefused("fee token", challenge, signature, verificationFailed, /fee token 0x20c0000000000000000000000000000000000000 is not accepted/);
+  });
+
+  it("an envelope naming another sender than the signer, a tampered signature, or no sponsorship → refused", async () => {
+    const { challenge, payment } = await challengeFor("sender");
+    const signature = await sponsoredEnvelope(payer(), [payment]);
+    const otherSender = editFields(signature, (fields) => (fields[11] = e2e.system.world.wallets[1]!.address));
+    await expectRefused("sender", challenge, otherSender, verificationFailed, /envelope names sender .* but the signature is/);
+    const badV = editFields(signature, (fields) => (fields[13] = `${(fields[13] as string).slice(0, -2)}05`));
+    await expectRefused("sender", challenge, badV, "https://paymentauth.org/problems/invalid-payload", /malformed sender signature: v = 5/);
+    const { clients } = mppxClient(e2e.system.world, 0);
+    const unsponsored = await signTransaction(clients.publicClient, (await prepareTransactionRequest(clients.publicClient, { account: payer(), calls: [payment], nonceKey: "expiring", validBefore: Math.floor(Date.now() / 1000) + 25 } as never)) as never);
+    await expectRefused("sender", challenge, unsponsored, verificationFailed, /not fee-sponsored/);
+  });
+
+  it("a transfer that would revert (payer without funds) fails simulation; the challenge stays payable", async () => {
+    const { challenge, header, payment } = await challengeFor("no funds");
+    const broke = privateKeyToAccount(generatePrivateKey());
+    await expectRefused("no funds", challenge, await sponsoredEnvelope(broke, [payment]), verificationFailed, /the transfer would fail on-chain/);
+    // Nothing was broadcast, so the refusal released the challenge: a funded payer can still pay it.
+    const { mppx } = mppxClient(e2e.system.world, 0);
+    const credential = await mppx.createCredential(new Response(null, { status: 402, headers: { "www-authenticate": header } }));
+    const paid = await post(body("no funds"), credential);
+    expect(paid.status, await paid.clone().text()).toBe(200);
+    await paid.text();
   });
 });
 

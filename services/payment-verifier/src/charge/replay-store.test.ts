@@ -18,12 +18,13 @@ describe("RedisReplayStore (real Redis)", () => {
     expect(results.filter(Boolean)).toHaveLength(1);
   });
 
-  it("update is an atomic read-modify-write, within a process and across replicas", async () => {
-    const key = `counter-${Date.now()}-${Math.random()}`;
-    const increment = (current: unknown) => ({ op: "set" as const, value: ((current as number | null) ?? 0) + 1, result: undefined });
-    await Promise.all(Array.from({ length: 60 }, (_, i) => (i % 3 ? store : other).update(key, increment)));
-    expect(await store.get(key)).toBe(60);
-    expect(await store.update(key, () => ({ op: "delete", result: "gone" }))).toBe("gone");
-    expect(await other.get(key)).toBeNull();
+  it("a released claim can be claimed again; it expires with its deadline", async () => {
+    const key = `release-${Date.now()}-${Math.random()}`;
+    expect(await store.tryClaim(key, Date.now() + 60_000)).toBe(true);
+    expect(await other.tryClaim(key, Date.now() + 60_000)).toBe(false);
+    await store.delete(key);
+    expect(await other.tryClaim(key, Date.now() + 1_000)).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    expect(await store.tryClaim(key, Date.now() + 60_000)).toBe(true);
   });
 });

@@ -1,6 +1,6 @@
-import { Inject, Injectable } from "@nestjs/common";
+import { Inject, Injectable, type OnApplicationShutdown } from "@nestjs/common";
 import type { Config } from "@worldrouter/config";
-import { createTempoClients } from "@worldrouter/chain";
+import { ChainRpcClient, decodeTempoTransaction, JsonRpcError, recoverSender, SignatureError, TempoTransactionError, type TempoTransaction } from "@worldrouter/chain";
 import type { VerifyPaymentRequest, VerifyPaymentResult } from "@worldrouter/contracts";
 import { Prisma, PrismaClient } from "@worldrouter/db";
 import { chargeRequest, paymentProblem, PaymentErrors, serializeChargeReceipt, verifyChallengeId } from "@worldrouter/mpp";
@@ -8,28 +8,40 @@ import { counter, histogram, type Logger } from "@worldrouter/observability";
 import { CONFIG, JobQueues, LOGGER, METRICS } from "@worldrouter/runtime";
 import type { Counter, Histogram, Registry } from "prom-client";
 import { Credential, Expires } from "mppx";
-import { tempo } from "mppx/server";
 import { Methods } from "mppx/tempo";
-import { privateKeyToAccount } from "viem/accounts";
+import { assertChargeTransferLogged, checkSponsoredTransfer, parseCredentialSource, type ChargeExpectation, type SponsorPolicy } from "./charge-transfer.js";
+import { FeeSponsor, type SponsoredTransaction } from "./fee-sponsor.js";
 import { RedisReplayStore } from "./replay-store.js";
 
-type ChargeMethod = ReturnType<typeof tempo.charge>;
-type RecordPaymentInput = { request: VerifyPaymentRequest; challengeId: string; txHash: `0x${string}`; amount: bigint };
+type Hex = `0x${string}`;
+/** A transfer confirmed on-chain; `payer` is the address whose tokens moved (never the fee payer). */
+type SettledTransfer = { txHash: Hex; payer: Hex; blockNumber: bigint };
+/** A client transaction that passed every check, co-signed, and the call to simulate before broadcasting it. */
+type PreparedSponsorship = { sponsored: SponsoredTransaction; sender: Hex; transfer: { from: Hex; to: Hex; data: Hex } };
+type RecordPaymentInput = SettledTransfer & { request: VerifyPaymentRequest; challengeId: string; amount: bigint };
 
 /** Attempts at recording a payment that already settled on-chain (see recordPaymentWithRetry). */
 const RECORD_ATTEMPTS = 5;
-type ChargeCredential = Parameters<NonNullable<ChargeMethod["broadcast"]>>[0]["credential"];
+/**
+ * EIP-7966 errors of `eth_sendRawTransactionSync` for a transaction that is in the mempool but not mined yet
+ * (4: the node's wait timed out; 5: not ready, e.g. a nonce gap): it may still be mined. Any other error object
+ * means the node refused it.
+ */
+const STILL_IN_MEMPOOL_CODES: ReadonlySet<number> = new Set([4, 5]);
 
 /**
  * Verifies a charge credential against the challenge it answers and the chain, then records the payment.
- * Order matters for money: every check that needs no chain runs first; the challenge id is claimed before
- * broadcasting so one challenge can never make the payer pay twice; the tx hash is claimed by mppx (Redis)
- * and by the `charge_payments.txHash` unique key (Postgres, the durable truth).
+ * Order matters for money: every check that needs no chain runs first (including the sender's signature
+ * and our co-signature); the challenge id is claimed before broadcasting so one challenge can never make
+ * the payer pay twice; the tx hash is claimed in Redis and by the `charge_payments.txHash` unique key
+ * (Postgres, the durable truth). One chain call confirms a pushed hash; a pulled transaction costs a
+ * simulation and a sync broadcast, whose receipt is the confirmation.
  */
 @Injectable()
-export class VerifyChargeUseCase {
-  private readonly method: ChargeMethod;
-  private readonly clients: ReturnType<typeof createTempoClients>;
+export class VerifyChargeUseCase implements OnApplicationShutdown {
+  private readonly chain: ChainRpcClient;
+  private readonly sponsor: FeeSponsor | undefined;
+  private readonly sponsorPolicy: SponsorPolicy;
   private readonly outcomes: Counter<"outcome">;
   private readonly phase: Histogram<"phase">;
   private readonly unrecorded: Counter;
@@ -43,19 +55,13 @@ export class VerifyChargeUseCase {
     @Inject(METRICS) metrics: Registry,
   ) {
     this.outcomes = counter(metrics, "wr_charge_verifications_total", "Charge credentials by outcome (verified, or the problem type)", ["outcome"]);
-    this.phase = histogram(metrics, "wr_charge_verify_phase_ms", "Verification phases: checks (no chain), chain (co-sign, broadcast, confirm), record (Postgres + payments event)", ["phase"]);
+    this.phase = histogram(metrics, "wr_charge_verify_phase_ms", "Verification phases: checks (no chain), chain (simulate, broadcast, confirm), record (Postgres + payments event)", ["phase"]);
     this.unrecorded = counter(metrics, "wr_charge_unrecorded_total", "Charges settled on-chain that could not be recorded after retries (reconcile by hand)");
-    const { chain } = config;
-    const clients = createTempoClients({ rpcUrl: chain.rpcUrl, chainId: chain.chainId, feeToken: chain.token });
-    this.clients = clients;
-    this.method = tempo.charge({
-      currency: chain.token,
-      recipient: chain.payee!,
-      getClient: () => clients.publicClient as never,
-      ...(chain.feePayerPrivateKey ? { feePayer: privateKeyToAccount(chain.feePayerPrivateKey) } : {}),
-      store: replay as never,
-      waitForConfirmation: true,
-    });
+    const { chain, sponsor } = config;
+    this.chain = new ChainRpcClient({ url: chain.rpcUrl, timeoutMs: chain.rpcTimeoutMs });
+    // The sponsor pays gas in the payment token: it holds it anyway, and the token has FeeAMM liquidity.
+    this.sponsor = chain.feePayerPrivateKey ? new FeeSponsor(chain.feePayerPrivateKey, chain.token, sponsor.maxInFlight) : undefined;
+    this.sponsorPolicy = { feeToken: chain.token, maxGas: sponsor.maxGas, maxFeePerGas: sponsor.maxFeePerGas, maxTotalFee: sponsor.maxTotalFee };
   }
 
   async verify(request: VerifyPaymentRequest): Promise<VerifyPaymentResult> {
@@ -98,24 +104,111 @@ export class VerifyChargeUseCase {
     if (!payload.success || payload.data.type === "proof") throw new PaymentErrors.InvalidPayloadError();
 
     const expiresAt = Date.parse(challenge.expires!);
-    if (!(await this.replay.tryClaim(`charge:challenge:${challenge.id}`, expiresAt))) {
+    const charge: ChargeExpectation = {
+      token: expected.currency, payee: expected.recipient, amount: BigInt(expected.amount), chainId: expected.methodDetails.chainId,
+      realm: challenge.realm, challengeId: challenge.id, challengeExpiresAt: expiresAt,
+    };
+    // Everything the chain is not needed for, before anything is claimed.
+    const sponsored = payload.data.type === "transaction" ? this.prepareSponsoredTransaction(payload.data.signature as Hex, charge) : undefined;
+    const pushedBy = payload.data.type === "hash" ? parseCredentialSource(credential.source, charge.chainId) : undefined;
+
+    const challengeKey = `charge:challenge:${challenge.id}`;
+    if (!(await this.replay.tryClaim(challengeKey, expiresAt))) {
       throw new PaymentErrors.InvalidChallengeError({ id: challenge.id, reason: "this challenge has already been paid or is being paid; request a new one" });
     }
-    let receipt: { reference: string; blockNumber?: bigint };
     const onChain = performance.now();
     this.phase.observe({ phase: "checks" }, onChain - started);
-    try {
-      receipt = (await this.method.broadcast!({ credential: { ...credential, payload: payload.data } as ChargeCredential, request: challenge.request } as never)) as typeof receipt;
-    } catch (err) {
-      await this.replay.delete(`charge:challenge:${challenge.id}`);
-      throw err;
-    }
-    const txHash = receipt.reference.toLowerCase() as `0x${string}`;
+    const settled = sponsored
+      ? await this.broadcastSponsoredTransaction(sponsored, charge, challengeKey)
+      : await this.confirmPushedTransfer((payload.data as { hash: Hex }).hash.toLowerCase() as Hex, pushedBy, charge, challengeKey);
     const recording = performance.now();
     this.phase.observe({ phase: "chain" }, recording - onChain);
-    const result = await this.recordPaymentWithRetry({ request, challengeId: challenge.id, txHash, amount: BigInt(expected.amount) });
+    const result = await this.recordPaymentWithRetry({ ...settled, request, challengeId: challenge.id, amount: charge.amount });
     this.phase.observe({ phase: "record" }, performance.now() - recording);
     return result;
+  }
+
+  /** Decodes the client's transaction once, checks it, recovers its sender and co-signs it (no I/O). */
+  private prepareSponsoredTransaction(serialized: Hex, charge: ChargeExpectation): PreparedSponsorship {
+    if (!this.sponsor) throw new PaymentErrors.VerificationFailedError({ reason: "fee-sponsored payments are unavailable: no fee payer is configured" });
+    let transaction: TempoTransaction;
+    try {
+      transaction = decodeTempoTransaction(serialized);
+    } catch (err) {
+      if (err instanceof TempoTransactionError) throw new PaymentErrors.InvalidPayloadError({ reason: err.message });
+      throw err;
+    }
+    checkSponsoredTransfer(transaction, charge, this.sponsorPolicy, Date.now());
+    let sender: Hex;
+    try {
+      sender = recoverSender(transaction);
+    } catch (err) {
+      if (err instanceof SignatureError) throw new PaymentErrors.VerificationFailedError({ reason: `the sender signature is invalid: ${err.message}` });
+      throw err;
+    }
+    if (transaction.feePayer.kind === "sender" && transaction.feePayer.sender !== sender) {
+      throw new PaymentErrors.VerificationFailedError({ reason: `the envelope names sender ${transaction.feePayer.sender}, but the signature is ${sender}'s` });
+    }
+    const call = transaction.calls[0]!;
+    return { sponsored: this.sponsor.coSign(transaction, sender), sender, transfer: { from: sender, to: call.to!, data: call.data } };
+  }
+
+  /**
+   * Claims the co-signed transaction's hash, simulates its transfer (so the sponsor never pays gas for a
+   * transaction that would revert), broadcasts it synchronously and confirms the transfer from that receipt.
+   * Claims are released only while nothing can have reached the chain, or when the node refused the transaction.
+   */
+  private async broadcastSponsoredTransaction({ sponsored, sender, transfer }: PreparedSponsorship, charge: ChargeExpectation, challengeKey: string): Promise<SettledTransfer> {
+    const txKey = `charge:tx:${sponsored.hash}`;
+    let claimedTx = false;
+    let broadcast = false;
+    try {
+      claimedTx = await this.replay.tryClaim(txKey, charge.challengeExpiresAt);
+      if (!claimedTx) throw new PaymentErrors.VerificationFailedError({ reason: "Transaction hash has already been used" });
+      try {
+        await this.chain.call(transfer);
+      } catch (err) {
+        if (err instanceof JsonRpcError) throw new PaymentErrors.VerificationFailedError({ reason: `the transfer would fail on-chain: ${err.message}` });
+        throw err;
+      }
+      const receipt = await this.sponsor!.withBroadcastSlot(() => {
+        broadcast = true;
+        return this.chain.sendRawTransactionSync(sponsored.serialized);
+      });
+      if (receipt.transactionHash !== sponsored.hash) {
+        throw new PaymentErrors.VerificationFailedError({ reason: `the node reports transaction ${receipt.transactionHash}, not the broadcast ${sponsored.hash}` });
+      }
+      assertChargeTransferLogged(receipt, charge, sender);
+      return { txHash: sponsored.hash, payer: sender, blockNumber: receipt.blockNumber };
+    } catch (err) {
+      const refused = err instanceof JsonRpcError && !STILL_IN_MEMPOOL_CODES.has(err.code);
+      if (!broadcast || refused) {
+        await Promise.all([this.replay.delete(challengeKey), claimedTx && this.replay.delete(txKey)]);
+        if (refused) throw new PaymentErrors.VerificationFailedError({ reason: `the chain refused the transaction: ${err.message}` });
+        throw err;
+      }
+      if (err instanceof PaymentErrors.PaymentError) throw err;
+      // Broadcast with an unknown outcome: it may still be mined (until its validBefore), so both claims stay.
+      this.logger.error({ err, txHash: sponsored.hash, payer: sender, challengeId: charge.challengeId, amount: charge.amount.toString() }, "sponsored charge broadcast with unknown outcome; check the transaction and reconcile");
+      throw new PaymentErrors.VerificationFailedError({ reason: `transaction ${sponsored.hash} was broadcast but its outcome is unknown (${(err as Error).message}); request a new challenge` });
+    }
+  }
+
+  /** One receipt lookup, the transfer checks of mppx's validateHashCredential, then the hash is claimed once. */
+  private async confirmPushedTransfer(hash: Hex, source: Hex | undefined, charge: ChargeExpectation, challengeKey: string): Promise<SettledTransfer> {
+    try {
+      const receipt = await this.chain.getTransactionReceipt(hash);
+      if (!receipt) throw new PaymentErrors.VerificationFailedError({ reason: `transaction ${hash} is not mined (no receipt)` });
+      const payer = source ?? receipt.from;
+      assertChargeTransferLogged(receipt, charge, payer);
+      if (!(await this.replay.tryClaim(`charge:tx:${hash}`, charge.challengeExpiresAt))) {
+        throw new PaymentErrors.VerificationFailedError({ reason: "Transaction hash has already been used" });
+      }
+      return { txHash: hash, payer, blockNumber: receipt.blockNumber };
+    } catch (err) {
+      await this.replay.delete(challengeKey);
+      throw err;
+    }
   }
 
   /**
@@ -141,16 +234,14 @@ export class VerifyChargeUseCase {
 
   private async recordPayment(input: RecordPaymentInput): Promise<VerifyPaymentResult> {
     const { config } = this;
-    // The payer is the transaction's sender (the fee payer only sponsors gas).
-    const chainReceipt = await this.clients.publicClient.getTransactionReceipt({ hash: input.txHash });
-    const from = chainReceipt.from.toLowerCase();
+    const from = input.payer;
     let payment;
     try {
       payment = await this.db.chargePayment.create({
         data: {
           challengeId: input.challengeId, txHash: input.txHash, requestId: input.request.requestId, payer: from, recipient: config.chain.payee!,
           token: config.chain.token, chainId: config.chain.chainId, amount: new Prisma.Decimal(input.amount.toString()),
-          blockNumber: chainReceipt.blockNumber, status: "verified",
+          blockNumber: input.blockNumber, status: "verified",
         },
       });
     } catch (err) {
@@ -166,10 +257,14 @@ export class VerifyChargeUseCase {
     await this.queues.enqueue("payments", {
       kind: "charge.verified", paymentId: payment.id, challengeId: input.challengeId, requestId: input.request.requestId, txHash: input.txHash,
       payer: from, recipient: config.chain.payee!, token: config.chain.token, chainId: config.chain.chainId, amount: input.amount.toString(),
-      blockNumber: chainReceipt.blockNumber.toString(), verifiedAt: verifiedAt.getTime(),
+      blockNumber: input.blockNumber.toString(), verifiedAt: verifiedAt.getTime(),
     });
     this.logger.info({ requestId: input.request.requestId, txHash: input.txHash, payer: from, amount: input.amount.toString() }, "charge verified");
-    return { ok: true, paymentId: payment.id, payer: from as `0x${string}`, txHash: input.txHash, amount: input.amount.toString(), receipt: serializeChargeReceipt({ reference: input.txHash, timestamp: verifiedAt }) };
+    return { ok: true, paymentId: payment.id, payer: from, txHash: input.txHash, amount: input.amount.toString(), receipt: serializeChargeReceipt({ reference: input.txHash, timestamp: verifiedAt }) };
+  }
+
+  async onApplicationShutdown() {
+    await this.chain.close();
   }
 }
 
