@@ -43,6 +43,9 @@ function portInodes() {
 export async function monitorRedis(redisUrl, namespace, pidsByName, work) {
   const base = new Redis(redisUrl);
   const monitor = await base.monitor();
+  // Lines still streaming in while the monitor disconnects (other clients' traffic) look to ioredis like
+  // replies without a command: it emits "Command queue state error", which must not crash the benchmark.
+  monitor.on("error", () => undefined);
   const lines = [];
   monitor.on("monitor", (time, args, source) => lines.push([source, args]));
   const result = await work();
