@@ -1,20 +1,28 @@
 import { Global, Inject, Module, type DynamicModule, type OnApplicationShutdown } from "@nestjs/common";
-import { createPrismaClient, PrismaClient } from "./client.js";
+import { createPgPool, createPrismaClient, PgPool, PrismaClient } from "./client.js";
 
-/** The Prisma client (Postgres ledger), one pool per process, closed on shutdown. */
+/** One Postgres pool per process: the Prisma client and the raw `PgPool` share it; closed on shutdown. */
 @Global()
 @Module({})
 export class DatabaseModule implements OnApplicationShutdown {
   static forRoot(databaseUrl: string): DynamicModule {
     return {
       module: DatabaseModule,
-      providers: [{ provide: PrismaClient, useFactory: () => createPrismaClient(databaseUrl) }],
-      exports: [PrismaClient],
+      providers: [
+        { provide: PgPool, useFactory: () => createPgPool(databaseUrl) },
+        { provide: PrismaClient, useFactory: (pool: PgPool) => createPrismaClient(pool), inject: [PgPool] },
+      ],
+      exports: [PrismaClient, PgPool],
     };
   }
 
-  constructor(@Inject(PrismaClient) private readonly db: PrismaClient) {}
+  constructor(
+    @Inject(PrismaClient) private readonly db: PrismaClient,
+    @Inject(PgPool) private readonly pool: PgPool,
+  ) {}
+
   async onApplicationShutdown() {
     await this.db.$disconnect();
+    await this.pool.end();
   }
 }

@@ -1,4 +1,3 @@
 export * from "./client.js";
 export * from "./ledger.js";
-export * from "./idempotency.js";
 export * from "./database.module.js";

@@ -1,11 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { accountBalance, claimEvent, createPrismaClient, postLedgerTransaction, UnbalancedLedgerTransactionError, type PrismaClient } from "./index.js";
+import { accountBalance, createPgPool, createPrismaClient, ledgerPostingCtes, postingParams, postLedgerTransaction, UnbalancedLedgerTransactionError, type PgPool, type PrismaClient } from "./index.js";
 
 let db: PrismaClient;
+let pool: PgPool;
 beforeAll(() => {
-  db = createPrismaClient(process.env.DATABASE_URL!);
+  pool = createPgPool(process.env.DATABASE_URL!);
+  db = createPrismaClient(pool);
 });
-afterAll(() => db.$disconnect());
+afterAll(async () => {
+  await db.$disconnect();
+  await pool.end();
+});
 
 const unique = () => `${Date.now()}-${Math.random().toString(36).slice(2)}`;
 
@@ -23,6 +28,22 @@ describe("ledger", () => {
     const key = `test-${unique()}`;
     await expect(postLedgerTransaction(db, { kind: "test", reference: key, idempotencyKey: key, lines: [{ account: "a", amount: 1n }, { account: "b", amount: -2n }] })).rejects.toBeInstanceOf(UnbalancedLedgerTransactionError);
     expect(await db.ledgerTransaction.count({ where: { idempotencyKey: key } })).toBe(0);
+  });
+
+  it("passes a posting's lines as two arrays, zero lines dropped", () => {
+    const posting = { kind: "k", reference: "r", idempotencyKey: "i", lines: [{ account: "a", amount: 5n }, { account: "v", amount: 0n }, { account: "b", amount: -5n }] };
+    expect(postingParams(posting)).toEqual(["k", "r", "i", ["a", "b"], ["5", "-5"]]);
+  });
+
+  it("a posting composed into a caller's statement is written only when its condition yields a row, and once", async () => {
+    const statement = `WITH due AS (SELECT WHERE $6::boolean), ${ledgerPostingCtes("due", 1)} SELECT count(*)::int AS "lines" FROM ledger_lines`;
+    const key = `cte-${unique()}`;
+    const params = postingParams({ kind: "test", reference: key, idempotencyKey: key, lines: [{ account: `a:${key}`, amount: 3n }, { account: `b:${key}`, amount: -3n }] });
+    const run = async (due: boolean) => (await pool.query<{ lines: number }>(statement, [...params, due])).rows[0]!.lines;
+    expect(await run(false)).toBe(0);
+    expect(await run(true)).toBe(2);
+    expect(await run(true)).toBe(0);
+    expect(await accountBalance(db, `a:${key}`)).toBe(3n);
   });
 
   it("the database itself rejects an unbalanced transaction at commit (zero-sum invariant)", async () => {
@@ -58,13 +79,5 @@ describe("schema checks", () => {
     const base = { challengeId: unique(), requestId: unique(), recipient: "0x" + "b".repeat(40), token: "0x" + "c".repeat(40), chainId: 4217, status: "verified" as const };
     await expect(db.chargePayment.create({ data: { ...base, txHash: "0x" + "A".repeat(64), payer: "0x" + "a".repeat(40), amount: "1" } })).rejects.toThrow(/hash32/);
     await expect(db.chargePayment.create({ data: { ...base, txHash: "0x" + "1".repeat(64), payer: "0x" + "a".repeat(40), amount: "-1" } })).rejects.toThrow(/token_amount/);
-  });
-});
-
-describe("claimEvent", () => {
-  it("claims a key exactly once under concurrency", async () => {
-    const key = unique();
-    const results = await Promise.all(Array.from({ length: 20 }, () => claimEvent(db, "test-consumer", key)));
-    expect(results.filter(Boolean)).toHaveLength(1);
   });
 });

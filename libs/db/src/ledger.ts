@@ -18,27 +18,45 @@ export class UnbalancedLedgerTransactionError extends Error {
 }
 
 /**
- * Writes one balanced ledger transaction. Zero lines are dropped (a variance of 0 is not an entry).
- * Balance is checked here for a clear error and again by the database at commit (deferred trigger),
- * which is the real guarantee. Returns false when the idempotency key was already posted.
+ * A posting's statement parameters, in the order `ledgerPostingCtes` numbers them: kind, reference,
+ * idempotency key, then its lines as two arrays (accounts, amounts as decimal strings). Zero lines are
+ * dropped (a variance of 0 is not an entry). Balance is checked here for a clear error and again by the
+ * database at commit (deferred trigger), which is the real guarantee.
  */
-export async function postLedgerTransaction(db: Db, posting: LedgerPosting): Promise<boolean> {
+export function postingParams(posting: LedgerPosting): [kind: string, reference: string, idempotencyKey: string, accounts: string[], amounts: string[]] {
   const lines = posting.lines.filter((l) => l.amount !== 0n);
   const sum = lines.reduce((s, l) => s + l.amount, 0n);
   if (lines.length < 2 || sum !== 0n) {
     throw new UnbalancedLedgerTransactionError(`ledger transaction ${posting.idempotencyKey} is unbalanced: ${lines.length} lines summing to ${sum}`);
   }
-  // One statement: header and lines commit together even outside an explicit transaction.
-  const rows = await db.$queryRaw<{ transactionId: string }[]>`
-    WITH header AS (
-      INSERT INTO "ledger_transactions" ("id", "kind", "reference", "idempotencyKey")
-      VALUES (gen_random_uuid(), ${posting.kind}, ${posting.reference}, ${posting.idempotencyKey})
-      ON CONFLICT ("idempotencyKey") DO NOTHING RETURNING "id")
+  return [posting.kind, posting.reference, posting.idempotencyKey, lines.map((l) => l.account), lines.map((l) => l.amount.toString())];
+}
+
+/**
+ * The ledger half of a single-statement write: CTEs `ledger_header` and `ledger_lines` (name them last in
+ * the caller's WITH list) insert one posting when the CTE or table named `when` yields a row, and nothing
+ * when its idempotency key was already posted. `$first`…`$first+4` are `postingParams(posting)`.
+ * One statement commits atomically without BEGIN/COMMIT, so the effect and its posting cannot part.
+ */
+export function ledgerPostingCtes(when: string, first: number): string {
+  return `ledger_header AS (
+    INSERT INTO "ledger_transactions" ("id", "kind", "reference", "idempotencyKey")
+    SELECT gen_random_uuid(), $${first}::text, $${first + 1}::text, $${first + 2}::text FROM ${when}
+    ON CONFLICT ("idempotencyKey") DO NOTHING RETURNING "id"),
+  ledger_lines AS (
     INSERT INTO "ledger_entries" ("transactionId", "account", "amount")
-    SELECT header."id", line.account, line.amount
-    FROM header, unnest(${lines.map((l) => l.account)}::text[], ${lines.map((l) => l.amount.toString())}::numeric[]) AS line(account, amount)
-    RETURNING "transactionId"`;
-  return rows.length > 0;
+    SELECT ledger_header."id", line.account, line.amount
+    FROM ledger_header, unnest($${first + 3}::text[], $${first + 4}::numeric[]) AS line(account, amount)
+    RETURNING "transactionId")`;
+}
+
+const POST_LEDGER_TRANSACTION = `WITH always AS (SELECT 1), ${ledgerPostingCtes("always", 1)} SELECT count(*)::int AS "lines" FROM ledger_lines`;
+
+/** Writes one balanced ledger transaction. Returns false when the idempotency key was already posted. */
+export async function postLedgerTransaction(db: Db, posting: LedgerPosting): Promise<boolean> {
+  // A constant statement with bound parameters (the `Unsafe` variant only because the text is composed).
+  const rows = await db.$queryRawUnsafe<{ lines: number }[]>(POST_LEDGER_TRANSACTION, ...postingParams(posting));
+  return (rows[0]?.lines ?? 0) > 0;
 }
 
 /** Sum of an account's entries (debits positive). */

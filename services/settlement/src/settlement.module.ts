@@ -3,6 +3,7 @@ import type { Config } from "@worldrouter/config";
 import { DatabaseModule } from "@worldrouter/db";
 import { CoreModule, JobConsumersModule, QueuesModule } from "@worldrouter/runtime";
 import { PayeeWallet } from "./chain/payee-wallet.js";
+import { LedgerRepository } from "./ledger/ledger.repository.js";
 import { RecordChargePaymentUseCase } from "./payments/record-charge-payment.use-case.js";
 import { RefundChargeUseCase } from "./refunds/refund-charge.use-case.js";
 import { SettlementJobs } from "./settlement.jobs.js";
@@ -22,7 +23,7 @@ export class SettlementModule {
         // Chain writes run one at a time: the payee's transactions take sequential nonces.
         JobConsumersModule.forRoot({ consumes: ["usage", "payments", "settlement"], concurrency: { settlement: 1 } }),
       ],
-      providers: [SettlementJobs, RecordUsageUseCase, RecordChargePaymentUseCase, RefundChargeUseCase, SweepOrphanedChargesUseCase, PayeeWallet],
+      providers: [SettlementJobs, RecordUsageUseCase, RecordChargePaymentUseCase, RefundChargeUseCase, SweepOrphanedChargesUseCase, PayeeWallet, LedgerRepository],
     };
   }
 }

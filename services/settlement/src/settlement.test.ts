@@ -7,7 +7,7 @@ import type { ChargeVerifiedEvent, UsageEvent } from "@worldrouter/contracts";
 import { accountBalance, createPrismaClient, Prisma, type PrismaClient } from "@worldrouter/db";
 import { newRequestId } from "@worldrouter/observability";
 import { JobQueues } from "@worldrouter/runtime";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { chargeReceived, chargeRefund, chargeUsage } from "./ledger/charge-postings.js";
 import { RecordChargePaymentUseCase } from "./payments/record-charge-payment.use-case.js";
 import { SettlementModule } from "./settlement.module.js";
@@ -44,11 +44,11 @@ describe("settlement ledger (real Postgres)", () => {
     await db?.$disconnect();
   });
 
-  async function paidRequest(amount: bigint) {
+  async function paidRequest(amount: bigint, status: "verified" | "refunding" | "refunded" = "verified") {
     const payer = hex(20);
     const requestId = newRequestId();
     const payment = await db.chargePayment.create({
-      data: { challengeId: randomUUID(), txHash: hex(32), requestId, payer, recipient: config.chain.payee!, token, chainId: 4217, amount: new Prisma.Decimal(amount.toString()), status: "verified" },
+      data: { challengeId: randomUUID(), txHash: hex(32), requestId, payer, recipient: config.chain.payee!, token, chainId: 4217, amount: new Prisma.Decimal(amount.toString()), status },
     });
     const event: ChargeVerifiedEvent = {
       kind: "charge.verified", paymentId: payment.id, challengeId: payment.challengeId, requestId, txHash: payment.txHash as `0x${string}`, payer, recipient: config.chain.payee!, token, chainId: 4217,
@@ -117,5 +117,85 @@ describe("settlement ledger (real Postgres)", () => {
     await app.get(RecordUsageUseCase).record(usage({ requestId, payer, paymentId: payment.id }));
     expect((await db.chargePayment.findUniqueOrThrow({ where: { id: payment.id } })).status).toBe("refunding");
     expect(await db.ledgerTransaction.count({ where: { reference: requestId } })).toBe(0);
+  });
+
+  const ledgerTransactions = (reference: string) => db.ledgerTransaction.count({ where: { reference } });
+  const refundJob = (paymentId: string) => app.get(JobQueues).queue("settlement").getJob(`settle-refund-${paymentId}`);
+
+  it("a redelivered payment event posts once, also when both deliveries race", async () => {
+    const { payer, payment, event } = await paidRequest(400n);
+    const recordPayment = app.get(RecordChargePaymentUseCase);
+    expect(await Promise.all([recordPayment.record(event), recordPayment.record(event)])).toEqual(expect.arrayContaining([true, false]));
+    expect(await recordPayment.record(event)).toBe(false);
+    expect(await ledgerTransactions(payment.id)).toBe(1);
+    expect(await db.settlement.count({ where: { chargePaymentId: payment.id } })).toBe(1);
+    expect(await accountBalance(db, `liability:payer_prepaid:${payer}`)).toBe(-400n);
+  });
+
+  it("a redelivered usage event posts once, also when both deliveries race", async () => {
+    const { payer, requestId, payment, event } = await paidRequest(225n);
+    await app.get(RecordChargePaymentUseCase).record(event);
+    const recordUsage = app.get(RecordUsageUseCase);
+    const u = usage({ requestId, payer, paymentId: payment.id });
+    await Promise.all([recordUsage.record(u), recordUsage.record(u)]);
+    await recordUsage.record(u);
+    expect(await ledgerTransactions(requestId)).toBe(1);
+    expect(await db.inferenceRequest.count({ where: { id: requestId } })).toBe(1);
+    expect(await accountBalance(db, `liability:payer_prepaid:${payer}`)).toBe(0n);
+    expect((await db.chargePayment.findUniqueOrThrow({ where: { id: payment.id } })).status).toBe("consumed");
+  });
+
+  it.each(["refunding", "refunded"] as const)("usage for a payment already %s bills nothing and leaves it as it is", async (status) => {
+    const { payer, requestId, payment, event } = await paidRequest(500n, status);
+    await app.get(RecordChargePaymentUseCase).record(event);
+    await app.get(RecordUsageUseCase).record(usage({ requestId, payer, paymentId: payment.id }));
+    expect((await db.chargePayment.findUniqueOrThrow({ where: { id: payment.id } })).status).toBe(status);
+    expect(await ledgerTransactions(requestId)).toBe(0);
+    expect(await accountBalance(db, `liability:payer_prepaid:${payer}`)).toBe(-500n);
+    expect((await db.inferenceRequest.findUniqueOrThrow({ where: { id: requestId } })).actualCost?.toFixed()).toBe("1350");
+  });
+
+  it("served nothing: the payment goes to `refunding` and its refund is queued, also on redelivery after a crash before the enqueue", async () => {
+    const { payer, requestId, payment, event } = await paidRequest(300n);
+    await app.get(RecordChargePaymentUseCase).record(event);
+    const failed = usage({ requestId, payer, paymentId: payment.id }, { status: "failed", completionTokens: 0, finishReason: null, errorClass: "upstream_unavailable" });
+    const queues = app.get(JobQueues);
+    const enqueue = vi.spyOn(queues, "enqueue").mockRejectedValueOnce(new Error("process died before the enqueue"));
+    try {
+      await expect(app.get(RecordUsageUseCase).record(failed)).rejects.toThrow(/process died/);
+      expect((await db.chargePayment.findUniqueOrThrow({ where: { id: payment.id } })).status).toBe("refunding");
+      expect(await refundJob(payment.id)).toBeUndefined();
+
+      await app.get(RecordUsageUseCase).record(failed);
+      expect((await refundJob(payment.id))?.data).toMatchObject({ kind: "refund", reference: payment.id });
+      expect(enqueue).toHaveBeenCalledTimes(2);
+    } finally {
+      enqueue.mockRestore();
+    }
+    expect(await ledgerTransactions(requestId)).toBe(0);
+    expect(await db.inferenceRequest.count({ where: { id: requestId } })).toBe(1);
+  });
+
+  it("bills what the payment row says was paid when the event's estimate disagrees", async () => {
+    const { payer, requestId, payment, event } = await paidRequest(2000n);
+    await app.get(RecordChargePaymentUseCase).record(event);
+    await app.get(RecordUsageUseCase).record(usage({ requestId, payer, paymentId: payment.id }, { estimatedCost: "1500" }));
+    const lines = await db.ledgerEntry.findMany({ where: { transaction: { reference: requestId } } });
+    expect(Object.fromEntries(lines.map((l) => [l.account, l.amount.toFixed()]))).toEqual({
+      [`liability:payer_prepaid:${payer}`]: "2000",
+      "revenue:usage": "-1350",
+      "revenue:estimate_variance": "-650",
+    });
+    expect(await accountBalance(db, `liability:payer_prepaid:${payer}`)).toBe(0n);
+    expect((await db.inferenceRequest.findUniqueOrThrow({ where: { id: requestId } })).estimatedCost.toFixed()).toBe("1500");
+  });
+
+  it("records a session request's usage without touching charge payments or the ledger", async () => {
+    const requestId = newRequestId();
+    await app.get(RecordUsageUseCase).record(usage({ requestId, payer: hex(20), paymentId: randomUUID() }, { intent: "session", chargePaymentId: undefined, channelId: hex(32) }));
+    const row = await db.inferenceRequest.findUniqueOrThrow({ where: { id: requestId } });
+    expect(row.intent).toBe("session");
+    expect(row.chargePaymentId).toBeNull();
+    expect(await ledgerTransactions(requestId)).toBe(0);
   });
 });
