@@ -8,6 +8,7 @@ import { loadConfig } from "@worldrouter/config";
 import { createPrismaClient, type PrismaClient } from "@worldrouter/db";
 import { bodyDigest, createChargeChallenge } from "@worldrouter/mpp";
 import { newRequestId } from "@worldrouter/observability";
+import { METRICS } from "@worldrouter/runtime";
 import { Credential } from "mppx";
 import { concat, createClient, custom, decodeFunctionData, encodeAbiParameters, encodeEventTopics, encodeFunctionData, keccak256, maxUint256, numberToHex, stringToHex, toHex, type Hex } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
@@ -145,4 +146,42 @@ describe("VerifyChargeUseCase, pull mode (real Redis + Postgres, scripted node)"
     // Neither rejection claimed the challenge: the real credential still pays.
     expect(await verifier.verify(request)).toMatchObject({ ok: true });
   });
+});
+
+describe("VerifyChargeUseCase, recording a payment that settled on-chain", () => {
+  // Postgres refuses the next N inserts into charge_payments (a trigger in this run's throwaway database). The
+  // attempts are counted by a sequence: nextval() survives the failed statement's rollback, a table would not.
+  async function failNextInserts(n: number) {
+    await db.$executeRawUnsafe(`CREATE SEQUENCE IF NOT EXISTS "test_insert_attempts"`);
+    await db.$executeRawUnsafe(`ALTER SEQUENCE "test_insert_attempts" RESTART WITH 1`);
+    await db.$executeRawUnsafe(`CREATE OR REPLACE FUNCTION test_fail_insert() RETURNS trigger AS $$
+      BEGIN
+        IF nextval('test_insert_attempts') <= ${n} THEN RAISE EXCEPTION 'injected failure'; END IF;
+        RETURN NEW;
+      END $$ LANGUAGE plpgsql`);
+    await db.$executeRawUnsafe(`CREATE OR REPLACE TRIGGER "test_fail_insert" BEFORE INSERT ON "charge_payments" FOR EACH ROW EXECUTE FUNCTION test_fail_insert()`);
+  }
+  afterAll(async () => {
+    await db.$executeRawUnsafe(`DROP TRIGGER IF EXISTS "test_fail_insert" ON "charge_payments"`);
+  });
+  const unrecorded = async () => (await app.get<{ getSingleMetric(name: string): { get(): Promise<{ values: { value: number }[] }> } }>(METRICS).getSingleMetric("wr_charge_unrecorded_total").get()).values[0]?.value ?? 0;
+
+  it("retries a failed insert: the payment is recorded once and answered as paid", async () => {
+    syncSend = "receipt";
+    const { request } = await pullRequest();
+    await failNextInserts(2);
+    expect(await verifier.verify(request)).toMatchObject({ ok: true });
+    expect(await paymentsFor(request.requestId)).toBe(1);
+  });
+
+  it("gives up after its attempts: logged and counted as PAID BUT UNRECORDED, and never answered as paid", async () => {
+    syncSend = "receipt";
+    const { request } = await pullRequest();
+    const before = await unrecorded();
+    await failNextInserts(100);
+    expect(await verifier.verify(request)).toMatchObject({ ok: false, problem: { type: "https://paymentauth.org/problems/verification-failed", detail: expect.stringMatching(/injected failure/) } });
+    expect(await unrecorded()).toBe(before + 1);
+    expect(await paymentsFor(request.requestId)).toBe(0);
+    await failNextInserts(0);
+  }, 20_000);
 });
