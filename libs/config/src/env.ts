@@ -29,7 +29,7 @@ export const ENV = {
   NODE_ENV: { schema: z.enum(["development", "test", "production"]), default: "development", description: "Runtime mode. `production` refuses dev defaults (secret, local world)." },
   LOG_LEVEL: { schema: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]), default: "info", description: "pino log level." },
   DATABASE_URL: { schema: url, default: "postgresql://postgres@127.0.0.1:5432/worldrouter", description: "Postgres connection string (the ledger).", secret: true },
-  REDIS_URL: { schema: url, default: "redis://127.0.0.1:6379", description: "Redis for BullMQ queues, the RPC transport and chunk streams.", secret: true },
+  REDIS_URL: { schema: url, default: "redis://127.0.0.1:6379", description: "Redis for BullMQ queues, the RPC transport, inference dispatch and chunk streams.", secret: true },
   REDIS_NAMESPACE: { schema: z.string().regex(/^[a-zA-Z0-9_-]{1,40}$/), default: "wr", description: "Prefix of every Redis key and channel, so several deployments (or test runs) can share one Redis." },
   HOST: { schema: z.string().min(1), default: "127.0.0.1", description: "Gateway bind address." },
   PORT: { schema: port, default: "8080", description: "Gateway HTTP port." },

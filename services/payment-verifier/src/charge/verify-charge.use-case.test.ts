@@ -9,6 +9,7 @@ import { createPrismaClient, type PrismaClient } from "@worldrouter/db";
 import { bodyDigest, createChargeChallenge } from "@worldrouter/mpp";
 import { newRequestId } from "@worldrouter/observability";
 import { METRICS } from "@worldrouter/runtime";
+import type { Registry } from "prom-client";
 import { Credential } from "mppx";
 import { concat, createClient, custom, decodeFunctionData, encodeAbiParameters, encodeEventTopics, encodeFunctionData, keccak256, maxUint256, numberToHex, stringToHex, toHex, type Hex } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
@@ -97,6 +98,9 @@ async function pullRequest(amount = 25n) {
   return { payer: payer.address.toLowerCase(), request: { requestId: newRequestId(), authorization, bodyDigest: bodyDigest(body), amount: amount.toString(), model: "gpt-4o-mini" } };
 }
 
+/** An unlabelled counter of the verifier's metrics registry (what alerts read). */
+const counterValue = async (name: string) => (await app.get<Registry>(METRICS).getSingleMetric(name)!.get()).values[0]?.value ?? 0;
+
 const paymentsFor = (requestId: string) => db.chargePayment.count({ where: { requestId } });
 
 describe("VerifyChargeUseCase, pull mode (real Redis + Postgres, scripted node)", () => {
@@ -127,7 +131,9 @@ describe("VerifyChargeUseCase, pull mode (real Redis + Postgres, scripted node)"
   it("a broadcast whose outcome is unknown (sync send timed out) keeps the claims: the transaction may still be mined", async () => {
     const { request } = await pullRequest();
     syncSend = "timeout";
+    const before = await counterValue("wr_charge_broadcast_unknown_total");
     expect(await verifier.verify(request)).toMatchObject({ ok: false, problem: { type: "https://paymentauth.org/problems/verification-failed", detail: expect.stringMatching(/was broadcast but its outcome is unknown/) } });
+    expect(await counterValue("wr_charge_broadcast_unknown_total")).toBe(before + 1);
     syncSend = "receipt";
     expect(await verifier.verify(request)).toMatchObject({ ok: false, problem: { type: "https://paymentauth.org/problems/invalid-challenge", detail: expect.stringMatching(/already been paid or is being paid/) } });
     expect(await paymentsFor(request.requestId)).toBe(0);
@@ -164,7 +170,6 @@ describe("VerifyChargeUseCase, recording a payment that settled on-chain", () =>
   afterAll(async () => {
     await db.$executeRawUnsafe(`DROP TRIGGER IF EXISTS "test_fail_insert" ON "charge_payments"`);
   });
-  const unrecorded = async () => (await app.get<{ getSingleMetric(name: string): { get(): Promise<{ values: { value: number }[] }> } }>(METRICS).getSingleMetric("wr_charge_unrecorded_total").get()).values[0]?.value ?? 0;
 
   it("retries a failed insert: the payment is recorded once and answered as paid", async () => {
     syncSend = "receipt";
@@ -177,10 +182,10 @@ describe("VerifyChargeUseCase, recording a payment that settled on-chain", () =>
   it("gives up after its attempts: logged and counted as PAID BUT UNRECORDED, and never answered as paid", async () => {
     syncSend = "receipt";
     const { request } = await pullRequest();
-    const before = await unrecorded();
+    const before = await counterValue("wr_charge_unrecorded_total");
     await failNextInserts(100);
     expect(await verifier.verify(request)).toMatchObject({ ok: false, problem: { type: "https://paymentauth.org/problems/verification-failed", detail: expect.stringMatching(/injected failure/) } });
-    expect(await unrecorded()).toBe(before + 1);
+    expect(await counterValue("wr_charge_unrecorded_total")).toBe(before + 1);
     expect(await paymentsFor(request.requestId)).toBe(0);
     await failNextInserts(0);
   }, 20_000);

@@ -60,6 +60,7 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
   private readonly outcomes: Counter<"outcome">;
   private readonly phase: Histogram<"phase">;
   private readonly unrecorded: Counter;
+  private readonly unknownOutcome: Counter;
 
   constructor(
     @Inject(CONFIG) private readonly config: Config,
@@ -72,6 +73,7 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
     this.outcomes = counter(metrics, "wr_charge_verifications_total", "Charge credentials by outcome (verified, or the problem type)", ["outcome"]);
     this.phase = histogram(metrics, "wr_charge_verify_phase_ms", "Verification phases: checks (no chain), chain (simulate, broadcast, confirm), record (Postgres + payments event)", ["phase"]);
     this.unrecorded = counter(metrics, "wr_charge_unrecorded_total", "Charges settled on-chain that could not be recorded after retries (reconcile by hand)");
+    this.unknownOutcome = counter(metrics, "wr_charge_broadcast_unknown_total", "Sponsored charges broadcast whose outcome is unknown (may still be mined; claims kept; reconcile by hand)");
     const { chain, sponsor } = config;
     this.chain = new ChainRpcClient({ url: chain.rpcUrl, timeoutMs: chain.rpcTimeoutMs });
     // The sponsor pays gas in the payment token: it holds it anyway, and the token has FeeAMM liquidity.
@@ -204,6 +206,7 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
       }
       if (err instanceof PaymentErrors.PaymentError) throw err;
       // Broadcast with an unknown outcome: it may still be mined (until its validBefore), so both claims stay.
+      this.unknownOutcome.inc();
       this.logger.error({ err, txHash: sponsored.hash, payer: sender, challengeId: charge.challengeId, amount: charge.amount.toString() }, "sponsored charge broadcast with unknown outcome; check the transaction and reconcile");
       throw new PaymentErrors.VerificationFailedError({ reason: `transaction ${sponsored.hash} was broadcast but its outcome is unknown (${(err as Error).message}); request a new challenge` });
     }
