@@ -62,6 +62,21 @@ export const ChargeVerifiedEvent = z.object({
 });
 export type ChargeVerifiedEvent = z.infer<typeof ChargeVerifiedEvent>;
 
+/**
+ * payment-verifier → itself: a charge that settled on-chain but could not be recorded in Postgres in time. Retried
+ * until it is recorded (it then gets its `payments` event; no inference ran, so settlement's orphan sweep refunds it).
+ */
+export const ChargeRecordJob = z.object({
+  challengeId: z.string().min(1),
+  txHash: Hash32,
+  requestId: RequestId,
+  payer: Address,
+  amount: BaseUnits,
+  blockNumber: z.string().regex(/^\d+$/),
+  settledAt: z.number().int(),
+});
+export type ChargeRecordJob = z.infer<typeof ChargeRecordJob>;
+
 /** Work for settlement: refund a payer, or sweep charges that were paid but never reached an inference. */
 export const SettlementJob = z.object({
   kind: z.enum(["refund", "charges.sweep"]),

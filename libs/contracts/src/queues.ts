@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { ChargeVerifiedEvent, SettlementJob, UsageEvent } from "./jobs.js";
+import { ChargeRecordJob, ChargeVerifiedEvent, SettlementJob, UsageEvent } from "./jobs.js";
 
 /**
  * The BullMQ queues, their payload schemas and options: the one place services take queue names from.
@@ -15,6 +15,11 @@ export const QUEUES = {
     schema: ChargeVerifiedEvent,
     options: { attempts: 25, backoff: { type: "exponential", delay: 200 }, removeOnComplete: { age: 3600 }, removeOnFail: false },
   },
+  // Money already moved on-chain: retried for about 12 days (exponential from 1 s) until Postgres takes the record.
+  "charge-records": {
+    schema: ChargeRecordJob,
+    options: { attempts: 20, backoff: { type: "exponential", delay: 1000 }, removeOnComplete: { age: 24 * 3600 }, removeOnFail: false },
+  },
   settlement: {
     schema: SettlementJob,
     options: { attempts: 10, backoff: { type: "exponential", delay: 1000 }, removeOnComplete: { age: 24 * 3600 }, removeOnFail: false },
@@ -29,6 +34,7 @@ export type JobOf<Q extends QueueName> = z.infer<(typeof QUEUES)[Q]["schema"]>;
 export const jobId = {
   usage: (job: JobOf<"usage">) => `usage-${job.requestId}`,
   payments: (job: JobOf<"payments">) => `payment-${job.paymentId}`,
+  "charge-records": (job: JobOf<"charge-records">) => `charge-record-${job.txHash}`,
   settlement: (job: JobOf<"settlement">) => `settle-${job.kind}-${job.reference}`,
 } satisfies { [Q in QueueName]: (job: JobOf<Q>) => string };
 

@@ -1,7 +1,8 @@
 import { Module, type DynamicModule } from "@nestjs/common";
 import type { Config } from "@worldrouter/config";
 import { DatabaseModule } from "@worldrouter/db";
-import { CoreModule, QueuesModule } from "@worldrouter/runtime";
+import { CoreModule, JobConsumersModule, QueuesModule } from "@worldrouter/runtime";
+import { ChargeRecordsJobs } from "./charge/charge-records.jobs.js";
 import { RedisReplayStore } from "./charge/replay-store.js";
 import { VerifyChargeUseCase } from "./charge/verify-charge.use-case.js";
 import { PaymentController } from "./payment.controller.js";
@@ -12,9 +13,14 @@ export class PaymentVerifierModule {
   static forRoot(config: Config): DynamicModule {
     return {
       module: PaymentVerifierModule,
-      imports: [CoreModule.forRoot("payment-verifier", config), DatabaseModule.forRoot(config.databaseUrl), QueuesModule.forRoot(config, ["payments"])],
+      imports: [
+        CoreModule.forRoot("payment-verifier", config),
+        DatabaseModule.forRoot(config.databaseUrl),
+        QueuesModule.forRoot(config, ["payments", "charge-records"]),
+        JobConsumersModule.forRoot({ consumes: ["charge-records"], concurrency: { "charge-records": 4 } }),
+      ],
       controllers: [PaymentController],
-      providers: [RedisReplayStore, VerifyChargeUseCase],
+      providers: [RedisReplayStore, VerifyChargeUseCase, ChargeRecordsJobs],
     };
   }
 }

@@ -48,7 +48,7 @@ export class ChargeCompletion {
   ) {
     this.phase = histogram(metrics, "wr_charge_phase_ms", "Charge request phases in the gateway: quote (validate+count+price), verify (RPC to payment-verifier incl. chain)", ["phase"]);
     this.challenger = new ChargeChallenger({ secretKey: config.mpp.secretKey, realm: config.gateway.realm, currency: config.chain.token, recipient: config.chain.payee!, chainId: config.chain.chainId, feePayer: true });
-    this.outcomes = counter(metrics, "wr_charge_requests_total", "Charge requests: challenged (402 without credential), rejected (credential refused), paid", ["outcome"]);
+    this.outcomes = counter(metrics, "wr_charge_requests_total", "Charge requests: challenged (402 without credential), rejected (credential refused), failed (paid but not servable), paid", ["outcome"]);
   }
 
   async execute(command: ChargeCompletionCommand): Promise<PaidCompletion> {
@@ -73,6 +73,12 @@ export class ChargeCompletion {
       });
     this.phase.observe({ phase: "verify" }, performance.now() - verifying);
     if (!verified.ok) {
+      // A server-side failure after the money moved (e.g. the payment could not be recorded): no new challenge, the
+      // client must not pay again.
+      if (verified.problem.status >= 500) {
+        this.outcomes.inc({ outcome: "failed" });
+        throw new ProblemException(verified.problem, { "cache-control": "no-store" }, { type: "server_error", code: verified.problem.type.split("/").pop() ?? null });
+      }
       this.outcomes.inc({ outcome: "rejected" });
       throw this.paymentRequired(quote, digest, verified.problem);
     }

@@ -8,7 +8,9 @@ import { loadConfig } from "@worldrouter/config";
 import { createPrismaClient, type PrismaClient } from "@worldrouter/db";
 import { bodyDigest, createChargeChallenge } from "@worldrouter/mpp";
 import { newRequestId } from "@worldrouter/observability";
-import { METRICS } from "@worldrouter/runtime";
+import { METRICS, redisOptions } from "@worldrouter/runtime";
+import { bullPrefix } from "@worldrouter/contracts";
+import { Queue } from "bullmq";
 import type { Registry } from "prom-client";
 import { Credential } from "mppx";
 import { concat, createClient, custom, decodeFunctionData, encodeAbiParameters, encodeEventTopics, encodeFunctionData, keccak256, maxUint256, numberToHex, stringToHex, toHex, type Hex } from "viem";
@@ -179,14 +181,24 @@ describe("VerifyChargeUseCase, recording a payment that settled on-chain", () =>
     expect(await paymentsFor(request.requestId)).toBe(1);
   });
 
-  it("gives up after its attempts: logged and counted as PAID BUT UNRECORDED, and never answered as paid", async () => {
+  it("hands a record Postgres keeps refusing to the durable queue: 503 (no new challenge), then recorded once with its payments event", async () => {
     syncSend = "receipt";
-    const { request } = await pullRequest();
-    const before = await counterValue("wr_charge_unrecorded_total");
-    await failNextInserts(100);
-    expect(await verifier.verify(request)).toMatchObject({ ok: false, problem: { type: "https://paymentauth.org/problems/verification-failed", detail: expect.stringMatching(/injected failure/) } });
-    expect(await counterValue("wr_charge_unrecorded_total")).toBe(before + 1);
+    const { payer, request } = await pullRequest();
+    const before = await counterValue("wr_charge_recording_deferred_total");
+    // 5 attempts in the request, then the queued job fails twice more (retried after 1 s and 2 s) and succeeds.
+    await failNextInserts(7);
+    const result = await verifier.verify(request);
+    expect(result).toMatchObject({ ok: false, problem: { type: "https://worldrouter.dev/problems/payment-not-recorded", status: 503, detail: expect.stringMatching(new RegExp(`refunded to ${payer} automatically: do not pay this challenge again`)) } });
+    expect(await counterValue("wr_charge_recording_deferred_total")).toBe(before + 1);
     expect(await paymentsFor(request.requestId)).toBe(0);
-    await failNextInserts(0);
-  }, 20_000);
+    await expect.poll(() => paymentsFor(request.requestId), { timeout: 15_000, interval: 200 }).toBe(1);
+    const payment = await db.chargePayment.findFirstOrThrow({ where: { requestId: request.requestId } });
+    expect(payment).toMatchObject({ payer, status: "verified" });
+    const payments = new Queue("payments", { connection: redisOptions(config.redis.url), prefix: bullPrefix(config.redis.namespace) });
+    try {
+      expect((await payments.getJob(`payment-${payment.id}`))?.data).toMatchObject({ paymentId: payment.id, requestId: request.requestId, payer });
+    } finally {
+      await payments.close();
+    }
+  }, 30_000);
 });

@@ -1,11 +1,11 @@
 import { Inject, Injectable, type OnApplicationShutdown } from "@nestjs/common";
 import type { Config } from "@worldrouter/config";
 import { ChainRpcClient, decodeTempoTransaction, JsonRpcError, recoverSender, SignatureError, TempoTransactionError, type TempoTransaction } from "@worldrouter/chain";
-import type { VerifyPaymentRequest, VerifyPaymentResult } from "@worldrouter/contracts";
+import type { ChargeRecordJob, VerifyPaymentRequest, VerifyPaymentResult } from "@worldrouter/contracts";
 import { PgPool } from "@worldrouter/db";
 import { chargeRequest, paymentProblem, PaymentErrors, serializeChargeReceipt, verifyChallengeId } from "@worldrouter/mpp";
 import { counter, histogram, type Logger } from "@worldrouter/observability";
-import { CONFIG, JobQueues, LOGGER, METRICS } from "@worldrouter/runtime";
+import { CONFIG, JobQueues, LOGGER, METRICS, PermanentJobError } from "@worldrouter/runtime";
 import type { Counter, Histogram, Registry } from "prom-client";
 import { Credential, Expires } from "mppx";
 import { Methods } from "mppx/tempo";
@@ -18,7 +18,22 @@ type Hex = `0x${string}`;
 type SettledTransfer = { txHash: Hex; payer: Hex; blockNumber: bigint };
 /** A client transaction that passed every check, co-signed, and the call to simulate before broadcasting it. */
 type PreparedSponsorship = { sponsored: SponsoredTransaction; sender: Hex; transfer: { from: Hex; to: Hex; data: Hex } };
-type RecordPaymentInput = SettledTransfer & { request: VerifyPaymentRequest; challengeId: string; amount: bigint };
+type RecordPaymentInput = SettledTransfer & { requestId: string; challengeId: string; amount: bigint };
+
+/**
+ * A charge that settled on-chain but could not be recorded now. Not a payment problem: the client must not pay
+ * again (no new challenge), and the money comes back (see recordPaymentWithRetry).
+ */
+export class ChargeNotRecordedError extends Error {
+  override readonly name = "ChargeNotRecordedError";
+  constructor(readonly txHash: string, readonly payer: string, deferred: boolean) {
+    super(
+      deferred
+        ? `your payment settled on-chain (transaction ${txHash}) but could not be recorded right now; it is recorded as soon as possible and refunded to ${payer} automatically: do not pay this challenge again`
+        : `your payment settled on-chain (transaction ${txHash}) but could not be recorded; contact the operator with this transaction hash for a refund to ${payer}: do not pay this challenge again`,
+    );
+  }
+}
 
 /**
  * The payment row, or (a retry after a later step failed) the row our own earlier attempt wrote: same tx,
@@ -60,6 +75,7 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
   private readonly outcomes: Counter<"outcome">;
   private readonly phase: Histogram<"phase">;
   private readonly unrecorded: Counter;
+  private readonly deferred: Counter;
   private readonly unknownOutcome: Counter;
 
   constructor(
@@ -72,7 +88,8 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
   ) {
     this.outcomes = counter(metrics, "wr_charge_verifications_total", "Charge credentials by outcome (verified, or the problem type)", ["outcome"]);
     this.phase = histogram(metrics, "wr_charge_verify_phase_ms", "Verification phases: checks (no chain), chain (simulate, broadcast, confirm), record (Postgres + payments event)", ["phase"]);
-    this.unrecorded = counter(metrics, "wr_charge_unrecorded_total", "Charges settled on-chain that could not be recorded after retries (reconcile by hand)");
+    this.unrecorded = counter(metrics, "wr_charge_unrecorded_total", "Charges settled on-chain that could not be recorded nor queued for recording (reconcile by hand)");
+    this.deferred = counter(metrics, "wr_charge_recording_deferred_total", "Charges settled on-chain whose recording was handed to the charge-records queue (the client got a 503; refunded by the orphan sweep)");
     this.unknownOutcome = counter(metrics, "wr_charge_broadcast_unknown_total", "Sponsored charges broadcast whose outcome is unknown (may still be mined; claims kept; reconcile by hand)");
     const { chain, sponsor } = config;
     this.chain = new ChainRpcClient({ url: chain.rpcUrl, timeoutMs: chain.rpcTimeoutMs });
@@ -87,6 +104,10 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
       this.outcomes.inc({ outcome: "verified" });
       return result;
     } catch (err) {
+      if (err instanceof ChargeNotRecordedError) {
+        this.outcomes.inc({ outcome: "not-recorded" });
+        return { ok: false, problem: { type: "https://worldrouter.dev/problems/payment-not-recorded", title: "Payment Not Recorded", status: 503, detail: err.message } };
+      }
       this.outcomes.inc({ outcome: err instanceof PaymentErrors.PaymentError ? err.type.split("/").pop()! : "internal-error" });
       if (err instanceof PaymentErrors.PaymentError) {
         this.logger.info({ requestId: request.requestId, problem: err.type, detail: err.message }, "charge rejected");
@@ -140,7 +161,7 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
       : await this.confirmPushedTransfer((payload.data as { hash: Hex }).hash.toLowerCase() as Hex, pushedBy, charge, challengeKey);
     const recording = performance.now();
     this.phase.observe({ phase: "chain" }, recording - onChain);
-    const result = await this.recordPaymentWithRetry({ ...settled, request, challengeId: challenge.id, amount: charge.amount });
+    const result = await this.recordPaymentWithRetry({ ...settled, requestId: request.requestId, challengeId: challenge.id, amount: charge.amount });
     this.phase.observe({ phase: "record" }, performance.now() - recording);
     return result;
   }
@@ -230,9 +251,11 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
   }
 
   /**
-   * The money has moved on-chain by now: a transient Postgres/Redis/RPC failure must not drop the record.
-   * Retries with backoff; if it still fails, the payment is logged at error level with everything needed to
-   * reconcile it by hand and counted in `wr_charge_unrecorded_total` (alert on it).
+   * The money has moved on-chain by now: a transient Postgres failure must not drop the record. Retries with
+   * backoff; if it still fails, the record goes to the durable `charge-records` queue, retried for days (the
+   * payment is then refunded by settlement's orphan sweep: nothing was served), and the client is told not to pay
+   * again. Only if Redis refuses that too is the payment logged "PAID BUT UNRECORDED" with everything needed to
+   * reconcile it by hand, and counted in `wr_charge_unrecorded_total` (alert on it).
    */
   private async recordPaymentWithRetry(input: RecordPaymentInput): Promise<VerifyPaymentResult> {
     for (let attempt = 1; ; attempt++) {
@@ -240,13 +263,34 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
         return await this.recordPayment(input);
       } catch (err) {
         if (err instanceof PaymentErrors.PaymentError) throw err;
-        if (attempt >= RECORD_ATTEMPTS) {
-          this.unrecorded.inc();
-          this.logger.error({ err, requestId: input.request.requestId, challengeId: input.challengeId, txHash: input.txHash, amount: input.amount.toString() }, "PAID BUT UNRECORDED: charge settled on-chain but could not be recorded; reconcile by hand");
-          throw err;
-        }
+        if (attempt >= RECORD_ATTEMPTS) throw await this.deferRecording(input, err as Error);
         await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt));
       }
+    }
+  }
+
+  private async deferRecording(input: RecordPaymentInput, cause: Error): Promise<ChargeNotRecordedError> {
+    const facts = { requestId: input.requestId, challengeId: input.challengeId, txHash: input.txHash, payer: input.payer, amount: input.amount.toString() };
+    try {
+      await this.queues.enqueue("charge-records", { ...facts, blockNumber: input.blockNumber.toString(), settledAt: Date.now() });
+      this.deferred.inc();
+      this.logger.error({ err: cause, ...facts }, "charge settled on-chain but Postgres refused the record; recording deferred to the charge-records queue (it will be refunded)");
+      return new ChargeNotRecordedError(input.txHash, input.payer, true);
+    } catch (err) {
+      this.unrecorded.inc();
+      this.logger.error({ err, cause, ...facts }, "PAID BUT UNRECORDED: charge settled on-chain but could not be recorded nor queued; reconcile by hand");
+      return new ChargeNotRecordedError(input.txHash, input.payer, false);
+    }
+  }
+
+  /** The `charge-records` queue's handler: throws (and is retried) until the payment is recorded. */
+  async recordDeferred(job: ChargeRecordJob): Promise<void> {
+    try {
+      await this.recordPayment({ ...job, txHash: job.txHash as Hex, payer: job.payer as Hex, amount: BigInt(job.amount), blockNumber: BigInt(job.blockNumber) });
+    } catch (err) {
+      // The transaction is recorded for another request: retrying cannot change that.
+      if (err instanceof PaymentErrors.PaymentError) throw new PermanentJobError(err.message);
+      throw err;
     }
   }
 
@@ -256,17 +300,17 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
     const { rows } = await this.db.query<{ id: string }>({
       name: "record-charge-payment",
       text: RECORD_CHARGE_PAYMENT,
-      values: [input.challengeId, input.txHash, input.request.requestId, from, config.chain.payee!, config.chain.token, config.chain.chainId, input.amount.toString(), input.blockNumber.toString()],
+      values: [input.challengeId, input.txHash, input.requestId, from, config.chain.payee!, config.chain.token, config.chain.chainId, input.amount.toString(), input.blockNumber.toString()],
     });
     const payment = rows[0];
     if (!payment) throw new PaymentErrors.VerificationFailedError({ reason: `transaction ${input.txHash} has already paid for another request` });
     const verifiedAt = new Date();
     await this.queues.enqueue("payments", {
-      kind: "charge.verified", paymentId: payment.id, challengeId: input.challengeId, requestId: input.request.requestId, txHash: input.txHash,
+      kind: "charge.verified", paymentId: payment.id, challengeId: input.challengeId, requestId: input.requestId, txHash: input.txHash,
       payer: from, recipient: config.chain.payee!, token: config.chain.token, chainId: config.chain.chainId, amount: input.amount.toString(),
       blockNumber: input.blockNumber.toString(), verifiedAt: verifiedAt.getTime(),
     });
-    this.logger.info({ requestId: input.request.requestId, txHash: input.txHash, payer: from, amount: input.amount.toString() }, "charge verified");
+    this.logger.info({ requestId: input.requestId, txHash: input.txHash, payer: from, amount: input.amount.toString() }, "charge verified");
     return { ok: true, paymentId: payment.id, payer: from, txHash: input.txHash, amount: input.amount.toString(), receipt: serializeChargeReceipt({ reference: input.txHash, timestamp: verifiedAt }) };
   }
 
