@@ -66,6 +66,7 @@ function renderLlmsTxt(config: Config, models: ModelRegistry): string {
 2. Sign the TIP-20 transferWithMemo (or broadcast it and send the hash), retry the same request with \`Authorization: Payment <credential>\`.
    Any MPP client does this for you, e.g. \`Mppx.create({ methods: [tempo.charge({ account })] }).fetch(...)\` from the \`mppx\` npm package.
 3. The response carries \`Payment-Receipt\` (reference = transaction hash). If the inference fails after payment, the payment is refunded on-chain.
+   A \`503\` (problem \`payment-not-recorded\`, no new challenge) means your payment settled but could not be recorded: it is refunded automatically; do not pay again.
 
 ## Models (price per 1M tokens, USD)
 ${rows.join("\n")}
