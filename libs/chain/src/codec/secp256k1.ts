@@ -1,13 +1,47 @@
 /**
- * secp256k1 on libsecp256k1 (npm `secp256k1`, native prebuilds): ~25× faster than @noble/curves for recovery.
- * Loaded through `secp256k1/bindings` so a missing native build fails loudly at start-up instead of silently
- * falling back to the package's pure-JS `elliptic` implementation.
+ * secp256k1 on libsecp256k1 (npm `secp256k1`, native prebuilds for linux-x64, darwin-arm64, win32-x64): ~25×
+ * faster than @noble/curves for recovery. Loaded through `secp256k1/bindings` (never the package's own slow
+ * `elliptic` fallback). Where no prebuild exists (e.g. linux-arm64) @noble/curves does the same maths, slower:
+ * `SECP256K1_BACKEND` says which one runs, so services can warn at start-up.
  */
 import { createRequire } from "node:module";
+import { secp256k1 as noble } from "@noble/curves/secp256k1";
 import { keccak_256 } from "@noble/hashes/sha3";
 
-type Secp256k1 = typeof import("secp256k1");
-const native = createRequire(import.meta.url)("secp256k1/bindings") as Secp256k1;
+interface Backend {
+  recover(compact: Uint8Array, yParity: 0 | 1, digest: Uint8Array): Uint8Array;
+  sign(digest: Uint8Array, privateKey: Uint8Array): { signature: Uint8Array; recid: number };
+  publicKey(privateKey: Uint8Array): Uint8Array;
+}
+
+function loadNative(): Backend | undefined {
+  try {
+    const native = createRequire(import.meta.url)("secp256k1/bindings") as typeof import("secp256k1");
+    return {
+      recover: (compact, yParity, digest) => native.ecdsaRecover(compact, yParity, digest, false),
+      sign: (digest, privateKey) => native.ecdsaSign(digest, privateKey),
+      publicKey: (privateKey) => native.publicKeyCreate(privateKey, false),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+const nobleBackend: Backend = {
+  recover: (compact, yParity, digest) => noble.Signature.fromCompact(compact).addRecoveryBit(yParity).recoverPublicKey(digest).toRawBytes(false),
+  sign: (digest, privateKey) => {
+    const signature = noble.sign(digest, privateKey, { lowS: true });
+    return { signature: signature.toCompactRawBytes(), recid: signature.recovery };
+  },
+  publicKey: (privateKey) => noble.getPublicKey(privateKey, false),
+};
+
+const nativeBackend = loadNative();
+const backend: Backend = nativeBackend ?? nobleBackend;
+/** Which implementation runs here: `native` (libsecp256k1) or `noble` (pure JS, ~25× slower recovery). */
+export const SECP256K1_BACKEND: "native" | "noble" = nativeBackend ? "native" : "noble";
+/** Both implementations, for the test that they agree byte for byte. */
+export const secp256k1Backends = { native: nativeBackend, noble: nobleBackend };
 
 type Hex = `0x${string}`;
 
@@ -39,7 +73,7 @@ export function recoverAddress(digest: Uint8Array, signature: Secp256k1Signature
   compact.set(bigintTo32Bytes(s), 32);
   let publicKey: Uint8Array;
   try {
-    publicKey = native.ecdsaRecover(compact, signature.yParity, digest, false);
+    publicKey = backend.recover(compact, signature.yParity, digest);
   } catch {
     throw new SignatureError("no public key recovers from this signature");
   }
@@ -48,12 +82,12 @@ export function recoverAddress(digest: Uint8Array, signature: Secp256k1Signature
 
 /** Deterministic (RFC 6979), low-s signature of `digest`: the same bytes viem's local accounts produce. */
 export function signDigest(digest: Uint8Array, privateKey: Uint8Array): Secp256k1Signature {
-  const { signature, recid } = native.ecdsaSign(digest, privateKey);
+  const { signature, recid } = backend.sign(digest, privateKey);
   return { r: bytesToBigint(signature.subarray(0, 32)), s: bytesToBigint(signature.subarray(32, 64)), yParity: recid as 0 | 1 };
 }
 
 export function addressOfPrivateKey(privateKey: Uint8Array): Hex {
-  return addressOfPublicKey(native.publicKeyCreate(privateKey, false));
+  return addressOfPublicKey(backend.publicKey(privateKey));
 }
 
 function addressOfPublicKey(uncompressed: Uint8Array): Hex {

@@ -1,6 +1,6 @@
 import { Inject, Injectable, type OnApplicationShutdown } from "@nestjs/common";
 import type { Config } from "@worldrouter/config";
-import { ChainRpcClient, decodeTempoTransaction, JsonRpcError, recoverSender, SignatureError, TempoTransactionError, type TempoTransaction } from "@worldrouter/chain";
+import { ChainRpcClient, decodeTempoTransaction, JsonRpcError, recoverSender, SECP256K1_BACKEND, SignatureError, TempoTransactionError, type TempoTransaction } from "@worldrouter/chain";
 import type { ChargeRecordJob, VerifyPaymentRequest, VerifyPaymentResult } from "@worldrouter/contracts";
 import { PgPool } from "@worldrouter/db";
 import { chargeRequest, paymentProblem, PaymentErrors, serializeChargeReceipt, verifyChallengeId } from "@worldrouter/mpp";
@@ -96,6 +96,7 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
     // The sponsor pays gas in the payment token: it holds it anyway, and the token has FeeAMM liquidity.
     this.sponsor = chain.feePayerPrivateKey ? new FeeSponsor(chain.feePayerPrivateKey, chain.token, sponsor.maxInFlight) : undefined;
     this.sponsorPolicy = { feeToken: chain.token, maxGas: sponsor.maxGas, maxFeePerGas: sponsor.maxFeePerGas, maxTotalFee: sponsor.maxTotalFee };
+    if (SECP256K1_BACKEND !== "native") logger.warn("no native secp256k1 build for this platform: signatures are checked in pure JS (~25x slower per charge)");
   }
 
   async verify(request: VerifyPaymentRequest): Promise<VerifyPaymentResult> {
