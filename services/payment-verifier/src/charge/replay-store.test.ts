@@ -27,4 +27,14 @@ describe("RedisReplayStore (real Redis)", () => {
     await new Promise((resolve) => setTimeout(resolve, 1_100));
     expect(await store.tryClaim(key, Date.now() + 60_000)).toBe(true);
   });
+
+  it("claims several keys together or none: a held key makes the others free again", async () => {
+    const [a, b, c] = ["a", "b", "c"].map((k) => `all-${k}-${Date.now()}-${Math.random()}`) as [string, string, string];
+    const expires = Date.now() + 60_000;
+    expect(await store.tryClaimAll([a, b], expires)).toEqual([]);
+    expect(await other.tryClaimAll([c, b], expires)).toEqual([b]);
+    expect(await other.tryClaim(c, expires)).toBe(true); // c was given back by the failed attempt
+    const raced = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? store : other).tryClaimAll([`${a}-x`, `${b}-x`], expires)));
+    expect(raced.filter((held) => held.length === 0)).toHaveLength(1);
+  });
 });

@@ -151,14 +151,19 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
     const sponsored = payload.data.type === "transaction" ? this.prepareSponsoredTransaction(payload.data.signature as Hex, charge) : undefined;
     const pushedBy = payload.data.type === "hash" ? parseCredentialSource(credential.source, charge.chainId) : undefined;
 
+    // One challenge never makes a payer pay twice, one transaction never pays twice: both claimed before the chain
+    // (a pulled transaction's hash is known now: one round trip for both; a pushed one is claimed once its receipt checks out).
     const challengeKey = `charge:challenge:${challenge.id}`;
-    if (!(await this.replay.tryClaim(challengeKey, expiresAt))) {
+    const txKey = sponsored && `charge:tx:${sponsored.sponsored.hash}`;
+    const held = await this.replay.tryClaimAll(txKey ? [challengeKey, txKey] : [challengeKey], expiresAt);
+    if (held.includes(challengeKey)) {
       throw new PaymentErrors.InvalidChallengeError({ id: challenge.id, reason: "this challenge has already been paid or is being paid; request a new one" });
     }
+    if (held.length > 0) throw new PaymentErrors.VerificationFailedError({ reason: "Transaction hash has already been used" });
     const onChain = performance.now();
     this.phase.observe({ phase: "checks" }, onChain - started);
     const settled = sponsored
-      ? await this.broadcastSponsoredTransaction(sponsored, charge, challengeKey)
+      ? await this.broadcastSponsoredTransaction(sponsored, charge, [challengeKey, txKey!])
       : await this.confirmPushedTransfer((payload.data as { hash: Hex }).hash.toLowerCase() as Hex, pushedBy, charge, challengeKey);
     const recording = performance.now();
     this.phase.observe({ phase: "chain" }, recording - onChain);
@@ -193,17 +198,13 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
   }
 
   /**
-   * Claims the co-signed transaction's hash, simulates its transfer (so the sponsor never pays gas for a
-   * transaction that would revert), broadcasts it synchronously and confirms the transfer from that receipt.
-   * Claims are released only while nothing can have reached the chain, or when the node refused the transaction.
+   * Simulates the claimed, co-signed transaction's transfer (so the sponsor never pays gas for a transaction that
+   * would revert), broadcasts it synchronously and confirms the transfer from that receipt. The claims are given
+   * back only while nothing can have reached the chain, or when the node refused the transaction.
    */
-  private async broadcastSponsoredTransaction({ sponsored, sender, transfer }: PreparedSponsorship, charge: ChargeExpectation, challengeKey: string): Promise<SettledTransfer> {
-    const txKey = `charge:tx:${sponsored.hash}`;
-    let claimedTx = false;
+  private async broadcastSponsoredTransaction({ sponsored, sender, transfer }: PreparedSponsorship, charge: ChargeExpectation, claims: string[]): Promise<SettledTransfer> {
     let broadcast = false;
     try {
-      claimedTx = await this.replay.tryClaim(txKey, charge.challengeExpiresAt);
-      if (!claimedTx) throw new PaymentErrors.VerificationFailedError({ reason: "Transaction hash has already been used" });
       try {
         await this.chain.call(transfer);
       } catch (err) {
@@ -222,7 +223,7 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
     } catch (err) {
       const refused = err instanceof JsonRpcError && !STILL_IN_MEMPOOL_CODES.has(err.code);
       if (!broadcast || refused) {
-        await Promise.all([this.replay.delete(challengeKey), claimedTx && this.replay.delete(txKey)]);
+        await Promise.all(claims.map((key) => this.replay.delete(key)));
         if (refused) throw new PaymentErrors.VerificationFailedError({ reason: `the chain refused the transaction: ${err.message}` });
         throw err;
       }
