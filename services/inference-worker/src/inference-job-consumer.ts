@@ -63,11 +63,7 @@ export class InferenceJobConsumer implements OnApplicationBootstrap, BeforeAppli
 
   async onApplicationBootstrap() {
     await Promise.all([this.reader.connect(), this.commands.connect()]);
-    try {
-      await this.commands.xgroup("CREATE", this.streamKey, INFERENCE_CONSUMER_GROUP, "0", "MKSTREAM");
-    } catch (err) {
-      if (!/BUSYGROUP/.test((err as Error).message)) throw err;
-    }
+    await this.ensureGroup();
     await this.heartbeat();
     this.timers = [
       setInterval(() => void this.heartbeat().catch((err: Error) => this.logger.warn({ err: err.message }, "inference worker heartbeat failed")), HEARTBEAT_EVERY_MS),
@@ -92,6 +88,15 @@ export class InferenceJobConsumer implements OnApplicationBootstrap, BeforeAppli
     await this.commands.quit();
   }
 
+  /** From "0": jobs dispatched before any worker existed are taken too (acknowledged entries are deleted). */
+  private async ensureGroup(): Promise<void> {
+    try {
+      await this.commands.xgroup("CREATE", this.streamKey, INFERENCE_CONSUMER_GROUP, "0", "MKSTREAM");
+    } catch (err) {
+      if (!/BUSYGROUP/.test((err as Error).message)) throw err;
+    }
+  }
+
   /** Jobs running here now. */
   get inFlight(): number {
     return this.running.size;
@@ -110,6 +115,8 @@ export class InferenceJobConsumer implements OnApplicationBootstrap, BeforeAppli
       } catch (err) {
         if (this.stopping) return;
         this.logger.warn({ err: (err as Error).message }, "inference dispatch read failed; retrying");
+        // The stream (and its group) vanished, e.g. Redis was flushed: recreate it.
+        if (/NOGROUP/.test((err as Error).message)) await this.ensureGroup().catch(() => undefined);
         await new Promise((resolve) => setTimeout(resolve, 200));
         continue;
       }

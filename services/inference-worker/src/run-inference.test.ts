@@ -256,6 +256,15 @@ describe("RunInference", () => {
     for (const job of jobs) await expect.poll(async () => (await replies(job)).at(-1)?.type, { timeout: 10_000 }).toBe("completion");
   });
 
+  it("keeps taking jobs after its stream and group vanished (Redis flushed)", async () => {
+    await redis.del(inferenceJobStreamKey(config.redis.namespace));
+    const job = inferenceJob("gpt-4o-mini", {});
+    // The worker recreates the group; a job dispatched meanwhile (stream recreated by XADD) is read from "0".
+    await expect.poll(async () => ((await redis.exists(inferenceJobStreamKey(config.redis.namespace))) ? (await redis.xinfo("GROUPS", inferenceJobStreamKey(config.redis.namespace)) as unknown[]).length : 0), { timeout: 10_000, interval: 50 }).toBe(1);
+    await dispatch(config, job);
+    await expect.poll(async () => (await replies(job)).at(-1)?.type, { timeout: 10_000 }).toBe("completion");
+  });
+
   it("drops, never reruns, the jobs of a worker that died, and forgets that worker", async () => {
     // Its own namespace, so the suite's worker cannot take the jobs.
     const own = testConfig({ OPENAI_BASE_URL: `${up.proxy.url}/v1`, OPENAI_API_KEY: "test", REDIS_NAMESPACE: `${config.redis.namespace}-reaper` });
