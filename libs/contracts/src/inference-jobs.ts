@@ -13,5 +13,10 @@
 export const inferenceJobStreamKey = (namespace: string) => `${namespace}:inference:jobs`;
 /** The one consumer group every inference worker reads with. */
 export const INFERENCE_CONSUMER_GROUP = "inference-workers";
-/** Liveness key of one worker (consumer), refreshed while it runs: a pending entry whose consumer has none is abandoned. */
-export const inferenceWorkerHeartbeatKey = (namespace: string, consumer: string) => `${namespace}:inference:workers:${consumer}`;
+/**
+ * The live workers: a sorted set of consumer name → last heartbeat (epoch ms). A worker not seen for
+ * INFERENCE_WORKER_TTL_MS is dead: its pending entries are abandoned, and a gateway with no live worker is not
+ * ready (it would take payments nothing can serve).
+ */
+export const inferenceWorkersKey = (namespace: string) => `${namespace}:inference:workers`;
+export const INFERENCE_WORKER_TTL_MS = 60_000;

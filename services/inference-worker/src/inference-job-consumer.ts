@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { Inject, Injectable, type BeforeApplicationShutdown, type OnApplicationBootstrap, type OnApplicationShutdown } from "@nestjs/common";
 import type { Config } from "@worldrouter/config";
-import { INFERENCE_CONSUMER_GROUP, InferenceJob, inferenceJobStreamKey, inferenceWorkerHeartbeatKey } from "@worldrouter/contracts";
+import { INFERENCE_CONSUMER_GROUP, INFERENCE_WORKER_TTL_MS, InferenceJob, inferenceJobStreamKey, inferenceWorkersKey } from "@worldrouter/contracts";
 import { counter, histogram, type Logger } from "@worldrouter/observability";
 import { CONFIG, LOGGER, METRICS, redisOptions } from "@worldrouter/runtime";
 import { Redis } from "ioredis";
@@ -11,9 +11,8 @@ import { RunInference } from "./run-inference.use-case.js";
 
 /** XREADGROUP BLOCK timeout; shutdown does not wait for it (the connection is dropped). */
 const READ_BLOCK_MS = 5_000;
-/** Heartbeat period and lifetime: a worker silent for HEARTBEAT_TTL_MS is dead. */
+/** Heartbeat period (a worker silent for INFERENCE_WORKER_TTL_MS is dead). */
 const HEARTBEAT_EVERY_MS = 10_000;
-const HEARTBEAT_TTL_MS = 60_000;
 /** How often each worker looks for entries taken by dead workers. */
 const REAP_EVERY_MS = 60_000;
 
@@ -21,15 +20,15 @@ const REAP_EVERY_MS = 60_000;
  * Takes inference jobs from the dispatch stream (`@worldrouter/contracts` inference-jobs) as one consumer of the
  * workers' group, runs up to INFERENCE_CONCURRENCY at once, and acknowledges + deletes each entry when its run
  * ends. A run is never retried (a rerun would stream and bill twice): failures are reported to the client and in
- * usage by `RunInference`. Entries left pending by a worker that died are dropped by the reaper (logged, counted);
- * their payments are refunded by settlement's orphaned-charge sweep.
+ * usage by `RunInference`. Entries left pending by a worker that died (no heartbeat in the workers set) are
+ * dropped by the reaper (logged, counted); their payments are refunded by settlement's orphaned-charge sweep.
  */
 @Injectable()
 export class InferenceJobConsumer implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown {
   /** This process's consumer name in the group. */
   readonly consumer = `${hostname().replace(/[^A-Za-z0-9_-]/g, "")}-${process.pid}-${randomBytes(4).toString("hex")}`;
   private readonly streamKey: string;
-  private readonly heartbeatKey: string;
+  private readonly workersKey: string;
   private readonly concurrency: number;
   /** Blocking reads only (a blocked connection cannot send anything else). */
   private readonly reader: Redis;
@@ -44,13 +43,13 @@ export class InferenceJobConsumer implements OnApplicationBootstrap, BeforeAppli
   private readonly abandoned: Counter;
 
   constructor(
-    @Inject(CONFIG) private readonly config: Config,
+    @Inject(CONFIG) config: Config,
     @Inject(RunInference) private readonly runInference: RunInference,
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(METRICS) metrics: Registry,
   ) {
     this.streamKey = inferenceJobStreamKey(config.redis.namespace);
-    this.heartbeatKey = inferenceWorkerHeartbeatKey(config.redis.namespace, this.consumer);
+    this.workersKey = inferenceWorkersKey(config.redis.namespace);
     this.concurrency = config.inference.concurrency;
     this.reader = new Redis({ ...redisOptions(config.redis.url), lazyConnect: true, maxRetriesPerRequest: null });
     this.commands = new Redis({ ...redisOptions(config.redis.url), lazyConnect: true });
@@ -84,7 +83,7 @@ export class InferenceJobConsumer implements OnApplicationBootstrap, BeforeAppli
   }
 
   async onApplicationShutdown() {
-    await this.commands.del(this.heartbeatKey).catch(() => undefined);
+    await this.commands.zrem(this.workersKey, this.consumer).catch(() => undefined);
     await this.commands.quit();
   }
 
@@ -160,7 +159,7 @@ export class InferenceJobConsumer implements OnApplicationBootstrap, BeforeAppli
   }
 
   private async heartbeat(): Promise<void> {
-    await this.commands.set(this.heartbeatKey, String(Date.now()), "PX", HEARTBEAT_TTL_MS);
+    await this.commands.zadd(this.workersKey, Date.now(), this.consumer);
   }
 
   /**
@@ -168,12 +167,16 @@ export class InferenceJobConsumer implements OnApplicationBootstrap, BeforeAppli
    * Their consumers are removed from the group once they hold nothing. Safe to run from every worker at once.
    */
   async reapAbandoned(): Promise<number> {
-    const consumers = (await this.commands.xinfo("CONSUMERS", this.streamKey, INFERENCE_CONSUMER_GROUP)) as unknown[][];
+    const aliveSince = Date.now() - INFERENCE_WORKER_TTL_MS;
+    const [consumers, alive] = await Promise.all([
+      this.commands.xinfo("CONSUMERS", this.streamKey, INFERENCE_CONSUMER_GROUP) as Promise<unknown[][]>,
+      this.commands.zrangebyscore(this.workersKey, aliveSince, "+inf"),
+    ]);
+    const live = new Set([...alive, this.consumer]);
     let dropped = 0;
     for (const info of consumers) {
-      const fields = toRecord(info);
-      const name = String(fields.name);
-      if (name === this.consumer || (await this.commands.exists(inferenceWorkerHeartbeatKey(this.config.redis.namespace, name)))) continue;
+      const name = String(toRecord(info).name);
+      if (live.has(name)) continue;
       for (;;) {
         const pending = (await this.commands.xpending(this.streamKey, INFERENCE_CONSUMER_GROUP, "-", "+", 100, name)) as [string, string, number, number][];
         if (pending.length === 0) break;
@@ -185,6 +188,7 @@ export class InferenceJobConsumer implements OnApplicationBootstrap, BeforeAppli
       }
       await this.commands.xgroup("DELCONSUMER", this.streamKey, INFERENCE_CONSUMER_GROUP, name);
     }
+    await this.commands.zremrangebyscore(this.workersKey, "-inf", `(${aliveSince}`);
     return dropped;
   }
 }

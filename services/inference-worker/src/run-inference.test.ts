@@ -2,7 +2,7 @@ import "reflect-metadata";
 import type { INestApplicationContext } from "@nestjs/common";
 import { NestFactory } from "@nestjs/core";
 import { loadConfig, type Config } from "@worldrouter/config";
-import { bullPrefix, cancelChannel, INFERENCE_CONSUMER_GROUP, inferenceJobStreamKey, inferenceWorkerHeartbeatKey, jobId, type InferenceJob, type StreamMessage, type UsageEvent } from "@worldrouter/contracts";
+import { bullPrefix, cancelChannel, INFERENCE_CONSUMER_GROUP, inferenceJobStreamKey, inferenceWorkersKey, jobId, type InferenceJob, type StreamMessage, type UsageEvent } from "@worldrouter/contracts";
 import { newRequestId } from "@worldrouter/observability";
 import { countCompletionTokens, countPromptTokens, createModelRegistry, getModel, type ChatMessage } from "@worldrouter/pricing";
 import { JobQueues, redisOptions } from "@worldrouter/runtime";
@@ -277,7 +277,7 @@ describe("RunInference", () => {
       await dispatch(own, job);
       await redis.xreadgroup("GROUP", INFERENCE_CONSUMER_GROUP, consumer, "COUNT", 1, "STREAMS", key, ">");
     }
-    await redis.set(inferenceWorkerHeartbeatKey(own.redis.namespace, "busy-worker"), "1", "PX", 60_000);
+    await redis.zadd(inferenceWorkersKey(own.redis.namespace), Date.now(), "busy-worker", Date.now() - 120_000, "dead-worker");
     const worker = await NestFactory.createApplicationContext(InferenceWorkerModule.forRoot(own), { logger: false });
     await worker.init();
     try {
@@ -288,6 +288,9 @@ describe("RunInference", () => {
       const consumers = ((await redis.xinfo("CONSUMERS", key, INFERENCE_CONSUMER_GROUP)) as unknown[][]).map((c) => c[1]);
       expect(consumers).not.toContain("dead-worker");
       expect(consumers).toContain("busy-worker");
+      // The dead worker left the live set; this one and the busy one are in it.
+      expect(await redis.zrange(inferenceWorkersKey(own.redis.namespace), "0", "-1")).toEqual(expect.arrayContaining(["busy-worker", worker.get(InferenceJobConsumer).consumer]));
+      expect(await redis.zscore(inferenceWorkersKey(own.redis.namespace), "dead-worker")).toBeNull();
       // Never rerun: nothing was sent upstream or answered for the dropped job.
       expect(await redis.exists(dead.replyTo)).toBe(0);
       expect(up.proxy.requests).toHaveLength(0);

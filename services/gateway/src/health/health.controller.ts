@@ -4,9 +4,10 @@ import { runReadinessChecks } from "@worldrouter/observability";
 import { CONFIG, infrastructureChecks, METRICS } from "@worldrouter/runtime";
 import type { FastifyReply } from "fastify";
 import type { Registry } from "prom-client";
+import { InferenceRelay } from "../inference/inference-relay.js";
 import { PaymentVerifierClient } from "../payment-verifier.client.js";
 
-/** Liveness, readiness (Redis, Postgres, payment-verifier reachable) and Prometheus metrics. */
+/** Liveness, readiness (Redis, Postgres, payment-verifier reachable, an inference worker alive) and Prometheus metrics. */
 @Controller()
 export class HealthController implements OnApplicationShutdown {
   private readonly infra: ReturnType<typeof infrastructureChecks>;
@@ -15,6 +16,7 @@ export class HealthController implements OnApplicationShutdown {
     @Inject(CONFIG) config: Config,
     @Inject(METRICS) private readonly metrics: Registry,
     @Inject(PaymentVerifierClient) private readonly verifier: PaymentVerifierClient,
+    @Inject(InferenceRelay) private readonly relay: InferenceRelay,
   ) {
     this.infra = infrastructureChecks(config);
   }
@@ -26,7 +28,13 @@ export class HealthController implements OnApplicationShutdown {
 
   @Get("readyz")
   async readiness(@Res() reply: FastifyReply) {
-    const report = await runReadinessChecks({ ...this.infra.checks, paymentVerifier: async () => void (await this.verifier.ping()) });
+    const report = await runReadinessChecks({
+      ...this.infra.checks,
+      paymentVerifier: async () => void (await this.verifier.ping()),
+      inferenceWorkers: async () => {
+        if ((await this.relay.liveWorkers()) === 0) throw new Error("no inference worker alive: paid requests could not be served");
+      },
+    });
     void reply.status(report.ready ? 200 : 503).send(report);
   }
 

@@ -76,7 +76,21 @@ async function usageOf(requestId: string): Promise<UsageEvent> {
 }
 
 describe("InferenceRelay", () => {
-  it("runs a streamed request through the queue and the worker, yielding chunks then end", async () => {
+  it("sees the live inference worker (readiness), and none once it is gone", async () => {
+    expect(await relay.liveWorkers()).toBe(1);
+    const other = loadConfig({ ...process.env, WORLD_FILE: "/nonexistent", PAYEE_ADDRESS: "0x00000000000000000000000000000000000000aa", LOG_LEVEL: "silent", REDIS_NAMESPACE: `${config.redis.namespace}-idle` });
+    @Module({ imports: [CoreModule.forRoot("gateway", other)], providers: [InferenceRelay] })
+    class IdleGatewayModule {}
+    const idle = await NestFactory.createApplicationContext(IdleGatewayModule, { logger: false });
+    await idle.init();
+    try {
+      expect(await idle.get(InferenceRelay).liveWorkers()).toBe(0);
+    } finally {
+      await idle.close();
+    }
+  });
+
+  it("runs a streamed request through the dispatch stream and the worker, yielding chunks then end", async () => {
     const req = request("gpt-4o-mini", { stream: true, stream_options: { include_usage: true } });
     const messages = await collect(relay.run(req, new AbortController().signal));
     expect(messages.at(-1)).toEqual({ type: "end" });

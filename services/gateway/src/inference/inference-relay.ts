@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from "@nestjs/common";
 import type { Config } from "@worldrouter/config";
-import { cancelChannel, decodeReplyEntry, inferenceJobStreamKey, replyStreamKey, type InferenceJob, type StreamMessage } from "@worldrouter/contracts";
+import { cancelChannel, decodeReplyEntry, INFERENCE_WORKER_TTL_MS, inferenceJobStreamKey, inferenceWorkersKey, replyStreamKey, type InferenceJob, type StreamMessage } from "@worldrouter/contracts";
 import type { Logger } from "@worldrouter/observability";
 import { CONFIG, LOGGER, redisOptions } from "@worldrouter/runtime";
 import { Redis } from "ioredis";
@@ -31,6 +31,7 @@ export class InferenceRelay implements OnApplicationBootstrap, OnApplicationShut
   private readonly pending = new Map<string, PendingRequest>();
   private readonly cancelChannel: string;
   private readonly jobStreamKey: string;
+  private readonly workersKey: string;
   /** No message for this long → the worker is presumed gone: the request ends with a 504. */
   private readonly idleTimeoutMs: number;
   private lastId = "0-0";
@@ -44,6 +45,7 @@ export class InferenceRelay implements OnApplicationBootstrap, OnApplicationShut
     this.streamKey = replyStreamKey(config.redis.namespace, this.instanceId);
     this.cancelChannel = cancelChannel(config.redis.namespace);
     this.jobStreamKey = inferenceJobStreamKey(config.redis.namespace);
+    this.workersKey = inferenceWorkersKey(config.redis.namespace);
     this.idleTimeoutMs = config.upstream.timeoutMs * (config.upstream.maxRetries + 1) + 30_000;
     this.reader = new Redis({ ...redisOptions(config.redis.url), lazyConnect: true, maxRetriesPerRequest: null });
     this.commands = new Redis({ ...redisOptions(config.redis.url), lazyConnect: true });
@@ -105,6 +107,11 @@ export class InferenceRelay implements OnApplicationBootstrap, OnApplicationShut
   /** Tells the workers to stop this request (whichever runs it aborts its upstream call). */
   private cancel(requestId: string): void {
     this.commands.publish(this.cancelChannel, requestId).catch((err: Error) => this.logger.warn({ requestId, err: err.message }, "cancel publish failed"));
+  }
+
+  /** Inference workers that heart-beat recently (readiness: without one, a paid request could not be served). */
+  async liveWorkers(): Promise<number> {
+    return this.commands.zcount(this.workersKey, Date.now() - INFERENCE_WORKER_TTL_MS, "+inf");
   }
 
   /** Requests waiting for messages now. */
