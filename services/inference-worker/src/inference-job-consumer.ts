@@ -37,6 +37,8 @@ export class InferenceJobConsumer implements OnApplicationBootstrap, BeforeAppli
   private slotFreed: (() => void) | undefined;
   private stopping = false;
   private loop: Promise<void> | undefined;
+  /** The reader's Redis client id, to end its blocking read cleanly at shutdown. */
+  private readerId: number | undefined;
   private timers: NodeJS.Timeout[] = [];
   private readonly processed: Counter<"queue" | "outcome">;
   private readonly duration: Histogram<"queue">;
@@ -62,6 +64,7 @@ export class InferenceJobConsumer implements OnApplicationBootstrap, BeforeAppli
 
   async onApplicationBootstrap() {
     await Promise.all([this.reader.connect(), this.commands.connect()]);
+    this.readerId = (await this.reader.client("ID")) as number;
     await this.ensureGroup();
     await this.heartbeat();
     this.timers = [
@@ -72,14 +75,19 @@ export class InferenceJobConsumer implements OnApplicationBootstrap, BeforeAppli
     this.loop = this.consume();
   }
 
-  /** Stop taking jobs, let in-flight runs finish (before other modules close their connections). */
+  /**
+   * Stop taking jobs, let in-flight runs finish (before other modules close their connections). The blocked read
+   * is ended as if it timed out (CLIENT UNBLOCK … TIMEOUT): dropping the connection instead could lose entries
+   * Redis delivered in that instant, leaving them pending on a worker that no longer exists.
+   */
   async beforeApplicationShutdown() {
     this.stopping = true;
     for (const timer of this.timers) clearInterval(timer);
-    this.reader.disconnect();
+    if (this.readerId !== undefined) await this.commands.client("UNBLOCK", this.readerId, "TIMEOUT").catch(() => undefined);
     this.slotFreed?.();
     await this.loop;
     await Promise.all(this.running);
+    this.reader.disconnect();
   }
 
   async onApplicationShutdown() {
