@@ -335,6 +335,8 @@ async function paidRequest(mppx, url, body) {
     challengeMs: challenge.headers - challenge.start,
     credentialMs: paid.start - challenge.headers,
     paidLegMs: end - paid.start,
+    /** The gateway's own verification span (RPC to payment-verifier, chain included), from its Server-Timing header. */
+    gatewayVerifyMs: Number(/verify;dur=([\d.]+)/.exec(response.headers.get("server-timing") ?? "")?.[1] ?? Number.NaN),
   };
 }
 
@@ -401,7 +403,7 @@ async function paidPhase(ctx, observer, { concurrency, n, label }) {
   const calls = await drainProxy(ctx.proxyUrls.services);
 
   // Split of the paid leg from the observer's hand-off times.
-  const split = { gatewayIn: [], verification: [], chain: [], verificationOffChain: [], gatewayMid: [], worker: [], relay: [], paidLeg: [], notVerification: [] };
+  const split = { gatewayIn: [], verification: [], chain: [], verificationOffChain: [], gatewayMid: [], worker: [], relay: [], paidLeg: [], notVerification: [], notGatewayVerify: [] };
   let incomplete = 0;
   for (const r of results) {
     const t = observer.times(r.requestId);
@@ -422,6 +424,7 @@ async function paidPhase(ctx, observer, { concurrency, n, label }) {
     split.relay.push(r.end - t.replyWritten);
     split.paidLeg.push(r.paidLegMs);
     split.notVerification.push(r.paidLegMs - (t.verifyReplied - t.verifyPublished));
+    if (Number.isFinite(r.gatewayVerifyMs)) split.notGatewayVerify.push(r.paidLegMs - r.gatewayVerifyMs);
   }
   const cpu = cpuDelta(before, after);
   const cpuTotal = Object.values(cpu).reduce((a, b) => a + b, 0);
@@ -806,6 +809,9 @@ function report(r) {
       ["paid leg − verification", overhead.notVerificationMs.p50, overhead.notVerificationMs.p99, ""],
       ["fake upstream directly", c1.directUpstreamMs.p50, c1.directUpstreamMs.p99, ""],
       ["added by our path", overhead.addedP50Ms, overhead.addedP99Ms, `p50 ≤ ${TARGETS.gatewayOverheadP50Ms} ${ok(r.verdict.gatewayOverheadP50Ms)}, p99 ≤ ${TARGETS.gatewayOverheadP99Ms} ${ok(r.verdict.gatewayOverheadP99Ms)}`],
+      ...(c1.splitMs.notGatewayVerify?.n
+        ? [["  diagnostic: with the gateway's own verify span (Server-Timing)", round(c1.splitMs.notGatewayVerify.p50 - c1.directUpstreamMs.p50), round(c1.splitMs.notGatewayVerify.p99 - c1.directUpstreamMs.p99), "(not the verdict)"]]
+        : []),
     ]),
   );
   out.push("\n    in-process CPU of the 402 path's steps (built gateway classes, µs per call)");

@@ -39,6 +39,8 @@ describe("charge intent", () => {
       expect(completion.choices[0].message.content.length).toBeGreaterThan(0);
       const receipt = Receipt.deserialize(response.headers.get("payment-receipt")!);
       expect(receipt).toMatchObject({ method: "tempo", status: "success" });
+      // Where the time before the answer went, as W3C Server-Timing.
+      expect(response.headers.get("server-timing")).toMatch(/^quote;dur=\d+\.\d{2};desc="[^"]+", verify;dur=\d+\.\d{2};desc="[^"]+"$/);
       const requestId = response.headers.get("x-request-id")!;
       const { rows } = await e2e.db.query(`SELECT * FROM "charge_payments" WHERE "requestId" = $1`, [requestId]);
       expect(rows).toHaveLength(1);

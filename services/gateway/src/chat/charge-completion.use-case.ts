@@ -23,6 +23,8 @@ export interface ChargeCompletionCommand {
 
 export interface PaidCompletion {
   receipt: string;
+  /** Milliseconds spent pricing the request and having the payment verified (RPC incl. chain), for `Server-Timing`. */
+  timing: { quoteMs: number; verifyMs: number };
   payer: string;
   quote: Quote;
   stream: boolean;
@@ -55,7 +57,8 @@ export class ChargeCompletion {
     const quoting = performance.now();
     const quote = await this.quoter.quote(command.request);
     const digest = bodyDigest(command.rawBody);
-    this.phase.observe({ phase: "quote" }, performance.now() - quoting);
+    const quoteMs = performance.now() - quoting;
+    this.phase.observe({ phase: "quote" }, quoteMs);
     if (!command.authorization || !/^Payment\s/i.test(command.authorization)) {
       this.outcomes.inc({ outcome: "challenged" });
       throw this.paymentRequired(quote, digest);
@@ -71,7 +74,8 @@ export class ChargeCompletion {
           { type: "server_error", code: "payment_verification_timeout" },
         );
       });
-    this.phase.observe({ phase: "verify" }, performance.now() - verifying);
+    const verifyMs = performance.now() - verifying;
+    this.phase.observe({ phase: "verify" }, verifyMs);
     if (!verified.ok) {
       // A server-side failure after the money moved (e.g. the payment could not be recorded): no new challenge, the
       // client must not pay again.
@@ -99,7 +103,7 @@ export class ChargeCompletion {
       },
       command.clientGone(),
     );
-    return { receipt: verified.receipt, payer: verified.payer, quote, stream, messages };
+    return { receipt: verified.receipt, timing: { quoteMs, verifyMs }, payer: verified.payer, quote, stream, messages };
   }
 
   /** 402 with a fresh challenge; `rejection` explains why a presented credential was refused. */

@@ -18,10 +18,15 @@ export class ChatCompletionsController {
       throw new ProblemException(problem(400, "invalid-request", "Invalid Request", parsed.error.message, { param: parsed.error.param }), {}, { type: "invalid_request_error", code: "invalid_request", param: parsed.error.param });
     }
     const paid = await this.chargeCompletion.execute({ requestId: req.id, request: parsed.request, rawBody: req.rawBody ?? Buffer.alloc(0), authorization, clientGone: () => clientGone(reply) });
-    const headers = { "payment-receipt": paid.receipt, "x-request-id": req.id, "cache-control": "no-store" };
+    const headers = { "payment-receipt": paid.receipt, "x-request-id": req.id, "cache-control": "no-store", "server-timing": serverTiming(paid.timing) };
     if (paid.stream) return relaySse(reply, headers, paid.messages);
     return relayJson(reply, headers, paid.messages);
   }
+}
+
+/** W3C Server-Timing: where the time before the answer went (the inference follows in the body). */
+function serverTiming({ quoteMs, verifyMs }: { quoteMs: number; verifyMs: number }): string {
+  return `quote;dur=${quoteMs.toFixed(2)};desc="validate+count+price", verify;dur=${verifyMs.toFixed(2)};desc="payment verification incl. chain"`;
 }
 
 /** Aborted when the client disconnects before the response is complete (cancels the inference). */
