@@ -9,7 +9,15 @@ import { keccak256, stringToBytes } from "viem";
 export function isChallengeBoundMemo(memo: string, realm: string, challengeId: string): boolean {
   if (memo.length !== 66) return false;
   const hex = memo.toLowerCase();
-  return hex.startsWith("0xef1ed71201") && hex.slice(12, 32) === fingerprint(realm, 10) && hex.slice(52) === fingerprint(challengeId, 7);
+  return hex.startsWith("0xef1ed71201") && hex.slice(12, 32) === realmFingerprint(realm) && hex.slice(52) === fingerprint(challengeId, 7);
+}
+
+/** A server has one realm (or a few): its fingerprint is hashed once, not on every check of every charge. */
+const realmFingerprints = new Map<string, string>();
+function realmFingerprint(realm: string): string {
+  let cached = realmFingerprints.get(realm);
+  if (cached === undefined) realmFingerprints.set(realm, (cached = fingerprint(realm, 10)));
+  return cached;
 }
 
 function fingerprint(value: string, bytes: number): string {
