@@ -15,7 +15,15 @@ export function projectConfig(configUrl: string, options: { infra?: boolean } = 
   const root = dirname(fileURLToPath(configUrl));
   return defineConfig({
     root,
-    plugins: [swc.vite({ jsc: { target: "es2022", parser: { syntax: "typescript", decorators: true }, transform: { legacyDecorator: true, decoratorMetadata: true, useDefineForClassFields: false } } })],
+    plugins: [
+      swc.vite({
+        jsc: {
+          target: "es2022",
+          parser: { syntax: "typescript", decorators: true },
+          transform: { legacyDecorator: true, decoratorMetadata: true, useDefineForClassFields: false },
+        },
+      }),
+    ],
     resolve: { conditions: [SOURCE_CONDITION] },
     ssr: { resolve: { conditions: [SOURCE_CONDITION], externalConditions: [SOURCE_CONDITION] } },
     test: {

@@ -71,10 +71,12 @@ const { values: args } = parseArgs({
  * env, same ports) — to measure a proposed change on a patched copy of services/<service>/dist kept outside
  * the repository.
  */
-const SERVICE_DISTS = Object.fromEntries(args["service-dist"].map((spec) => {
-  const [name, dir] = spec.split("=");
-  return [name, resolvePath(dir)];
-}));
+const SERVICE_DISTS = Object.fromEntries(
+  args["service-dist"].map((spec) => {
+    const [name, dir] = spec.split("=");
+    return [name, resolvePath(dir)];
+  }),
+);
 /** Which parts run (a partial run prints its raw results and does not write charge.json). */
 const PHASES = new Set(args.phases.split(","));
 const FULL = ["steps", "challenge", "paid"].every((p) => PHASES.has(p));
@@ -145,7 +147,9 @@ async function setUp() {
   children.push(fake.child);
   const fakeUrl = fake.match[1];
 
-  const proxy = await startChild("rpc proxy", ["bench/support/rpc-timing-proxy.mjs", anvil.rpcUrl, "services", "mppx"], { ready: /rpc-proxy ready\n/ });
+  const proxy = await startChild("rpc proxy", ["bench/support/rpc-timing-proxy.mjs", anvil.rpcUrl, "services", "mppx"], {
+    ready: /rpc-proxy ready\n/,
+  });
   children.push(proxy.child);
   const proxyUrls = Object.fromEntries([...proxy.match.input.matchAll(/rpc-proxy (\S+) (http\S+)\n/g)].map((m) => [m[1], m[2]]));
 
@@ -171,7 +175,8 @@ async function setUp() {
     ANTHROPIC_API_KEY: "bench-fake-upstream",
   };
   delete env.NODE_OPTIONS;
-  if (PROFILE_DIR) Object.assign(env, { NODE_OPTIONS: `--import=${join(ROOT, "bench/support/cpu-profiler.mjs")}`, BENCH_CPU_PROFILE_DIR: PROFILE_DIR });
+  if (PROFILE_DIR)
+    Object.assign(env, { NODE_OPTIONS: `--import=${join(ROOT, "bench/support/cpu-profiler.mjs")}`, BENCH_CPU_PROFILE_DIR: PROFILE_DIR });
   log("starting the four services…");
   system = await startSystem({
     env,
@@ -183,19 +188,34 @@ async function setUp() {
       if (recentLines.length > 200) recentLines.shift();
     },
   }).catch((err) => {
-    throw new Error(`${err.message}\n${recentLines.slice(-40).map((l) => l.slice(0, 400)).join("\n")}`);
+    throw new Error(
+      `${err.message}\n${recentLines
+        .slice(-40)
+        .map((l) => l.slice(0, 400))
+        .join("\n")}`,
+    );
   });
   const config = loadConfig(system.env);
   for (const [name, dir] of Object.entries(SERVICE_DISTS)) {
     const original = system.services.find((s) => s.name === name);
     if (!original) throw new Error(`--service-dist: unknown service ${name}`);
     await stopService(original);
-    const replacement = spawnService(name, system.env, (service, line) => {
-      recentLines.push(`${service} | ${line}`);
-      if (recentLines.length > 200) recentLines.shift();
-    }, join(dir, "main.js"));
+    const replacement = spawnService(
+      name,
+      system.env,
+      (service, line) => {
+        recentLines.push(`${service} | ${line}`);
+        if (recentLines.length > 200) recentLines.shift();
+      },
+      join(dir, "main.js"),
+    );
     system.services[system.services.indexOf(original)] = replacement;
-    const health = { gateway: `${system.gatewayUrl}/readyz`, "payment-verifier": `http://127.0.0.1:${config.health.paymentVerifierPort}/readyz`, "inference-worker": `http://127.0.0.1:${config.health.inferenceWorkerPort}/readyz`, settlement: `http://127.0.0.1:${config.health.settlementPort}/readyz` };
+    const health = {
+      gateway: `${system.gatewayUrl}/readyz`,
+      "payment-verifier": `http://127.0.0.1:${config.health.paymentVerifierPort}/readyz`,
+      "inference-worker": `http://127.0.0.1:${config.health.inferenceWorkerPort}/readyz`,
+      settlement: `http://127.0.0.1:${config.health.settlementPort}/readyz`,
+    };
     await waitUntilReady(health[name], replacement);
     log(`${name} replaced by ${dir}/main.js`);
   }
@@ -207,7 +227,17 @@ async function setUp() {
     settlement: `http://127.0.0.1:${config.health.settlementPort}/metrics`,
   };
   log(`gateway ${system.gatewayUrl} (realm ${config.gateway.realm})`);
-  return { world, anvil, fakeUrl, proxyUrls, secretKey, config, pids, metricsUrls, chatUrl: `${system.gatewayUrl}/x402/v1/chat/completions` };
+  return {
+    world,
+    anvil,
+    fakeUrl,
+    proxyUrls,
+    secretKey,
+    config,
+    pids,
+    metricsUrls,
+    chatUrl: `${system.gatewayUrl}/x402/v1/chat/completions`,
+  };
 }
 
 // ── clients ──────────────────────────────────────────────────────────────────────────────────────────────────
@@ -217,20 +247,39 @@ function post(url, body, headers = {}) {
   const u = new URL(url);
   return new Promise((resolve, reject) => {
     const start = performance.now();
-    const req = httpRequest({ host: u.hostname, port: u.port, path: u.pathname, method: "POST", agent, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body), ...headers } }, (res) => {
-      const chunks = [];
-      res.on("data", (c) => chunks.push(c));
-      res.on("end", () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString("utf8"), ms: performance.now() - start }));
-      res.on("error", reject);
-    });
+    const req = httpRequest(
+      {
+        host: u.hostname,
+        port: u.port,
+        path: u.pathname,
+        method: "POST",
+        agent,
+        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body), ...headers },
+      },
+      (res) => {
+        const chunks = [];
+        res.on("data", (c) => chunks.push(c));
+        res.on("end", () =>
+          resolve({
+            status: res.statusCode,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString("utf8"),
+            ms: performance.now() - start,
+          }),
+        );
+        res.on("error", reject);
+      },
+    );
     req.on("error", reject);
     req.end(body);
   });
 }
 
 const chatBody = (text, extra = {}) => JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: text }], ...extra });
-const WORDS = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa quebec romeo sierra tango".split(" ");
-const promptText = (i) => `Summarise item ${i}: ${WORDS[i % WORDS.length]} ${WORDS[(i * 7) % WORDS.length]} ${WORDS[(i * 13) % WORDS.length]}, in one sentence.`;
+const WORDS =
+  "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa quebec romeo sierra tango".split(" ");
+const promptText = (i) =>
+  `Summarise item ${i}: ${WORDS[i % WORDS.length]} ${WORDS[(i * 7) % WORDS.length]} ${WORDS[(i * 13) % WORDS.length]}, in one sentence.`;
 
 /** With --profile: every profiled process writes its CPU profile since the last mark, named `<label>-…`. */
 async function profileMark(label, pids) {
@@ -252,7 +301,12 @@ async function referenceCpuSeconds(url) {
 
 // ── (a) the 402 challenge ────────────────────────────────────────────────────────────────────────────────────
 async function challengeThroughput(name, url, pid, cpuOf) {
-  const bodies = Array.from({ length: 512 }, (_, i) => ({ method: "POST", path: new URL(url).pathname, headers: { "content-type": "application/json" }, body: chatBody(promptText(i)) }));
+  const bodies = Array.from({ length: 512 }, (_, i) => ({
+    method: "POST",
+    path: new URL(url).pathname,
+    headers: { "content-type": "application/json" },
+    body: chatBody(promptText(i)),
+  }));
   const common = { url, connections: C, pipelining: 1, requests: bodies };
   await autocannon({ ...common, duration: Math.max(1, Math.round(SECONDS / 3)) }); // warm-up (JIT, connection set-up)
   const cpuBefore = await cpuOf();
@@ -291,7 +345,11 @@ async function challengeLatency(targets) {
     }
   }
   const out = {};
-  for (const t of targets) out[t.name] = { ...summary(samples[t.name]), serverCpuUsPerRequest: round((((await t.cpu()) - cpuBefore[t.name]) * 1e6) / (warm + LATENCY_N), 1) };
+  for (const t of targets)
+    out[t.name] = {
+      ...summary(samples[t.name]),
+      serverCpuUsPerRequest: round((((await t.cpu()) - cpuBefore[t.name]) * 1e6) / (warm + LATENCY_N), 1),
+    };
   return out;
 }
 
@@ -312,7 +370,11 @@ function payers(world, rpcUrl) {
   return world.wallets.slice(0, WALLETS).map((wallet) => {
     const account = privateKeyToAccount(wallet.privateKey);
     const clients = createTempoClients({ rpcUrl, chainId: world.chainId, feeToken: world.token.address });
-    return Mppx.create({ polyfill: false, fetch: timedFetch, methods: [tempo.charge({ account, getClient: () => clients.publicClient, expectedChainId: world.chainId, mode: "pull" })] });
+    return Mppx.create({
+      polyfill: false,
+      fetch: timedFetch,
+      methods: [tempo.charge({ account, getClient: () => clients.publicClient, expectedChainId: world.chainId, mode: "pull" })],
+    });
   });
 }
 
@@ -359,16 +421,21 @@ async function waitForJobs(ctx, before, n) {
   const deadline = Date.now() + 60_000;
   for (;;) {
     const now = await servicesSnapshot(ctx);
-    const done = (svc, queue) => metricValue(now[svc], "wr_jobs_processed_total", { queue }) - metricValue(before[svc], "wr_jobs_processed_total", { queue });
+    const done = (svc, queue) =>
+      metricValue(now[svc], "wr_jobs_processed_total", { queue }) - metricValue(before[svc], "wr_jobs_processed_total", { queue });
     if (done("settlement", "payments") >= n && done("settlement", "usage") >= n && done("inference-worker", "inference") >= n) return now;
-    if (Date.now() > deadline) throw new Error(`jobs not drained: payments ${done("settlement", "payments")}, usage ${done("settlement", "usage")}, inference ${done("inference-worker", "inference")} of ${n}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `jobs not drained: payments ${done("settlement", "payments")}, usage ${done("settlement", "usage")}, inference ${done("inference-worker", "inference")} of ${n}`,
+      );
     await sleep(100);
   }
 }
 
 function cpuDelta(before, after) {
   const out = {};
-  for (const name of Object.keys(after)) out[name] = metricValue(after[name], "process_cpu_seconds_total") - metricValue(before[name], "process_cpu_seconds_total");
+  for (const name of Object.keys(after))
+    out[name] = metricValue(after[name], "process_cpu_seconds_total") - metricValue(before[name], "process_cpu_seconds_total");
   return out;
 }
 
@@ -388,7 +455,11 @@ async function paidPhase(ctx, observer, { concurrency, n, label }) {
     if (concurrency === 1) {
       // The same body straight to the fake upstream (what a client without us would call), interleaved.
       const t = wallMs();
-      const response = await fetch(`${ctx.fakeUrl}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json", authorization: "Bearer bench" }, body });
+      const response = await fetch(`${ctx.fakeUrl}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: "Bearer bench" },
+        body,
+      });
       await response.text();
       direct.push(wallMs() - t);
     }
@@ -403,11 +474,22 @@ async function paidPhase(ctx, observer, { concurrency, n, label }) {
   const calls = await drainProxy(ctx.proxyUrls.services);
 
   // Split of the paid leg from the observer's hand-off times.
-  const split = { gatewayIn: [], verification: [], chain: [], verificationOffChain: [], gatewayMid: [], worker: [], relay: [], paidLeg: [], notVerification: [], notGatewayVerify: [] };
+  const split = {
+    gatewayIn: [],
+    verification: [],
+    chain: [],
+    verificationOffChain: [],
+    gatewayMid: [],
+    worker: [],
+    relay: [],
+    paidLeg: [],
+    notVerification: [],
+    notGatewayVerify: [],
+  };
   let incomplete = 0;
   for (const r of results) {
     const t = observer.times(r.requestId);
-    if (!t || !t.verifyPublished || !t.verifyReplied || !t.jobAdded || !t.replyWritten) {
+    if (!t?.verifyPublished || !t.verifyReplied || !t.jobAdded || !t.replyWritten) {
       incomplete++;
       continue;
     }
@@ -445,23 +527,33 @@ async function paidPhase(ctx, observer, { concurrency, n, label }) {
     chainCalls: {
       perCharge: round(calls.length / n, 2),
       msPerCharge: round(calls.reduce((a, [, s, e]) => a + e - s, 0) / n),
-      byMethod: Object.fromEntries(Object.entries(callsByMethod).map(([m, v]) => [m, { perCharge: round(v.count / n, 2), ...summary(v.ms) }])),
+      byMethod: Object.fromEntries(
+        Object.entries(callsByMethod).map(([m, v]) => [m, { perCharge: round(v.count / n, 2), ...summary(v.ms) }]),
+      ),
     },
     cpuMsPerCharge: {
       ...Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, round((v * 1000) / n, 2)])),
       total: round((cpuTotal * 1000) / n, 2),
       totalWithoutIdleBackground: ctx.idle ? round((cpuTotal * 1000 - idleMs) / n, 2) : null,
       totalFromProc: round((Object.values(procCpu).reduce((a, b) => a + b, 0) * 1000) / n, 2),
-      client: round(((client.user + client.system) / 1000) / n, 2),
+      client: round((client.user + client.system) / 1000 / n, 2),
     },
     // The services' own histograms over the same requests (mean = Δsum/Δcount; p50/p99 interpolated in buckets).
     prometheus: {
       gatewayQuoteMs: histogramDelta(before.gateway, after.gateway, "wr_charge_phase_ms", { phase: "quote" }),
       gatewayVerifyRpcMs: histogramDelta(before.gateway, after.gateway, "wr_charge_phase_ms", { phase: "verify" }),
-      gatewayHttpRouteMs: histogramDelta(before.gateway, after.gateway, "wr_http_request_duration_ms", { route: "/x402/v1/chat/completions" }),
-      verifierChecksMs: histogramDelta(before["payment-verifier"], after["payment-verifier"], "wr_charge_verify_phase_ms", { phase: "checks" }),
-      verifierChainMs: histogramDelta(before["payment-verifier"], after["payment-verifier"], "wr_charge_verify_phase_ms", { phase: "chain" }),
-      verifierRecordMs: histogramDelta(before["payment-verifier"], after["payment-verifier"], "wr_charge_verify_phase_ms", { phase: "record" }),
+      gatewayHttpRouteMs: histogramDelta(before.gateway, after.gateway, "wr_http_request_duration_ms", {
+        route: "/x402/v1/chat/completions",
+      }),
+      verifierChecksMs: histogramDelta(before["payment-verifier"], after["payment-verifier"], "wr_charge_verify_phase_ms", {
+        phase: "checks",
+      }),
+      verifierChainMs: histogramDelta(before["payment-verifier"], after["payment-verifier"], "wr_charge_verify_phase_ms", {
+        phase: "chain",
+      }),
+      verifierRecordMs: histogramDelta(before["payment-verifier"], after["payment-verifier"], "wr_charge_verify_phase_ms", {
+        phase: "record",
+      }),
       inferenceJobMs: histogramDelta(before["inference-worker"], after["inference-worker"], "wr_job_duration_ms", { queue: "inference" }),
       inferenceTtftFromEnqueueMs: histogramDelta(before["inference-worker"], after["inference-worker"], "wr_inference_ttft_ms"),
       settlementPaymentsJobMs: histogramDelta(before.settlement, after.settlement, "wr_job_duration_ms", { queue: "payments" }),
@@ -476,7 +568,13 @@ async function referencePaidPhase(ctx, mppxUrl, { concurrency, n, label }) {
   const cpuBefore = await referenceCpuSeconds(mppxUrl);
   const clientBefore = process.cpuUsage();
   const started = performance.now();
-  const results = await pool(n, concurrency, (i) => paidRequest(clients[i % clients.length], `${mppxUrl}/v1/chat/completions`, chatBody(`${label} reference paid request ${i}: ${promptText(i)}`)));
+  const results = await pool(n, concurrency, (i) =>
+    paidRequest(
+      clients[i % clients.length],
+      `${mppxUrl}/v1/chat/completions`,
+      chatBody(`${label} reference paid request ${i}: ${promptText(i)}`),
+    ),
+  );
   const wallSeconds = (performance.now() - started) / 1000;
   const client = process.cpuUsage(clientBefore);
   const cpu = (await referenceCpuSeconds(mppxUrl)) - cpuBefore;
@@ -489,7 +587,7 @@ async function referencePaidPhase(ctx, mppxUrl, { concurrency, n, label }) {
     ...paidRunSummary(label, concurrency, n, wallSeconds, results),
     chainMsInPaidLeg: concurrency === 1 ? summary(chain) : null,
     chainCalls: { perCharge: round(calls.length / n, 2), msPerCharge: round(calls.reduce((a, [, s, e]) => a + e - s, 0) / n), byMethod },
-    cpuMsPerCharge: { server: round((cpu * 1000) / n, 2), client: round(((client.user + client.system) / 1000) / n, 2) },
+    cpuMsPerCharge: { server: round((cpu * 1000) / n, 2), client: round((client.user + client.system) / 1000 / n, 2) },
   };
 }
 
@@ -524,7 +622,9 @@ async function clientFetchRtt(plainUrl) {
   const viaHttp = [];
   for (let i = 0; i < 400; i++) {
     const t = performance.now();
-    await (await fetch(`${plainUrl}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body })).text();
+    await (
+      await fetch(`${plainUrl}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body })
+    ).text();
     viaFetch.push(performance.now() - t);
     viaHttp.push((await post(`${plainUrl}/v1/chat/completions`, body)).ms);
   }
@@ -535,7 +635,11 @@ async function clientFetchRtt(plainUrl) {
 async function proxyHop(ctx) {
   const call = async (url) => {
     const t = performance.now();
-    const r = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: '{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}' });
+    const r = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: '{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}',
+    });
     await r.text();
     return performance.now() - t;
   };
@@ -612,11 +716,20 @@ async function runPaid(ctx, { mppxUrl, plainUrl, profiled }) {
   const monitorClients = payers(ctx.world, ctx.anvil.rpcUrl);
   const before = await servicesSnapshot(ctx);
   const monitored = await monitorRedis(redisUrl, namespace, ctx.pids, async () => {
-    await pool(MONITORED, 8, (i) => paidRequest(monitorClients[i % monitorClients.length], ctx.chatUrl, chatBody(`monitored paid request ${i}`)));
+    await pool(MONITORED, 8, (i) =>
+      paidRequest(monitorClients[i % monitorClients.length], ctx.chatUrl, chatBody(`monitored paid request ${i}`)),
+    );
     await waitForJobs(ctx, before, MONITORED);
   });
   result.redisCommandsPerCharge = Object.fromEntries(
-    Object.entries(monitored.counts).map(([who, counts]) => [who, Object.fromEntries(Object.entries(counts).sort((a, b) => b[1] - a[1]).map(([c, n]) => [c, round(n / MONITORED, 2)]))]),
+    Object.entries(monitored.counts).map(([who, counts]) => [
+      who,
+      Object.fromEntries(
+        Object.entries(counts)
+          .sort((a, b) => b[1] - a[1])
+          .map(([c, n]) => [c, round(n / MONITORED, 2)]),
+      ),
+    ]),
   );
   await sleep(11_000);
   const pgAfter = await pgStats();
@@ -639,10 +752,11 @@ let observer;
 try {
   ctx = await setUp();
   result.setup = {
-    services: "gateway, payment-verifier, inference-worker, settlement: built dist via dev-runner startSystem, NODE_ENV=production, LOG_LEVEL=" + (process.env.LOG_LEVEL ?? "info"),
+    services: `gateway, payment-verifier, inference-worker, settlement: built dist via dev-runner startSystem, NODE_ENV=production, LOG_LEVEL=${process.env.LOG_LEVEL ?? "info"}`,
     chain: "anvil --network tempo (T4, mixed mining), reached by both servers through a JSON-RPC timing proxy (separate process)",
     upstream: "tools/fake-upstream (separate process), zero latency, 32 completion tokens, non-streaming",
-    clients: "this process: autocannon (c=32 throughput), node:http keep-alive (c=1 latency), unmodified mppx client in pull mode (fee-sponsored)",
+    clients:
+      "this process: autocannon (c=32 throughput), node:http keep-alive (c=1 latency), unmodified mppx client in pull mode (fee-sponsored)",
     quick: QUICK,
   };
 
@@ -650,8 +764,25 @@ try {
   const sample = await post(ctx.chatUrl, chatBody(promptText(1)));
   if (sample.status !== 402) throw new Error(`gateway answered ${sample.status} without payment: ${sample.body}`);
   if (process.env.BENCH_DUMP_402) writeFileSync(process.env.BENCH_DUMP_402, JSON.stringify(sample, null, 2));
-  writeFileSync(join(scratch, "plain.json"), JSON.stringify({ status: 402, headers: { "content-type": sample.headers["content-type"], "www-authenticate": sample.headers["www-authenticate"], "cache-control": "no-store" }, body: sample.body }));
-  const completionSample = await (await fetch(`${ctx.fakeUrl}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json", authorization: "Bearer bench" }, body: chatBody("sample") })).text();
+  writeFileSync(
+    join(scratch, "plain.json"),
+    JSON.stringify({
+      status: 402,
+      headers: {
+        "content-type": sample.headers["content-type"],
+        "www-authenticate": sample.headers["www-authenticate"],
+        "cache-control": "no-store",
+      },
+      body: sample.body,
+    }),
+  );
+  const completionSample = await (
+    await fetch(`${ctx.fakeUrl}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: "Bearer bench" },
+      body: chatBody("sample"),
+    })
+  ).text();
   writeFileSync(
     join(scratch, "mppx.json"),
     JSON.stringify({
@@ -666,17 +797,22 @@ try {
       completion: completionSample,
     }),
   );
-  const plain = await startChild("plain server", ["bench/support/reference-server.mjs", "plain", join(scratch, "plain.json")], { ready: /reference plain ready (\S+)\n/ });
+  const plain = await startChild("plain server", ["bench/support/reference-server.mjs", "plain", join(scratch, "plain.json")], {
+    ready: /reference plain ready (\S+)\n/,
+  });
   children.push(plain.child);
   const mppxRef = await startChild("mppx reference", ["bench/support/reference-server.mjs", "mppx", join(scratch, "mppx.json")], {
     ready: /reference mppx ready (\S+)\n/,
-    env: PROFILE_DIR ? { NODE_OPTIONS: `--import=${join(ROOT, "bench/support/cpu-profiler.mjs")}`, BENCH_CPU_PROFILE_DIR: PROFILE_DIR } : {},
+    env: PROFILE_DIR
+      ? { NODE_OPTIONS: `--import=${join(ROOT, "bench/support/cpu-profiler.mjs")}`, BENCH_CPU_PROFILE_DIR: PROFILE_DIR }
+      : {},
   });
   children.push(mppxRef.child);
   const plainUrl = plain.match[1];
   const mppxUrl = mppxRef.match[1];
   const mppxCheck = await post(`${mppxUrl}/v1/chat/completions`, chatBody("check"));
-  if (mppxCheck.status !== 402 || !/^Payment /.test(mppxCheck.headers["www-authenticate"] ?? "")) throw new Error(`mppx reference answered ${mppxCheck.status}`);
+  if (mppxCheck.status !== 402 || !/^Payment /.test(mppxCheck.headers["www-authenticate"] ?? ""))
+    throw new Error(`mppx reference answered ${mppxCheck.status}`);
 
   // (c, in-process part) CPU of each step of the 402 path, built gateway classes, this process.
   const profiled = [...Object.values(ctx.pids), mppxRef.child.pid];
@@ -685,7 +821,8 @@ try {
     result.gatewaySteps = await measureGatewaySteps(ctx.config);
   }
 
-  if (PHASES.has("challenge")) await runChallenge(ctx, { mppxUrl, plainUrl, mppxPid: mppxRef.child.pid, plainPid: plain.child.pid, profiled });
+  if (PHASES.has("challenge"))
+    await runChallenge(ctx, { mppxUrl, plainUrl, mppxPid: mppxRef.child.pid, plainPid: plain.child.pid, profiled });
   if (PHASES.has("paid")) await runPaid(ctx, { mppxUrl, plainUrl, profiled });
 
   result.rss = {
@@ -696,7 +833,13 @@ try {
   result.loadAverageAtEnd = loadavg().map((x) => round(x, 2));
 } catch (err) {
   log(`charge benchmark failed: ${err.stack ?? err}`);
-  if (recentLines.length) log(recentLines.slice(-30).map((l) => l.slice(0, 400)).join("\n"));
+  if (recentLines.length)
+    log(
+      recentLines
+        .slice(-30)
+        .map((l) => l.slice(0, 400))
+        .join("\n"),
+    );
   process.exitCode = 1;
 } finally {
   await observer?.stop().catch(() => undefined);
@@ -735,14 +878,34 @@ function report(r) {
   const T = r.challenge.throughput;
   const L = r.challenge.latencyC1;
   const out = [];
-  out.push(`\ncharge: ${r.cpus} cores (${r.cpuModel}), load average at start ${r.loadAverageAtStart.join(" ")}, Node ${r.node}${r.setup.quick ? " (quick)" : ""}\n`);
+  out.push(
+    `\ncharge: ${r.cpus} cores (${r.cpuModel}), load average at start ${r.loadAverageAtStart.join(" ")}, Node ${r.node}${r.setup.quick ? " (quick)" : ""}\n`,
+  );
   out.push("(a) 402 challenge");
   out.push(
     table([
       ["", "gateway", "mppx reference", "plain node:http", "target (gateway)"],
-      [`req/s at c=${gw.connections}`, T.gateway.perSecond, T.mppx.perSecond, T.plain.perSecond, `≥ ${TARGETS.challengePerSecondC32} ${ok(r.verdict.challengePerSecondC32)}`],
-      [`  server CPU µs/req (c=${gw.connections})`, T.gateway.serverCpuUsPerRequest, T.mppx.serverCpuUsPerRequest, T.plain.serverCpuUsPerRequest, ""],
-      [`  server / client cores busy`, `${T.gateway.serverCpuCores} / ${T.gateway.clientCpuCores}`, `${T.mppx.serverCpuCores} / ${T.mppx.clientCpuCores}`, `${T.plain.serverCpuCores} / ${T.plain.clientCpuCores}`, ""],
+      [
+        `req/s at c=${gw.connections}`,
+        T.gateway.perSecond,
+        T.mppx.perSecond,
+        T.plain.perSecond,
+        `≥ ${TARGETS.challengePerSecondC32} ${ok(r.verdict.challengePerSecondC32)}`,
+      ],
+      [
+        `  server CPU µs/req (c=${gw.connections})`,
+        T.gateway.serverCpuUsPerRequest,
+        T.mppx.serverCpuUsPerRequest,
+        T.plain.serverCpuUsPerRequest,
+        "",
+      ],
+      [
+        `  server / client cores busy`,
+        `${T.gateway.serverCpuCores} / ${T.gateway.clientCpuCores}`,
+        `${T.mppx.serverCpuCores} / ${T.mppx.clientCpuCores}`,
+        `${T.plain.serverCpuCores} / ${T.plain.clientCpuCores}`,
+        "",
+      ],
       ["c=1 p50 (ms)", L.gateway.p50, L.mppx.p50, L.plain.p50, ""],
       ["c=1 p99 (ms)", L.gateway.p99, L.mppx.p99, L.plain.p99, `≤ ${TARGETS.challengeP99MsC1} ${ok(r.verdict.challengeP99MsC1)}`],
       ["  server CPU µs/req (c=1)", L.gateway.serverCpuUsPerRequest, L.mppx.serverCpuUsPerRequest, L.plain.serverCpuUsPerRequest, ""],
@@ -757,16 +920,32 @@ function report(r) {
       ["end to end p50 (ms)", c1.endToEndMs.p50, ref1.endToEndMs.p50, c32.endToEndMs.p50, ref32.endToEndMs.p50],
       ["end to end p99 (ms)", c1.endToEndMs.p99, ref1.endToEndMs.p99, c32.endToEndMs.p99, ref32.endToEndMs.p99],
       ["  402 leg p50", c1.legsMs.challenge.p50, ref1.legsMs.challenge.p50, c32.legsMs.challenge.p50, ref32.legsMs.challenge.p50],
-      ["  client credential p50", c1.legsMs.credential.p50, ref1.legsMs.credential.p50, c32.legsMs.credential.p50, ref32.legsMs.credential.p50],
+      [
+        "  client credential p50",
+        c1.legsMs.credential.p50,
+        ref1.legsMs.credential.p50,
+        c32.legsMs.credential.p50,
+        ref32.legsMs.credential.p50,
+      ],
       ["  paid leg p50", c1.legsMs.paid.p50, ref1.legsMs.paid.p50, c32.legsMs.paid.p50, ref32.legsMs.paid.p50],
       ["  paid leg p99", c1.legsMs.paid.p99, ref1.legsMs.paid.p99, c32.legsMs.paid.p99, ref32.legsMs.paid.p99],
       ["paid charges/s", c1.chargesPerSecond, ref1.chargesPerSecond, c32.chargesPerSecond, ref32.chargesPerSecond],
       ["chain calls per charge", c1.chainCalls.perCharge, ref1.chainCalls.perCharge, c32.chainCalls.perCharge, ref32.chainCalls.perCharge],
-      ["chain ms per charge (mean)", c1.chainCalls.msPerCharge, ref1.chainCalls.msPerCharge, c32.chainCalls.msPerCharge, ref32.chainCalls.msPerCharge],
+      [
+        "chain ms per charge (mean)",
+        c1.chainCalls.msPerCharge,
+        ref1.chainCalls.msPerCharge,
+        c32.chainCalls.msPerCharge,
+        ref32.chainCalls.msPerCharge,
+      ],
     ]),
   );
-  out.push(`\npaid leg split (ours), from the Redis hand-offs seen by a passive observer + the chain proxy; proxy hop ≈ ${r.proxyHop.addedP50Ms} ms per chain call;`);
-  out.push(`client fetch round trip to the plain server p50 ${r.clientRtt.fetchMs.p50} ms (node:http ${r.clientRtt.nodeHttpMs.p50} ms): part of "gateway in" + "relay"`);
+  out.push(
+    `\npaid leg split (ours), from the Redis hand-offs seen by a passive observer + the chain proxy; proxy hop ≈ ${r.proxyHop.addedP50Ms} ms per chain call;`,
+  );
+  out.push(
+    `client fetch round trip to the plain server p50 ${r.clientRtt.fetchMs.p50} ms (node:http ${r.clientRtt.nodeHttpMs.p50} ms): part of "gateway in" + "relay"`,
+  );
   const S1 = c1.splitMs;
   const S32 = c32.splitMs;
   const rows = [["", "c=1 p50", "c=1 p99", `c=${C} p50`, `c=${C} p99`]];
@@ -785,7 +964,7 @@ function report(r) {
   out.push(table(rows));
   const P1 = c1.prometheus;
   const P32 = c32.prometheus;
-  const prom = (h) => (h && h.count ? [h.mean, h.p50, h.p99] : ["—", "—", "—"]);
+  const prom = (h) => (h?.count ? [h.mean, h.p50, h.p99] : ["—", "—", "—"]);
   out.push("\nsame requests, from the services' own Prometheus histograms (mean = Δsum/Δcount; p50/p99 interpolated within buckets)");
   out.push(
     table([
@@ -808,9 +987,21 @@ function report(r) {
       ["", "p50 (ms)", "p99 (ms)", "target"],
       ["paid leg − verification", overhead.notVerificationMs.p50, overhead.notVerificationMs.p99, ""],
       ["fake upstream directly", c1.directUpstreamMs.p50, c1.directUpstreamMs.p99, ""],
-      ["added by our path", overhead.addedP50Ms, overhead.addedP99Ms, `p50 ≤ ${TARGETS.gatewayOverheadP50Ms} ${ok(r.verdict.gatewayOverheadP50Ms)}, p99 ≤ ${TARGETS.gatewayOverheadP99Ms} ${ok(r.verdict.gatewayOverheadP99Ms)}`],
+      [
+        "added by our path",
+        overhead.addedP50Ms,
+        overhead.addedP99Ms,
+        `p50 ≤ ${TARGETS.gatewayOverheadP50Ms} ${ok(r.verdict.gatewayOverheadP50Ms)}, p99 ≤ ${TARGETS.gatewayOverheadP99Ms} ${ok(r.verdict.gatewayOverheadP99Ms)}`,
+      ],
       ...(c1.splitMs.notGatewayVerify?.n
-        ? [["  diagnostic: with the gateway's own verify span (Server-Timing)", round(c1.splitMs.notGatewayVerify.p50 - c1.directUpstreamMs.p50), round(c1.splitMs.notGatewayVerify.p99 - c1.directUpstreamMs.p99), "(not the verdict)"]]
+        ? [
+            [
+              "  diagnostic: with the gateway's own verify span (Server-Timing)",
+              round(c1.splitMs.notGatewayVerify.p50 - c1.directUpstreamMs.p50),
+              round(c1.splitMs.notGatewayVerify.p99 - c1.directUpstreamMs.p99),
+              "(not the verdict)",
+            ],
+          ]
         : []),
     ]),
   );
@@ -824,23 +1015,59 @@ function report(r) {
       ["payment-verifier", c1.cpuMsPerCharge["payment-verifier"], c32.cpuMsPerCharge["payment-verifier"], ""],
       ["inference-worker", c1.cpuMsPerCharge["inference-worker"], c32.cpuMsPerCharge["inference-worker"], ""],
       ["settlement", c1.cpuMsPerCharge.settlement, c32.cpuMsPerCharge.settlement, ""],
-      ["all services", c1.cpuMsPerCharge.total, c32.cpuMsPerCharge.total, `≤ ${TARGETS.cpuMsPerPaidCharge} ${ok(r.verdict.cpuMsPerPaidCharge)}`],
+      [
+        "all services",
+        c1.cpuMsPerCharge.total,
+        c32.cpuMsPerCharge.total,
+        `≤ ${TARGETS.cpuMsPerPaidCharge} ${ok(r.verdict.cpuMsPerPaidCharge)}`,
+      ],
       ["  (same, from /proc)", c1.cpuMsPerCharge.totalFromProc, c32.cpuMsPerCharge.totalFromProc, ""],
-      ["  minus idle background", c1.cpuMsPerCharge.totalWithoutIdleBackground, c32.cpuMsPerCharge.totalWithoutIdleBackground, `(idle: ${Object.values(r.idleCpuMsPerSecond ?? {}).reduce((a, b) => a + b, 0).toFixed(1)} ms CPU/s)`],
+      [
+        "  minus idle background",
+        c1.cpuMsPerCharge.totalWithoutIdleBackground,
+        c32.cpuMsPerCharge.totalWithoutIdleBackground,
+        `(idle: ${Object.values(r.idleCpuMsPerSecond ?? {})
+          .reduce((a, b) => a + b, 0)
+          .toFixed(1)} ms CPU/s)`,
+      ],
       ["mppx reference server", ref1.cpuMsPerCharge.server, ref32.cpuMsPerCharge.server, ""],
       ["client (this process)", c1.cpuMsPerCharge.client, c32.cpuMsPerCharge.client, ""],
     ]),
   );
   if (r.redisCommandsPerCharge) {
-    const total = (counts) => round(Object.values(counts).reduce((a, b) => a + b, 0), 1);
+    const total = (counts) =>
+      round(
+        Object.values(counts).reduce((a, b) => a + b, 0),
+        1,
+      );
     out.push("\ndiagnostics: Redis commands per paid charge (MONITOR), by process — top commands");
-    out.push(table([["process", "total", "top commands"], ...Object.entries(r.redisCommandsPerCharge).map(([who, counts]) => [who, total(counts), Object.entries(counts).slice(0, 6).map(([c, n]) => `${c} ${n}`).join(", ")])]));
+    out.push(
+      table([
+        ["process", "total", "top commands"],
+        ...Object.entries(r.redisCommandsPerCharge).map(([who, counts]) => [
+          who,
+          total(counts),
+          Object.entries(counts)
+            .slice(0, 6)
+            .map(([c, n]) => `${c} ${n}`)
+            .join(", "),
+        ]),
+      ]),
+    );
   }
   if (r.postgresPerCharge) {
-    out.push(`Postgres per paid charge (pg_stat_database of the run's DB): ${Object.entries(r.postgresPerCharge).map(([k, v]) => `${k} ${v}`).join(", ")}`);
+    out.push(
+      `Postgres per paid charge (pg_stat_database of the run's DB): ${Object.entries(r.postgresPerCharge)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(", ")}`,
+    );
   }
-  out.push(`\nload average at end ${r.loadAverageAtEnd.join(" ")}; RSS MiB ${Object.entries(r.rss).map(([k, v]) => `${k} ${v}`).join(", ")}\n`);
-  process.stdout.write(out.join("\n") + "\n");
+  out.push(
+    `\nload average at end ${r.loadAverageAtEnd.join(" ")}; RSS MiB ${Object.entries(r.rss)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(", ")}\n`,
+  );
+  process.stdout.write(`${out.join("\n")}\n`);
   mkdirSync(join(ROOT, "bench/results"), { recursive: true });
   writeFileSync(join(ROOT, "bench/results/charge.json"), `${JSON.stringify(r, null, 2)}\n`);
   log("wrote bench/results/charge.json");
@@ -855,6 +1082,10 @@ function paidRunSummary(label, concurrency, n, wallSeconds, results) {
     wallSeconds: round(wallSeconds, 2),
     chargesPerSecond: round(n / wallSeconds, 1),
     endToEndMs: summary(results.map((r) => r.totalMs)),
-    legsMs: { challenge: summary(results.map((r) => r.challengeMs)), credential: summary(results.map((r) => r.credentialMs)), paid: summary(results.map((r) => r.paidLegMs)) },
+    legsMs: {
+      challenge: summary(results.map((r) => r.challengeMs)),
+      credential: summary(results.map((r) => r.credentialMs)),
+      paid: summary(results.map((r) => r.paidLegMs)),
+    },
   };
 }

@@ -63,7 +63,10 @@ for (const file of scripts()) {
 }
 
 process.stdout.write("\n━━ summary ━━\n");
-for (const run of runs) process.stdout.write(`${run.code === 0 ? "ok    " : "FAILED"}  ${relative(ROOT, run.file)} (${run.seconds} s${run.code === 0 ? "" : `, exit ${run.code ?? run.signal}`})\n`);
+for (const run of runs)
+  process.stdout.write(
+    `${run.code === 0 ? "ok    " : "FAILED"}  ${relative(ROOT, run.file)} (${run.seconds} s${run.code === 0 ? "" : `, exit ${run.code ?? run.signal}`})\n`,
+  );
 for (const { name, verdict } of verdicts(started)) {
   if (!verdict) {
     process.stdout.write(`        ${name}: no verdict\n`);
@@ -71,6 +74,15 @@ for (const { name, verdict } of verdicts(started)) {
   }
   const entries = Object.entries(verdict);
   const met = entries.filter(([, ok]) => ok).length;
-  process.stdout.write(`        ${name}: ${met}/${entries.length} targets met${met < entries.length ? ` — missed: ${entries.filter(([, ok]) => !ok).map(([k]) => k).join(", ")}` : ""}\n`);
+  process.stdout.write(
+    `        ${name}: ${met}/${entries.length} targets met${
+      met < entries.length
+        ? ` — missed: ${entries
+            .filter(([, ok]) => !ok)
+            .map(([k]) => k)
+            .join(", ")}`
+        : ""
+    }\n`,
+  );
 }
 process.exitCode = runs.every((r) => r.code === 0) ? 0 : 1;

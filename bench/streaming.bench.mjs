@@ -94,7 +94,13 @@ function percentile(sorted, p) {
 function summary(samples) {
   const sorted = [...samples].sort((a, b) => a - b);
   const round = (x) => Math.round(x * 1000) / 1000;
-  return { n: sorted.length, p50: round(percentile(sorted, 50)), p90: round(percentile(sorted, 90)), p99: round(percentile(sorted, 99)), max: round(sorted.at(-1)) };
+  return {
+    n: sorted.length,
+    p50: round(percentile(sorted, 50)),
+    p90: round(percentile(sorted, 90)),
+    p99: round(percentile(sorted, 99)),
+    max: round(sorted.at(-1)),
+  };
 }
 
 const MB = (bytes) => Math.round((bytes / 1024 / 1024) * 10) / 10;
@@ -106,7 +112,12 @@ const fakeScript = `
   const upstream = await startFakeUpstream({ port: 0, defaults: { completionTokens: ${CHUNKS}, chunkTokens: 1, ttftMs: 0, latencyMs: 0 } });
   process.stdout.write("fake-upstream ready " + upstream.url + "\\n");
 `;
-const { child: fake, match: fakeReady } = await startChild("fake upstream", ["--input-type=module", "-e", fakeScript], {}, /fake-upstream ready (\S+)\n/);
+const { child: fake, match: fakeReady } = await startChild(
+  "fake upstream",
+  ["--input-type=module", "-e", fakeScript],
+  {},
+  /fake-upstream ready (\S+)\n/,
+);
 const fakeUrl = fakeReady[1];
 
 const env = {
@@ -142,7 +153,12 @@ const relay = gateway.get(InferenceRelay);
 
 // ── workloads ──────────────────────────────────────────────────────────────────────────────────────────────
 const MESSAGES = [{ role: "user", content: "Benchmark the relay, please." }];
-const body = (i) => ({ model: "gpt-4o-mini", messages: [{ role: "user", content: `${MESSAGES[0].content} #${i}` }], stream: true, stream_options: { include_usage: true } });
+const body = (i) => ({
+  model: "gpt-4o-mini",
+  messages: [{ role: "user", content: `${MESSAGES[0].content} #${i}` }],
+  stream: true,
+  stream_options: { include_usage: true },
+});
 
 /**
  * A client reading the fake's SSE itself: TTFT to the first data event, gaps between data events. It uses the
@@ -193,7 +209,16 @@ async function relayed(i) {
   let error = null;
   let ended = false;
   const messages = relay.run(
-    { requestId, model: "gpt-4o-mini", intent: "charge", payer: "0x00000000000000000000000000000000000000bb", body: body(i), stream: true, promptTokens: 10, estimatedCost: "1" },
+    {
+      requestId,
+      model: "gpt-4o-mini",
+      intent: "charge",
+      payer: "0x00000000000000000000000000000000000000bb",
+      body: body(i),
+      stream: true,
+      promptTokens: 10,
+      estimatedCost: "1",
+    },
     new AbortController().signal,
   );
   for await (const message of messages) {
@@ -244,7 +269,9 @@ async function concurrent(name, run) {
   sample();
   const sampler = setInterval(sample, 20);
   const start = performance.now();
-  const results = await Promise.all(Array.from({ length: CONCURRENT }, (_, i) => run(i).catch((err) => ({ error: String(err), ttft: null, gaps: [], chunks: 0 }))));
+  const results = await Promise.all(
+    Array.from({ length: CONCURRENT }, (_, i) => run(i).catch((err) => ({ error: String(err), ttft: null, gaps: [], chunks: 0 }))),
+  );
   const wallMs = performance.now() - start;
   clearInterval(sampler);
   sample();
@@ -283,23 +310,63 @@ const verdict = {
 
 const rows = [
   ["", "direct", "relayed", "added", "target"],
-  ["TTFT p50 (ms)", directSeq.ttftMs.p50, relayedSeq.ttftMs.p50, added.ttftP50Ms, `≤ ${TARGETS.addedTtftP50Ms} ${verdict.addedTtftP50 ? "✓" : "✗"}`],
-  ["TTFT p99 (ms)", directSeq.ttftMs.p99, relayedSeq.ttftMs.p99, added.ttftP99Ms, `≤ ${TARGETS.addedTtftP99Ms} ${verdict.addedTtftP99 ? "✓" : "✗"}`],
-  ["inter-chunk gap p50 (ms)", directSeq.gapMs.p50, relayedSeq.gapMs.p50, added.gapP50Ms, `≤ ${TARGETS.addedGapP50Ms} ${verdict.addedGapP50 ? "✓" : "✗"}`],
+  [
+    "TTFT p50 (ms)",
+    directSeq.ttftMs.p50,
+    relayedSeq.ttftMs.p50,
+    added.ttftP50Ms,
+    `≤ ${TARGETS.addedTtftP50Ms} ${verdict.addedTtftP50 ? "✓" : "✗"}`,
+  ],
+  [
+    "TTFT p99 (ms)",
+    directSeq.ttftMs.p99,
+    relayedSeq.ttftMs.p99,
+    added.ttftP99Ms,
+    `≤ ${TARGETS.addedTtftP99Ms} ${verdict.addedTtftP99 ? "✓" : "✗"}`,
+  ],
+  [
+    "inter-chunk gap p50 (ms)",
+    directSeq.gapMs.p50,
+    relayedSeq.gapMs.p50,
+    added.gapP50Ms,
+    `≤ ${TARGETS.addedGapP50Ms} ${verdict.addedGapP50 ? "✓" : "✗"}`,
+  ],
   ["inter-chunk gap p99 (ms)", directSeq.gapMs.p99, relayedSeq.gapMs.p99, round(relayedSeq.gapMs.p99 - directSeq.gapMs.p99), ""],
   [`${CONCURRENT} concurrent: errors`, directConc.errors, relayedConc.errors, "", `0 ${verdict.concurrentWithoutErrors ? "✓" : "✗"}`],
   [`${CONCURRENT} concurrent: wall (ms)`, directConc.wallMs, relayedConc.wallMs, relayedConc.wallMs - directConc.wallMs, ""],
-  [`${CONCURRENT} concurrent: TTFT p50 (ms)`, directConc.ttftMs.p50, relayedConc.ttftMs.p50, round(relayedConc.ttftMs.p50 - directConc.ttftMs.p50), ""],
-  [`${CONCURRENT} concurrent: TTFT p99 (ms)`, directConc.ttftMs.p99, relayedConc.ttftMs.p99, round(relayedConc.ttftMs.p99 - directConc.ttftMs.p99), ""],
+  [
+    `${CONCURRENT} concurrent: TTFT p50 (ms)`,
+    directConc.ttftMs.p50,
+    relayedConc.ttftMs.p50,
+    round(relayedConc.ttftMs.p50 - directConc.ttftMs.p50),
+    "",
+  ],
+  [
+    `${CONCURRENT} concurrent: TTFT p99 (ms)`,
+    directConc.ttftMs.p99,
+    relayedConc.ttftMs.p99,
+    round(relayedConc.ttftMs.p99 - directConc.ttftMs.p99),
+    "",
+  ],
   [`${CONCURRENT} concurrent: chunks/s`, directConc.chunksPerSecond, relayedConc.chunksPerSecond, "", ""],
   ["peak RSS gateway proc (MB)", directConc.peakRssMb.gatewayProcess, relayedConc.peakRssMb.gatewayProcess, "", "relay + client"],
-  ["peak RSS worker proc (MB)", "—", IN_PROCESS ? "(same)" : relayedConc.peakRssMb.workerProcess, "", IN_PROCESS ? "worker in-process" : ""],
+  [
+    "peak RSS worker proc (MB)",
+    "—",
+    IN_PROCESS ? "(same)" : relayedConc.peakRssMb.workerProcess,
+    "",
+    IN_PROCESS ? "worker in-process" : "",
+  ],
   ["peak RSS fake upstream (MB)", directConc.peakRssMb.fakeUpstreamProcess, relayedConc.peakRssMb.fakeUpstreamProcess, "", ""],
 ];
 const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => String(r[c]).length)));
-const table = rows.map((r) => r.map((cell, c) => (c === 0 ? String(cell).padEnd(widths[c]) : String(cell).padStart(widths[c]))).join("  ")).join("\n");
+const table = rows
+  .map((r) => r.map((cell, c) => (c === 0 ? String(cell).padEnd(widths[c]) : String(cell).padStart(widths[c]))).join("  "))
+  .join("\n");
 const load = (await import("node:os")).loadavg().map((x) => Math.round(x * 100) / 100);
-process.stdout.write(`\nstreaming (${IN_PROCESS ? "worker in-process" : "worker in its own process"}): ${CHUNKS} chunks per stream, ${ITERATIONS} sequential streams, ${CONCURRENT} concurrent; load average ${load.join(" ")}\n\n${table}\n\n`);
+process.stdout.write(
+  `\nstreaming (${IN_PROCESS ? "worker in-process" : "worker in its own process"}): ${CHUNKS} chunks per stream, ${ITERATIONS} sequential streams, ${CONCURRENT} concurrent; load average ${load.join(" ")}\n\n${table}\n\n`,
+);
 
 const result = {
   benchmark: "streaming",

@@ -19,7 +19,10 @@ export async function migrate(databaseUrl, log = console.log) {
     const { rows } = await db.query(`SELECT migration_name, checksum FROM "_prisma_migrations"
       WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL`);
     const done = new Map(rows.map((r) => [r.migration_name, r.checksum]));
-    const names = (await readdir(dir, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name).sort();
+    const names = (await readdir(dir, { withFileTypes: true }))
+      .filter((e) => e.isDirectory())
+      .map((e) => e.name)
+      .sort();
     let applied = 0;
     for (const name of names) {
       const sql = await readFile(new URL(`${name}/migration.sql`, dir), "utf8");
@@ -31,8 +34,11 @@ export async function migrate(databaseUrl, log = console.log) {
       await db.query("BEGIN");
       try {
         await db.query(sql);
-        await db.query(`INSERT INTO "_prisma_migrations" (id, checksum, migration_name, finished_at, applied_steps_count)
-          VALUES ($1, $2, $3, now(), 1)`, [randomUUID(), sum, name]);
+        await db.query(
+          `INSERT INTO "_prisma_migrations" (id, checksum, migration_name, finished_at, applied_steps_count)
+          VALUES ($1, $2, $3, now(), 1)`,
+          [randomUUID(), sum, name],
+        );
         await db.query("COMMIT");
       } catch (err) {
         await db.query("ROLLBACK");
@@ -64,9 +70,10 @@ export async function ensureDatabase(databaseUrl) {
   await db.connect();
   try {
     const { rowCount } = await db.query("SELECT 1 FROM pg_database WHERE datname = $1", [name]);
-    if (!rowCount) await db.query(`CREATE DATABASE "${name.replaceAll('"', '""')}"`).catch((err) => {
-      if (err.code !== "42P04") throw err; // created concurrently
-    });
+    if (!rowCount)
+      await db.query(`CREATE DATABASE "${name.replaceAll('"', '""')}"`).catch((err) => {
+        if (err.code !== "42P04") throw err; // created concurrently
+      });
   } finally {
     await db.end();
   }

@@ -15,7 +15,10 @@ const gateway = process.env.GATEWAY_URL ?? `http://127.0.0.1:${process.env.PORT 
 const account = privateKeyToAccount(world.wallets[0].privateKey);
 const chain = tempoChain.extend({ id: world.chainId, rpcUrls: { default: { http: [world.rpcUrl] } }, feeToken: world.token.address });
 const client = createPublicClient({ chain, transport: http(world.rpcUrl) });
-const mppx = Mppx.create({ polyfill: false, methods: [tempo.charge({ account, getClient: () => client, expectedChainId: world.chainId })] });
+const mppx = Mppx.create({
+  polyfill: false,
+  methods: [tempo.charge({ account, getClient: () => client, expectedChainId: world.chainId })],
+});
 
 const response = await mppx.fetch(`${gateway}/x402/v1/chat/completions`, {
   method: "POST",

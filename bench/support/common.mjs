@@ -11,7 +11,8 @@ import { fileURLToPath } from "node:url";
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "../..");
 
 export const log = (line) => process.stderr.write(`${line}\n`);
-export const round = (x, digits = 3) => (x === null || x === undefined || Number.isNaN(x) ? null : Math.round(x * 10 ** digits) / 10 ** digits);
+export const round = (x, digits = 3) =>
+  x === null || x === undefined || Number.isNaN(x) ? null : Math.round(x * 10 ** digits) / 10 ** digits;
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Nearest-rank percentile of an ascending array. */
@@ -23,7 +24,14 @@ export function percentile(sorted, p) {
 export function summary(samples) {
   const sorted = samples.filter((x) => x !== null && x !== undefined && !Number.isNaN(x)).sort((a, b) => a - b);
   const mean = sorted.reduce((a, b) => a + b, 0) / (sorted.length || 1);
-  return { n: sorted.length, mean: round(mean), p50: round(percentile(sorted, 50)), p90: round(percentile(sorted, 90)), p99: round(percentile(sorted, 99)), max: round(sorted.at(-1) ?? NaN) };
+  return {
+    n: sorted.length,
+    mean: round(mean),
+    p50: round(percentile(sorted, 50)),
+    p90: round(percentile(sorted, 90)),
+    p99: round(percentile(sorted, 99)),
+    max: round(sorted.at(-1) ?? NaN),
+  };
 }
 
 /** Aligned plain-text table; the first row is the header. */
@@ -50,7 +58,11 @@ export function freePort() {
  */
 export function startChild(name, args, { env = {}, ready, timeoutMs = 60_000, nodeArgs = [] } = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...nodeArgs, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [...nodeArgs, ...args], {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let out = "";
     const errLines = [];
     let settled = false;
@@ -128,7 +140,8 @@ export const metricValue = (samples, name, match = {}) =>
  * buckets (Prometheus' histogram_quantile), so only as precise as the bucket bounds.
  */
 export function histogramDelta(before, after, name, match = {}) {
-  const pick = (samples, suffix) => samples.filter((s) => s.name === `${name}${suffix}` && Object.entries(match).every(([k, v]) => s.labels[k] === v));
+  const pick = (samples, suffix) =>
+    samples.filter((s) => s.name === `${name}${suffix}` && Object.entries(match).every(([k, v]) => s.labels[k] === v));
   const count = metricValue(after, `${name}_count`, match) - metricValue(before, `${name}_count`, match);
   const sum = metricValue(after, `${name}_sum`, match) - metricValue(before, `${name}_sum`, match);
   const buckets = new Map();

@@ -30,7 +30,8 @@ if (dir) {
   // The in-process inspector session answers synchronously, so this also completes inside an exit handler.
   const flush = (restart) =>
     session.post("Profiler.stop", (err, result) => {
-      if (!err) writeFileSync(join(dir, `${label()}-${script.replace(/[^\w.-]/g, "_")}-${process.pid}.cpuprofile`), JSON.stringify(result.profile));
+      if (!err)
+        writeFileSync(join(dir, `${label()}-${script.replace(/[^\w.-]/g, "_")}-${process.pid}.cpuprofile`), JSON.stringify(result.profile));
       if (restart) session.post("Profiler.start");
     });
   process.on("SIGUSR2", () => flush(true));

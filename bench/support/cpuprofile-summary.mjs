@@ -9,7 +9,16 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 
-const { values: args, positionals } = parseArgs({ allowPositionals: true, options: { tree: { type: "string", default: "0" }, "min-pct": { type: "string", default: "1" }, top: { type: "string", default: "40" }, "since-ms": { type: "string", default: "0" }, inclusive: { type: "string", default: "" } } });
+const { values: args, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    tree: { type: "string", default: "0" },
+    "min-pct": { type: "string", default: "1" },
+    top: { type: "string", default: "40" },
+    "since-ms": { type: "string", default: "0" },
+    inclusive: { type: "string", default: "" },
+  },
+});
 const TOP = Number(args.top);
 
 export function summarise(profile, { sinceMs = 0 } = {}) {
@@ -28,7 +37,10 @@ export function summarise(profile, { sinceMs = 0 } = {}) {
   }
   const label = (n) => {
     const f = n.callFrame;
-    const url = f.url.replace(/^file:\/\//, "").replace(/.*node_modules\//, "nm:").replace(/.*\/work\/main\//, "");
+    const url = f.url
+      .replace(/^file:\/\//, "")
+      .replace(/.*node_modules\//, "nm:")
+      .replace(/.*\/work\/main\//, "");
     return `${f.functionName || "(anonymous)"} ${url}:${f.lineNumber + 1}`;
   };
   const pkg = (n) => {
@@ -116,7 +128,9 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   for (const file of positionals) {
     const s = summarise(JSON.parse(readFileSync(file, "utf8")), { sinceMs: Number(args["since-ms"]) });
     const pct = (us) => `${((100 * us) / s.busyUs).toFixed(1).padStart(5)}%`;
-    console.log(`\n${file}: ${(s.totalUs / 1e6).toFixed(2)} s sampled, ${(s.busyUs / 1e6).toFixed(2)} s busy (percentages are of busy time)`);
+    console.log(
+      `\n${file}: ${(s.totalUs / 1e6).toFixed(2)} s sampled, ${(s.busyUs / 1e6).toFixed(2)} s busy (percentages are of busy time)`,
+    );
     console.log("\nby package (self time)");
     for (const [k, v] of [...s.byPackage].sort((a, b) => b[1] - a[1]).slice(0, 25)) console.log(`${pct(v)}  ${k}`);
     console.log("\nby owner (self time of Node internals charged to the package that called them)");
@@ -125,7 +139,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     for (const [k, v] of [...s.byFunction].sort((a, b) => b[1] - a[1]).slice(0, TOP)) console.log(`${pct(v)}  ${k}`);
     if (Number(args.tree) > 0) {
       console.log("\ncall tree (inclusive, self)");
-      for (const [depth, inc, self, name] of s.tree(Number(args.tree), (s.busyUs * Number(args["min-pct"])) / 100)) console.log(`${pct(inc)} ${pct(self)}  ${"  ".repeat(depth)}${name}`);
+      for (const [depth, inc, self, name] of s.tree(Number(args.tree), (s.busyUs * Number(args["min-pct"])) / 100))
+        console.log(`${pct(inc)} ${pct(self)}  ${"  ".repeat(depth)}${name}`);
     }
     if (args.inclusive) {
       console.log("\ninclusive");

@@ -47,7 +47,8 @@ function construct(Class, provide) {
   const injected = Reflect.getMetadata("self:paramtypes", Class) ?? [];
   const args = [];
   for (const { index, param } of injected) {
-    if (!provide.has(param)) throw new Error(`${Class.name}: no value for constructor parameter ${index} (${String(param?.name ?? param)})`);
+    if (!provide.has(param))
+      throw new Error(`${Class.name}: no value for constructor parameter ${index} (${String(param?.name ?? param)})`);
     args[index] = provide.get(param);
   }
   return new Class(...args);
@@ -65,7 +66,14 @@ export async function measureGatewaySteps(config) {
   const { CONFIG, METRICS, LOGGER } = await import("@worldrouter/runtime");
   const { createMetricsRegistry, createLogger } = await import("@worldrouter/observability");
 
-  const notReached = new Proxy({}, { get: () => { throw new Error("the 402 path must not reach the verifier or the relay"); } });
+  const notReached = new Proxy(
+    {},
+    {
+      get: () => {
+        throw new Error("the 402 path must not reach the verifier or the relay");
+      },
+    },
+  );
   const provide = new Map([
     [CONFIG, config],
     [METRICS, createMetricsRegistry("gateway-bench")],
@@ -78,33 +86,78 @@ export async function measureGatewaySteps(config) {
   provide.set(QuoteRequest, quoter);
   const charge = construct(ChargeCompletion, provide);
 
-  const bodies = Array.from({ length: 1024 }, (_, i) => Buffer.from(JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: `Summarise item ${i} in one sentence, please.` }] })));
+  const bodies = Array.from({ length: 1024 }, (_, i) =>
+    Buffer.from(
+      JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: `Summarise item ${i} in one sentence, please.` }] }),
+    ),
+  );
   const parsed = bodies.map((b) => parseChatCompletionRequest(JSON.parse(b.toString("utf8"))).request);
   const quote = await quoter.quote(parsed[0]);
   const digest = mpp.bodyDigest(bodies[0]);
-  const terms = { amount: quote.amount, currency: config.chain.token, recipient: config.chain.payee, chainId: config.chain.chainId, feePayer: true };
+  const terms = {
+    amount: quote.amount,
+    currency: config.chain.token,
+    recipient: config.chain.payee,
+    chainId: config.chain.chainId,
+    feePayer: true,
+  };
   const description = `$0.000012 in USDC.e for ${quote.promptTokens} prompt tokens of gpt-4o-mini`;
   const expiresAt = () => new Date(Date.now() + config.mpp.challengeTtlSeconds * 1000);
-  const challengeInput = () => ({ secretKey: config.mpp.secretKey, realm: config.gateway.realm, terms, digest, expiresAt: expiresAt(), description });
+  const challengeInput = () => ({
+    secretKey: config.mpp.secretKey,
+    realm: config.gateway.realm,
+    terms,
+    digest,
+    expiresAt: expiresAt(),
+    description,
+  });
 
   const perCallUs = {};
   perCallUs["JSON.parse body"] = timePerCall((i) => JSON.parse(bodies[i & 1023].toString("utf8")));
-  perCallUs["validate (zod parseChatCompletionRequest)"] = timePerCall((i) => parseChatCompletionRequest(JSON.parse(bodies[i & 1023].toString("utf8"))));
+  perCallUs["validate (zod parseChatCompletionRequest)"] = timePerCall((i) =>
+    parseChatCompletionRequest(JSON.parse(bodies[i & 1023].toString("utf8"))),
+  );
   perCallUs["quote (model, token count, price)"] = await timePerCallAsync((i) => quoter.quote(parsed[i & 1023]));
   perCallUs["body digest (sha-256)"] = timePerCall((i) => mpp.bodyDigest(bodies[i & 1023]));
   perCallUs["challenge: mppx Challenge.from + serialize"] = timePerCall(() =>
     Challenge.serialize(
-      Challenge.from({ secretKey: config.mpp.secretKey, realm: config.gateway.realm, method: "tempo", intent: "charge", request: mpp.chargeRequest(terms), digest, expires: expiresAt().toISOString(), description }),
+      Challenge.from({
+        secretKey: config.mpp.secretKey,
+        realm: config.gateway.realm,
+        method: "tempo",
+        intent: "charge",
+        request: mpp.chargeRequest(terms),
+        digest,
+        expires: expiresAt().toISOString(),
+        description,
+      }),
     ),
   );
-  perCallUs["challenge: libs/mpp create + serialize"] = timePerCall(() => mpp.serializeChallenge(mpp.createChargeChallenge(challengeInput())));
+  perCallUs["challenge: libs/mpp create + serialize"] = timePerCall(() =>
+    mpp.serializeChallenge(mpp.createChargeChallenge(challengeInput())),
+  );
   if (typeof mpp.ChargeChallenger === "function") {
-    const challenger = new mpp.ChargeChallenger({ secretKey: config.mpp.secretKey, realm: config.gateway.realm, currency: config.chain.token, recipient: config.chain.payee, chainId: config.chain.chainId, feePayer: true });
-    perCallUs["challenge: libs/mpp ChargeChallenger header"] = timePerCall(() => challenger.challenge({ amount: quote.amount, digest, expiresAt: expiresAt(), description }).header);
+    const challenger = new mpp.ChargeChallenger({
+      secretKey: config.mpp.secretKey,
+      realm: config.gateway.realm,
+      currency: config.chain.token,
+      recipient: config.chain.payee,
+      chainId: config.chain.chainId,
+      feePayer: true,
+    });
+    perCallUs["challenge: libs/mpp ChargeChallenger header"] = timePerCall(
+      () => challenger.challenge({ amount: quote.amount, digest, expiresAt: expiresAt(), description }).header,
+    );
   }
   perCallUs["402 use case (ChargeCompletion → ProblemException + body)"] = await timePerCallAsync(async (i) => {
     try {
-      await charge.execute({ requestId: `r${i}`, request: parsed[i & 1023], rawBody: bodies[i & 1023], authorization: undefined, signal: undefined });
+      await charge.execute({
+        requestId: `r${i}`,
+        request: parsed[i & 1023],
+        rawBody: bodies[i & 1023],
+        authorization: undefined,
+        signal: undefined,
+      });
     } catch (err) {
       if (!(err instanceof ProblemException)) throw err;
       JSON.stringify(err.body());

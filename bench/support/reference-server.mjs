@@ -20,7 +20,9 @@ const config = JSON.parse(readFileSync(configFile, "utf8"));
 
 function cpu(res) {
   const usage = process.cpuUsage();
-  res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ userUs: usage.user, systemUs: usage.system, rss: process.memoryUsage().rss }));
+  res
+    .writeHead(200, { "content-type": "application/json" })
+    .end(JSON.stringify({ userUs: usage.user, systemUs: usage.system, rss: process.memoryUsage().rss }));
 }
 
 let handler;

@@ -39,14 +39,26 @@ for (const name of names) {
       const start = wall();
       const body = Buffer.concat(chunks);
       const out = request(
-        { host: upstream.hostname, port: upstream.port, path: upstream.pathname, method: "POST", agent, headers: { "content-type": "application/json", "content-length": body.length } },
+        {
+          host: upstream.hostname,
+          port: upstream.port,
+          path: upstream.pathname,
+          method: "POST",
+          agent,
+          headers: { "content-type": "application/json", "content-length": body.length },
+        },
         (up) => {
           const parts = [];
           up.on("data", (c) => parts.push(c));
           up.on("end", () => {
             const payload = Buffer.concat(parts);
             calls.push([methodsOf(body.toString("utf8")), start, wall()]);
-            res.writeHead(up.statusCode ?? 502, { "content-type": up.headers["content-type"] ?? "application/json", "content-length": payload.length }).end(payload);
+            res
+              .writeHead(up.statusCode ?? 502, {
+                "content-type": up.headers["content-type"] ?? "application/json",
+                "content-length": payload.length,
+              })
+              .end(payload);
           });
         },
       );

@@ -13,7 +13,11 @@ describe("createTempoClients", () => {
 
   it("builds wallet clients for an account on the same chain", () => {
     const account = privateKeyToAccount("0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80");
-    const wallet = createTempoClients({ rpcUrl: "https://rpc.tempo.xyz", chainId: TEMPO_MAINNET_CHAIN_ID, feeToken: USDC_E_ADDRESS }).walletClientFor(account);
+    const wallet = createTempoClients({
+      rpcUrl: "https://rpc.tempo.xyz",
+      chainId: TEMPO_MAINNET_CHAIN_ID,
+      feeToken: USDC_E_ADDRESS,
+    }).walletClientFor(account);
     expect(wallet.account.address).toBe(account.address);
     expect(wallet.chain.id).toBe(TEMPO_MAINNET_CHAIN_ID);
   });

@@ -1,4 +1,13 @@
-import { createPublicClient, createWalletClient, http, type Account, type Address, type PublicClient, type Transport, type WalletClient } from "viem";
+import {
+  createPublicClient,
+  createWalletClient,
+  http,
+  type Account,
+  type Address,
+  type PublicClient,
+  type Transport,
+  type WalletClient,
+} from "viem";
 import { tempo } from "viem/chains";
 
 export interface TempoClientsOptions {

@@ -25,16 +25,34 @@ describe("loadConfig", () => {
     expect(config.pricing).toEqual({ overhead: "1.5", minimumCharge: 1n });
     expect(config.redis.namespace).toBe("wr");
     expect(config.chain.rpcTimeoutMs).toBe(15_000);
-    expect(config.sponsor).toEqual({ maxInFlight: 128, maxGas: 2_000_000n, maxFeePerGas: 100_000_000_000n, maxTotalFee: 50_000_000_000_000_000n });
+    expect(config.sponsor).toEqual({
+      maxInFlight: 128,
+      maxGas: 2_000_000n,
+      maxFeePerGas: 100_000_000_000n,
+      maxTotalFee: 50_000_000_000_000_000n,
+    });
   });
 
   it("sponsor limits are positive integers, read as bigint", () => {
-    expect(loadConfig({ ...noWorld, PAYEE_ADDRESS: payee, SPONSOR_MAX_TOTAL_FEE: "123456789012345678901234567890" }).sponsor.maxTotalFee).toBe(123456789012345678901234567890n);
-    expect(problemsOf({ ...noWorld, PAYEE_ADDRESS: payee, SPONSOR_MAX_GAS: "0", SPONSOR_MAX_FEE_PER_GAS: "1.5", SPONSOR_MAX_IN_FLIGHT: "0" }).map((p) => p.split(":")[0]).sort()).toEqual(["SPONSOR_MAX_FEE_PER_GAS", "SPONSOR_MAX_GAS", "SPONSOR_MAX_IN_FLIGHT"]);
+    expect(
+      loadConfig({ ...noWorld, PAYEE_ADDRESS: payee, SPONSOR_MAX_TOTAL_FEE: "123456789012345678901234567890" }).sponsor.maxTotalFee,
+    ).toBe(123456789012345678901234567890n);
+    expect(
+      problemsOf({ ...noWorld, PAYEE_ADDRESS: payee, SPONSOR_MAX_GAS: "0", SPONSOR_MAX_FEE_PER_GAS: "1.5", SPONSOR_MAX_IN_FLIGHT: "0" })
+        .map((p) => p.split(":")[0])
+        .sort(),
+    ).toEqual(["SPONSOR_MAX_FEE_PER_GAS", "SPONSOR_MAX_GAS", "SPONSOR_MAX_IN_FLIGHT"]);
   });
 
   it("names every bad or missing variable in one error, hiding secret values", () => {
-    const problems = problemsOf({ ...noWorld, PORT: "eighty", DATABASE_URL: "not a url", PRICE_OVERHEAD: "1,5", MPP_SECRET_KEY: "short-secret", FEE_PAYER_PRIVATE_KEY: "0x1234" });
+    const problems = problemsOf({
+      ...noWorld,
+      PORT: "eighty",
+      DATABASE_URL: "not a url",
+      PRICE_OVERHEAD: "1,5",
+      MPP_SECRET_KEY: "short-secret",
+      FEE_PAYER_PRIVATE_KEY: "0x1234",
+    });
     const names = problems.map((p) => p.split(":")[0]).sort();
     expect(names).toEqual(["DATABASE_URL", "FEE_PAYER_PRIVATE_KEY", "MPP_SECRET_KEY", "PAYEE_ADDRESS", "PORT", "PRICE_OVERHEAD"]);
     expect(problems.join("\n")).not.toContain("short-secret");
@@ -44,9 +62,14 @@ describe("loadConfig", () => {
 
   it("refuses the development secret in production", () => {
     expect(problemsOf({ ...noWorld, NODE_ENV: "production", PAYEE_ADDRESS: payee })).toEqual(["MPP_SECRET_KEY: required in production"]);
-    expect(problemsOf({ ...noWorld, NODE_ENV: "production", PAYEE_ADDRESS: payee, MPP_SECRET_KEY: "worldrouter-local-development-secret-do-not-use-in-production" })).toEqual([
-      "MPP_SECRET_KEY: the development secret is refused in production",
-    ]);
+    expect(
+      problemsOf({
+        ...noWorld,
+        NODE_ENV: "production",
+        PAYEE_ADDRESS: payee,
+        MPP_SECRET_KEY: "worldrouter-local-development-secret-do-not-use-in-production",
+      }),
+    ).toEqual(["MPP_SECRET_KEY: the development secret is refused in production"]);
   });
 
   it("takes chain, payee and fake upstream from the local world file, env vars winning", () => {
@@ -64,7 +87,13 @@ describe("loadConfig", () => {
     };
     writeFileSync(join(dir, "world.json"), JSON.stringify(world));
     const config = loadConfig({ WORLD_FILE: "world.json", CHAIN_ID: "31337" }, dir);
-    expect(config.chain).toMatchObject({ rpcUrl: world.rpcUrl, chainId: 31337, token: "0x20c0000000000000000000000000000000000001", payee: "0x00000000000000000000000000000000000000f2", feePayerPrivateKey: key });
+    expect(config.chain).toMatchObject({
+      rpcUrl: world.rpcUrl,
+      chainId: 31337,
+      token: "0x20c0000000000000000000000000000000000001",
+      payee: "0x00000000000000000000000000000000000000f2",
+      feePayerPrivateKey: key,
+    });
     expect(config.upstream.openai.baseUrl).toBe("http://127.0.0.1:9000/v1");
     expect(config.upstream.anthropic.baseUrl).toBe("http://127.0.0.1:9000");
     expect(loadConfig({ WORLD_FILE: "world.json", OPENAI_API_KEY: "sk-test" }, dir).upstream.openai.baseUrl).toBeUndefined();
@@ -82,8 +111,14 @@ describe("loadConfig", () => {
 
 describe("MODEL_FALLBACKS", () => {
   it("parses model=fallback|fallback rules and rejects malformed ones", () => {
-    const config = loadConfig({ WORLD_FILE: "/nonexistent", PAYEE_ADDRESS: payee, MODEL_FALLBACKS: "gpt-4.1=claude-sonnet-4-5|gpt-4o,claude-opus-4=claude-sonnet-4" });
+    const config = loadConfig({
+      WORLD_FILE: "/nonexistent",
+      PAYEE_ADDRESS: payee,
+      MODEL_FALLBACKS: "gpt-4.1=claude-sonnet-4-5|gpt-4o,claude-opus-4=claude-sonnet-4",
+    });
     expect(config.inference.fallbacks).toEqual({ "gpt-4.1": ["claude-sonnet-4-5", "gpt-4o"], "claude-opus-4": ["claude-sonnet-4"] });
-    expect(() => loadConfig({ WORLD_FILE: "/nonexistent", PAYEE_ADDRESS: payee, MODEL_FALLBACKS: "gpt-4.1" })).toThrow(/MODEL_FALLBACKS: expected model=fallback/);
+    expect(() => loadConfig({ WORLD_FILE: "/nonexistent", PAYEE_ADDRESS: payee, MODEL_FALLBACKS: "gpt-4.1" })).toThrow(
+      /MODEL_FALLBACKS: expected model=fallback/,
+    );
   });
 });

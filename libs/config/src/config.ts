@@ -1,6 +1,5 @@
 import { existsSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
-import { z } from "zod";
 import { DEV_MPP_SECRET, ENV, type EnvName } from "./env.js";
 import { readWorldFile, type World } from "./world.js";
 
@@ -76,10 +75,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       problems.push(`${name}: ${parsed.error.issues.map((i) => i.message).join("; ")} — got ${shown}`);
     }
   }
+  // biome-ignore lint/suspicious/noExplicitAny: each value was parsed by its own schema just above; the typed result is built below
   const v = values as { [K in EnvName]: any };
   const production = v.NODE_ENV === "production";
   if (production && (env.MPP_SECRET_KEY ?? "") === "") problems.push("MPP_SECRET_KEY: required in production");
-  else if (production && v.MPP_SECRET_KEY === DEV_MPP_SECRET) problems.push("MPP_SECRET_KEY: the development secret is refused in production");
+  else if (production && v.MPP_SECRET_KEY === DEV_MPP_SECRET)
+    problems.push("MPP_SECRET_KEY: the development secret is refused in production");
 
   let world: World | undefined;
   if (!production && typeof v.WORLD_FILE === "string") {
@@ -106,7 +107,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     databaseUrl: v.DATABASE_URL,
     redis: { url: v.REDIS_URL, namespace: v.REDIS_NAMESPACE },
     gateway: { host, port, publicUrl, realm: new URL(publicUrl).host, maxBodyBytes: v.MAX_BODY_BYTES, rpcTimeoutMs: v.RPC_TIMEOUT_MS },
-    health: { paymentVerifierPort: v.PAYMENT_VERIFIER_HEALTH_PORT, inferenceWorkerPort: v.INFERENCE_WORKER_HEALTH_PORT, settlementPort: v.SETTLEMENT_HEALTH_PORT },
+    health: {
+      paymentVerifierPort: v.PAYMENT_VERIFIER_HEALTH_PORT,
+      inferenceWorkerPort: v.INFERENCE_WORKER_HEALTH_PORT,
+      settlementPort: v.SETTLEMENT_HEALTH_PORT,
+    },
     shutdownTimeoutMs: v.SHUTDOWN_TIMEOUT_MS,
     mpp: { secretKey: v.MPP_SECRET_KEY, challengeTtlSeconds: v.CHALLENGE_TTL_SECONDS },
     pricing: { overhead: v.PRICE_OVERHEAD, minimumCharge: BigInt(v.MIN_CHARGE) },
@@ -123,14 +128,25 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     },
     upstream: {
       // The local world's fake upstream checks that a key is sent, like the real APIs; any value passes.
-      openai: { apiKey: v.OPENAI_API_KEY ?? (v.OPENAI_BASE_URL ? undefined : fakeUpstream && FAKE_UPSTREAM_KEY), baseUrl: v.OPENAI_BASE_URL ?? (v.OPENAI_API_KEY ? undefined : fakeUpstream && `${fakeUpstream}/v1`) },
-      anthropic: { apiKey: v.ANTHROPIC_API_KEY ?? (v.ANTHROPIC_BASE_URL ? undefined : fakeUpstream && FAKE_UPSTREAM_KEY), baseUrl: v.ANTHROPIC_BASE_URL ?? (v.ANTHROPIC_API_KEY ? undefined : fakeUpstream) },
+      openai: {
+        apiKey: v.OPENAI_API_KEY ?? (v.OPENAI_BASE_URL ? undefined : fakeUpstream && FAKE_UPSTREAM_KEY),
+        baseUrl: v.OPENAI_BASE_URL ?? (v.OPENAI_API_KEY ? undefined : fakeUpstream && `${fakeUpstream}/v1`),
+      },
+      anthropic: {
+        apiKey: v.ANTHROPIC_API_KEY ?? (v.ANTHROPIC_BASE_URL ? undefined : fakeUpstream && FAKE_UPSTREAM_KEY),
+        baseUrl: v.ANTHROPIC_BASE_URL ?? (v.ANTHROPIC_API_KEY ? undefined : fakeUpstream),
+      },
       timeoutMs: v.UPSTREAM_TIMEOUT_MS,
       maxRetries: v.UPSTREAM_MAX_RETRIES,
     },
     inference: { concurrency: v.INFERENCE_CONCURRENCY, fallbacks: parseFallbacks(v.MODEL_FALLBACKS) },
     settlement: { orphanedPaymentMinutes: v.ORPHANED_PAYMENT_MINUTES },
-    sponsor: { maxInFlight: v.SPONSOR_MAX_IN_FLIGHT, maxGas: BigInt(v.SPONSOR_MAX_GAS), maxFeePerGas: BigInt(v.SPONSOR_MAX_FEE_PER_GAS), maxTotalFee: BigInt(v.SPONSOR_MAX_TOTAL_FEE) },
+    sponsor: {
+      maxInFlight: v.SPONSOR_MAX_IN_FLIGHT,
+      maxGas: BigInt(v.SPONSOR_MAX_GAS),
+      maxFeePerGas: BigInt(v.SPONSOR_MAX_FEE_PER_GAS),
+      maxTotalFee: BigInt(v.SPONSOR_MAX_TOTAL_FEE),
+    },
   };
 }
 
@@ -146,10 +162,12 @@ export function isProviderConfigured(config: Config, provider: "openai" | "anthr
 
 function parseFallbacks(value: string | undefined): Record<string, string[]> {
   if (!value) return {};
-  return Object.fromEntries(value.split(",").map((rule) => {
-    const [model, fallbacks] = rule.split("=") as [string, string];
-    return [model, fallbacks.split("|")];
-  }));
+  return Object.fromEntries(
+    value.split(",").map((rule) => {
+      const [model, fallbacks] = rule.split("=") as [string, string];
+      return [model, fallbacks.split("|")];
+    }),
+  );
 }
 
 function lower(a: string): Hex {
@@ -177,5 +195,3 @@ export function renderEnvTable(): string {
   });
   return ["| variable | default | meaning |", "|---|---|---|", ...rows].join("\n");
 }
-
-

@@ -13,7 +13,9 @@ describe("configuration docs cannot drift", () => {
   });
 
   it("docker-compose.yml only sets variables the config knows", () => {
-    const compose = parse(readFileSync(new URL("docker-compose.yml", repo), "utf8"), { merge: true }) as { services: Record<string, { environment?: Record<string, unknown> }> };
+    const compose = parse(readFileSync(new URL("docker-compose.yml", repo), "utf8"), { merge: true }) as {
+      services: Record<string, { environment?: Record<string, unknown> }>;
+    };
     const known = new Set([...Object.keys(ENV), "POSTGRES_PASSWORD", "POSTGRES_DB"]);
     const used = Object.values(compose.services).flatMap((service) => Object.keys(service.environment ?? {}));
     expect(used.length).toBeGreaterThan(10);

@@ -26,46 +26,165 @@ const decimalRatio = z.string().regex(/^\d+(\.\d{1,6})?$/, "expected a decimal l
 export const DEV_MPP_SECRET = "worldrouter-local-development-secret-do-not-use-in-production";
 
 export const ENV = {
-  NODE_ENV: { schema: z.enum(["development", "test", "production"]), default: "development", description: "Runtime mode. `production` refuses dev defaults (secret, local world)." },
-  LOG_LEVEL: { schema: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]), default: "info", description: "pino log level." },
-  DATABASE_URL: { schema: url, default: "postgresql://postgres@127.0.0.1:5432/worldrouter", description: "Postgres connection string (the ledger).", secret: true },
-  REDIS_URL: { schema: url, default: "redis://127.0.0.1:6379", description: "Redis for BullMQ queues, the RPC transport, inference dispatch and chunk streams.", secret: true },
-  REDIS_NAMESPACE: { schema: z.string().regex(/^[a-zA-Z0-9_-]{1,40}$/), default: "wr", description: "Prefix of every Redis key and channel, so several deployments (or test runs) can share one Redis." },
+  NODE_ENV: {
+    schema: z.enum(["development", "test", "production"]),
+    default: "development",
+    description: "Runtime mode. `production` refuses dev defaults (secret, local world).",
+  },
+  LOG_LEVEL: {
+    schema: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
+    default: "info",
+    description: "pino log level.",
+  },
+  DATABASE_URL: {
+    schema: url,
+    default: "postgresql://postgres@127.0.0.1:5432/worldrouter",
+    description: "Postgres connection string (the ledger).",
+    secret: true,
+  },
+  REDIS_URL: {
+    schema: url,
+    default: "redis://127.0.0.1:6379",
+    description: "Redis for BullMQ queues, the RPC transport, inference dispatch and chunk streams.",
+    secret: true,
+  },
+  REDIS_NAMESPACE: {
+    schema: z.string().regex(/^[a-zA-Z0-9_-]{1,40}$/),
+    default: "wr",
+    description: "Prefix of every Redis key and channel, so several deployments (or test runs) can share one Redis.",
+  },
   HOST: { schema: z.string().min(1), default: "127.0.0.1", description: "Gateway bind address." },
   PORT: { schema: port, default: "8080", description: "Gateway HTTP port." },
-  PUBLIC_URL: { schema: url, description: "Public base URL of the gateway; its host is the MPP challenge realm. Default: http://HOST:PORT." },
-  MAX_BODY_BYTES: { schema: z.coerce.number().int().min(1024), default: "1048576", description: "Largest accepted request body; larger bodies get 413 before parsing." },
+  PUBLIC_URL: {
+    schema: url,
+    description: "Public base URL of the gateway; its host is the MPP challenge realm. Default: http://HOST:PORT.",
+  },
+  MAX_BODY_BYTES: {
+    schema: z.coerce.number().int().min(1024),
+    default: "1048576",
+    description: "Largest accepted request body; larger bodies get 413 before parsing.",
+  },
   PAYMENT_VERIFIER_HEALTH_PORT: { schema: port, default: "8081", description: "payment-verifier health + /metrics port." },
   INFERENCE_WORKER_HEALTH_PORT: { schema: port, default: "8082", description: "inference-worker health + /metrics port." },
   SETTLEMENT_HEALTH_PORT: { schema: port, default: "8083", description: "settlement health + /metrics port." },
-  SHUTDOWN_TIMEOUT_MS: { schema: z.coerce.number().int().min(0), default: "15000", description: "How long a service drains in-flight work on SIGTERM before closing." },
-  RPC_TIMEOUT_MS: { schema: z.coerce.number().int().min(1), default: "60000", description: "Timeout of gateway → payment-verifier RPC calls; covers broadcasting and confirming the payment on-chain." },
-  ORPHANED_PAYMENT_MINUTES: { schema: z.coerce.number().int().min(1), default: "15", description: "A verified charge with no recorded inference after this long (gateway crashed or timed out) is refunded on-chain." },
-  MPP_SECRET_KEY: { schema: z.string().min(32, "must be at least 32 bytes"), default: DEV_MPP_SECRET, description: "HMAC key for stateless challenge ids (≥ 32 bytes). Required in production.", secret: true },
-  CHALLENGE_TTL_SECONDS: { schema: z.coerce.number().int().min(10).max(3600), default: "300", description: "How long a 402 challenge stays payable." },
-  PRICE_OVERHEAD: { schema: decimalRatio, default: "1.5", description: "Charge-intent multiplier: estimated_cost = prompt_tokens × input_price × overhead." },
+  SHUTDOWN_TIMEOUT_MS: {
+    schema: z.coerce.number().int().min(0),
+    default: "15000",
+    description: "How long a service drains in-flight work on SIGTERM before closing.",
+  },
+  RPC_TIMEOUT_MS: {
+    schema: z.coerce.number().int().min(1),
+    default: "60000",
+    description: "Timeout of gateway → payment-verifier RPC calls; covers broadcasting and confirming the payment on-chain.",
+  },
+  ORPHANED_PAYMENT_MINUTES: {
+    schema: z.coerce.number().int().min(1),
+    default: "15",
+    description: "A verified charge with no recorded inference after this long (gateway crashed or timed out) is refunded on-chain.",
+  },
+  MPP_SECRET_KEY: {
+    schema: z.string().min(32, "must be at least 32 bytes"),
+    default: DEV_MPP_SECRET,
+    description: "HMAC key for stateless challenge ids (≥ 32 bytes). Required in production.",
+    secret: true,
+  },
+  CHALLENGE_TTL_SECONDS: {
+    schema: z.coerce.number().int().min(10).max(3600),
+    default: "300",
+    description: "How long a 402 challenge stays payable.",
+  },
+  PRICE_OVERHEAD: {
+    schema: decimalRatio,
+    default: "1.5",
+    description: "Charge-intent multiplier: estimated_cost = prompt_tokens × input_price × overhead.",
+  },
   MIN_CHARGE: { schema: baseUnits, default: "1", description: "Smallest charge in token base units (6 decimals: 1 = $0.000001)." },
-  WORLD_FILE: { schema: z.string().min(1), default: ".local/world.json", description: "Local world written by tools/devchain; supplies chain, token, payee and fee-payer when the CHAIN_* vars are unset. Ignored in production." },
+  WORLD_FILE: {
+    schema: z.string().min(1),
+    default: ".local/world.json",
+    description:
+      "Local world written by tools/devchain; supplies chain, token, payee and fee-payer when the CHAIN_* vars are unset. Ignored in production.",
+  },
   CHAIN_RPC_URL: { schema: url, description: "Tempo JSON-RPC URL. Default: the local world's, else https://rpc.tempo.xyz." },
   CHAIN_ID: { schema: z.coerce.number().int().positive(), description: "Chain id. Default: the local world's, else 4217 (Tempo mainnet)." },
-  CHAIN_RPC_TIMEOUT_MS: { schema: z.coerce.number().int().min(1), default: "15000", description: "Timeout of one payment-verifier call to the chain (simulation, sync broadcast, receipt). Keep it below RPC_TIMEOUT_MS." },
-  TOKEN_ADDRESS: { schema: address, description: "Payment token (TIP-20). Default: the local world's, else USDC.e 0x20C000000000000000000000b9537d11c60E8b50." },
-  ESCROW_ADDRESS: { schema: address, description: "Channel escrow for sessions. Default: the local world's, else the TIP-1034 precompile 0x4d50500000000000000000000000000000000000." },
+  CHAIN_RPC_TIMEOUT_MS: {
+    schema: z.coerce.number().int().min(1),
+    default: "15000",
+    description: "Timeout of one payment-verifier call to the chain (simulation, sync broadcast, receipt). Keep it below RPC_TIMEOUT_MS.",
+  },
+  TOKEN_ADDRESS: {
+    schema: address,
+    description: "Payment token (TIP-20). Default: the local world's, else USDC.e 0x20C000000000000000000000b9537d11c60E8b50.",
+  },
+  ESCROW_ADDRESS: {
+    schema: address,
+    description:
+      "Channel escrow for sessions. Default: the local world's, else the TIP-1034 precompile 0x4d50500000000000000000000000000000000000.",
+  },
   PAYEE_ADDRESS: { schema: address, description: "Recipient of payments. Default: the local world's payee; required otherwise." },
-  PAYEE_PRIVATE_KEY: { schema: privateKey, description: "Payee key used by settlement to settle/close channels and refund. Default: the local world's.", secret: true },
-  FEE_PAYER_PRIVATE_KEY: { schema: privateKey, description: "Sponsor account that co-signs client transactions and pays gas. Default: the local world's.", secret: true },
-  SPONSOR_MAX_IN_FLIGHT: { schema: z.coerce.number().int().min(1), default: "128", description: "Fee-sponsored transactions one payment-verifier process has in flight at once; more wait. Bounds the sponsor's exposure to SPONSOR_MAX_IN_FLIGHT × SPONSOR_MAX_TOTAL_FEE per process." },
+  PAYEE_PRIVATE_KEY: {
+    schema: privateKey,
+    description: "Payee key used by settlement to settle/close channels and refund. Default: the local world's.",
+    secret: true,
+  },
+  FEE_PAYER_PRIVATE_KEY: {
+    schema: privateKey,
+    description: "Sponsor account that co-signs client transactions and pays gas. Default: the local world's.",
+    secret: true,
+  },
+  SPONSOR_MAX_IN_FLIGHT: {
+    schema: z.coerce.number().int().min(1),
+    default: "128",
+    description:
+      "Fee-sponsored transactions one payment-verifier process has in flight at once; more wait. Bounds the sponsor's exposure to SPONSOR_MAX_IN_FLIGHT × SPONSOR_MAX_TOTAL_FEE per process.",
+  },
   SPONSOR_MAX_GAS: { schema: positiveInteger, default: "2000000", description: "Largest gas limit the sponsor co-signs." },
   SPONSOR_MAX_FEE_PER_GAS: { schema: positiveInteger, default: "100000000000", description: "Largest maxFeePerGas the sponsor co-signs." },
-  SPONSOR_MAX_TOTAL_FEE: { schema: positiveInteger, default: "50000000000000000", description: "Largest gas × maxFeePerGas the sponsor co-signs for one transaction." },
-  OPENAI_API_KEY: { schema: z.string().min(1), description: "OpenAI key. Unset → OpenAI models are served by the fake upstream (local world) or the built-in local provider.", secret: true },
-  OPENAI_BASE_URL: { schema: url, description: "OpenAI API base (default https://api.openai.com/v1, or the local world's fake upstream when no key is set)." },
-  ANTHROPIC_API_KEY: { schema: z.string().min(1), description: "Anthropic key. Unset → Anthropic models are served locally, as for OpenAI.", secret: true },
-  ANTHROPIC_BASE_URL: { schema: url, description: "Anthropic API base (default https://api.anthropic.com, or the local world's fake upstream when no key is set)." },
-  UPSTREAM_TIMEOUT_MS: { schema: z.coerce.number().int().min(1), default: "120000", description: "Per-request timeout towards an upstream provider." },
-  UPSTREAM_MAX_RETRIES: { schema: z.coerce.number().int().min(0).max(10), default: "2", description: "Retries on 429/5xx before anything was streamed." },
-  MODEL_FALLBACKS: { schema: z.string().regex(/^([\w.:-]+=[\w.:-]+(\|[\w.:-]+)*)(,[\w.:-]+=[\w.:-]+(\|[\w.:-]+)*)*$/, "expected model=fallback1|fallback2,model2=fallback"), description: "Models to try, in order, when a model's provider is unavailable before anything was streamed, e.g. `gpt-4.1=claude-sonnet-4-5|gpt-4o`." },
-  INFERENCE_CONCURRENCY: { schema: z.coerce.number().int().min(1), default: "256", description: "Inference jobs one worker process runs at once." },
+  SPONSOR_MAX_TOTAL_FEE: {
+    schema: positiveInteger,
+    default: "50000000000000000",
+    description: "Largest gas × maxFeePerGas the sponsor co-signs for one transaction.",
+  },
+  OPENAI_API_KEY: {
+    schema: z.string().min(1),
+    description: "OpenAI key. Unset → OpenAI models are served by the fake upstream (local world) or the built-in local provider.",
+    secret: true,
+  },
+  OPENAI_BASE_URL: {
+    schema: url,
+    description: "OpenAI API base (default https://api.openai.com/v1, or the local world's fake upstream when no key is set).",
+  },
+  ANTHROPIC_API_KEY: {
+    schema: z.string().min(1),
+    description: "Anthropic key. Unset → Anthropic models are served locally, as for OpenAI.",
+    secret: true,
+  },
+  ANTHROPIC_BASE_URL: {
+    schema: url,
+    description: "Anthropic API base (default https://api.anthropic.com, or the local world's fake upstream when no key is set).",
+  },
+  UPSTREAM_TIMEOUT_MS: {
+    schema: z.coerce.number().int().min(1),
+    default: "120000",
+    description: "Per-request timeout towards an upstream provider.",
+  },
+  UPSTREAM_MAX_RETRIES: {
+    schema: z.coerce.number().int().min(0).max(10),
+    default: "2",
+    description: "Retries on 429/5xx before anything was streamed.",
+  },
+  MODEL_FALLBACKS: {
+    schema: z
+      .string()
+      .regex(/^([\w.:-]+=[\w.:-]+(\|[\w.:-]+)*)(,[\w.:-]+=[\w.:-]+(\|[\w.:-]+)*)*$/, "expected model=fallback1|fallback2,model2=fallback"),
+    description:
+      "Models to try, in order, when a model's provider is unavailable before anything was streamed, e.g. `gpt-4.1=claude-sonnet-4-5|gpt-4o`.",
+  },
+  INFERENCE_CONCURRENCY: {
+    schema: z.coerce.number().int().min(1),
+    default: "256",
+    description: "Inference jobs one worker process runs at once.",
+  },
 } as const satisfies Record<string, EnvVar>;
 
 export type EnvName = keyof typeof ENV;

@@ -6,8 +6,14 @@ import { z } from "zod";
  * and tools/fake-upstream. Services read it for chain/upstream defaults; users and external clients use it
  * to pay. Dev-only: production config comes from env vars.
  */
-const address = z.string().regex(/^0x[0-9a-fA-F]{40}$/, "expected a 0x-prefixed 20-byte address").transform((a) => a.toLowerCase() as `0x${string}`);
-const privateKey = z.string().regex(/^0x[0-9a-fA-F]{64}$/, "expected a 0x-prefixed 32-byte private key").transform((k) => k as `0x${string}`);
+const address = z
+  .string()
+  .regex(/^0x[0-9a-fA-F]{40}$/, "expected a 0x-prefixed 20-byte address")
+  .transform((a) => a.toLowerCase() as `0x${string}`);
+const privateKey = z
+  .string()
+  .regex(/^0x[0-9a-fA-F]{64}$/, "expected a 0x-prefixed 32-byte private key")
+  .transform((k) => k as `0x${string}`);
 
 export const WorldAccount = z.object({ address, privateKey });
 export const WorldWallet = WorldAccount.extend({ balance: z.string().regex(/^\d+$/, "base units as a decimal string") });

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import type { z } from "zod";
 import { ChargeRecordJob, ChargeVerifiedEvent, SettlementJob, UsageEvent } from "./jobs.js";
 
 /**

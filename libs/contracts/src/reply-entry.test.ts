@@ -9,8 +9,11 @@ describe("reply stream entries", () => {
       { type: "error", status: 502, code: "upstream_error", message: "boom", streamed: true },
       { type: "end" },
     ];
-    for (const message of messages) expect(decodeReplyEntry(["requestId", "wr_1", ...encodeReplyEntry(message)])).toEqual({ requestId: "wr_1", messages: [message] });
-    expect(decodeReplyEntry(["requestId", "wr_2", ...encodeChunkBatch(["1", "2", "3"])]).messages).toEqual(["1", "2", "3"].map((data) => ({ type: "chunk", data })));
+    for (const message of messages)
+      expect(decodeReplyEntry(["requestId", "wr_1", ...encodeReplyEntry(message)])).toEqual({ requestId: "wr_1", messages: [message] });
+    expect(decodeReplyEntry(["requestId", "wr_2", ...encodeChunkBatch(["1", "2", "3"])]).messages).toEqual(
+      ["1", "2", "3"].map((data) => ({ type: "chunk", data })),
+    );
   });
 
   it("reports a malformed entry instead of guessing", () => {

@@ -11,7 +11,12 @@ export function encodeReplyEntry(message: StreamMessage): string[] {
     case "completion":
       return ["type", message.type, "data", message.data];
     case "error":
-      return ["type", "error", "data", JSON.stringify({ status: message.status, code: message.code, message: message.message, streamed: message.streamed })];
+      return [
+        "type",
+        "error",
+        "data",
+        JSON.stringify({ status: message.status, code: message.code, message: message.message, streamed: message.streamed }),
+      ];
     case "end":
       return ["type", "end"];
   }

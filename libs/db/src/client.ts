@@ -22,7 +22,8 @@ export function createPgPool(databaseUrl: string, options: { poolSize?: number }
 
 /** A client on its own pool (closed by `$disconnect`), or on a shared one the caller closes. */
 export function createPrismaClient(database: string | PgPool, options: { poolSize?: number } = {}): PrismaClient {
-  const adapter = typeof database === "string" ? new PrismaPg({ connectionString: database, max: options.poolSize ?? 10 }) : new PrismaPg(database);
+  const adapter =
+    typeof database === "string" ? new PrismaPg({ connectionString: database, max: options.poolSize ?? 10 }) : new PrismaPg(database);
   return new PrismaClient({ adapter });
 }
 

@@ -23,11 +23,15 @@ export class UnbalancedLedgerTransactionError extends Error {
  * dropped (a variance of 0 is not an entry). Balance is checked here for a clear error and again by the
  * database at commit (deferred trigger), which is the real guarantee.
  */
-export function postingParams(posting: LedgerPosting): [kind: string, reference: string, idempotencyKey: string, accounts: string[], amounts: string[]] {
+export function postingParams(
+  posting: LedgerPosting,
+): [kind: string, reference: string, idempotencyKey: string, accounts: string[], amounts: string[]] {
   const lines = posting.lines.filter((l) => l.amount !== 0n);
   const sum = lines.reduce((s, l) => s + l.amount, 0n);
   if (lines.length < 2 || sum !== 0n) {
-    throw new UnbalancedLedgerTransactionError(`ledger transaction ${posting.idempotencyKey} is unbalanced: ${lines.length} lines summing to ${sum}`);
+    throw new UnbalancedLedgerTransactionError(
+      `ledger transaction ${posting.idempotencyKey} is unbalanced: ${lines.length} lines summing to ${sum}`,
+    );
   }
   return [posting.kind, posting.reference, posting.idempotencyKey, lines.map((l) => l.account), lines.map((l) => l.amount.toString())];
 }
@@ -61,7 +65,9 @@ export async function postLedgerTransaction(db: Db, posting: LedgerPosting): Pro
 
 /** Sum of an account's entries (debits positive). */
 export async function accountBalance(db: Db, account: string): Promise<bigint> {
-  const rows = await db.$queryRaw<{ total: string }[]>`SELECT COALESCE(SUM("amount"), 0)::text AS total FROM "ledger_entries" WHERE "account" = ${account}`;
+  const rows = await db.$queryRaw<
+    { total: string }[]
+  >`SELECT COALESCE(SUM("amount"), 0)::text AS total FROM "ledger_entries" WHERE "account" = ${account}`;
   return BigInt(rows[0]?.total ?? "0");
 }
 

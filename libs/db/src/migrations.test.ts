@@ -15,7 +15,17 @@ describe("migrations", () => {
       await client.connect();
       const { rows } = await client.query(`SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1`);
       await client.end();
-      expect(rows.map((r) => r.table_name)).toEqual(["_prisma_migrations", "channels", "charge_payments", "inference_requests", "ledger_entries", "ledger_transactions", "processed_events", "settlements", "vouchers"]);
+      expect(rows.map((r) => r.table_name)).toEqual([
+        "_prisma_migrations",
+        "channels",
+        "charge_payments",
+        "inference_requests",
+        "ledger_entries",
+        "ledger_transactions",
+        "processed_events",
+        "settlements",
+        "vouchers",
+      ]);
     } finally {
       const admin = new URL(url);
       admin.pathname = "/postgres";

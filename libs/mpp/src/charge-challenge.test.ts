@@ -1,6 +1,14 @@
 import { BodyDigest, Challenge, Errors } from "mppx";
 import { describe, expect, it } from "vitest";
-import { bodyDigest, ChargeChallenger, chargeRequest, createChargeChallenge, serializeChallenge, verifyChallengeId, type ChargeChallengeInput } from "./charge-challenge.js";
+import {
+  bodyDigest,
+  ChargeChallenger,
+  chargeRequest,
+  createChargeChallenge,
+  serializeChallenge,
+  verifyChallengeId,
+  type ChargeChallengeInput,
+} from "./charge-challenge.js";
 import { paymentProblem, paymentRequired } from "./problems.js";
 import { prng } from "./test-support/random.js";
 
@@ -43,10 +51,18 @@ function randomInput(r: ReturnType<typeof prng>): ChargeChallengeInput {
     // Mostly hex secrets; sometimes any text (long, non-ASCII); rarely empty (mppx then refuses to build a challenge).
     secretKey: r.bool(0.8) ? r.string(64, ["0123456789abcdef"]).padEnd(32, "0") : r.bool(0.98) ? `k${r.string(120)}` : "",
     realm: r.bool(0.7) ? r.pick(realms) : r.string(24),
-    terms: { amount: r.bigint(100), currency: r.hex(20), recipient: r.hex(20), chainId: r.pick([4217, 42431, 1, r.int(0, 2 ** 31)]), feePayer: r.bool() },
+    terms: {
+      amount: r.bigint(100),
+      currency: r.hex(20),
+      recipient: r.hex(20),
+      chainId: r.pick([4217, 42431, 1, r.int(0, 2 ** 31)]),
+      feePayer: r.bool(),
+    },
     digest: digests(),
     expiresAt: expiresAt(),
-    ...(r.bool(0.8) ? { description: r.bool(0.7) ? `$0.${r.int(0, 999999)} in USDC.e for ${r.int(1, 9999)} prompt tokens of gpt-4o-mini` : r.string(60) } : {}),
+    ...(r.bool(0.8)
+      ? { description: r.bool(0.7) ? `$0.${r.int(0, 999999)} in USDC.e for ${r.int(1, 9999)} prompt tokens of gpt-4o-mini` : r.string(60) }
+      : {}),
   };
 }
 
@@ -70,7 +86,13 @@ describe("createChargeChallenge + serializeChallenge: byte for byte mppx's Chall
   it("round-trips through mppx's client-side parser", () => {
     const r = prng(12);
     for (let i = 0; i < 300; i++) {
-      const input = { ...randomInput(r), secretKey: `s${r.string(40)}`, digest: bodyDigest(r.string(100)), expiresAt: new Date(Date.now() + 300_000), realm: "127.0.0.1:8080" };
+      const input = {
+        ...randomInput(r),
+        secretKey: `s${r.string(40)}`,
+        digest: bodyDigest(r.string(100)),
+        expiresAt: new Date(Date.now() + 300_000),
+        realm: "127.0.0.1:8080",
+      };
       const challenge = createChargeChallenge(input);
       const header = serializeChallenge(challenge);
       expect(Challenge.deserialize(header)).toEqual(reference(input));
@@ -97,15 +119,41 @@ describe("ChargeChallenger: precomputed encoding, same bytes", () => {
     const r = prng(13);
     for (let i = 0; i < 200; i++) {
       const fixed = randomInput(r);
-      const challenger = new ChargeChallenger({ secretKey: fixed.secretKey, realm: fixed.realm, currency: fixed.terms.currency, recipient: fixed.terms.recipient, chainId: fixed.terms.chainId, feePayer: fixed.terms.feePayer });
+      const challenger = new ChargeChallenger({
+        secretKey: fixed.secretKey,
+        realm: fixed.realm,
+        currency: fixed.terms.currency,
+        recipient: fixed.terms.recipient,
+        chainId: fixed.terms.chainId,
+        feePayer: fixed.terms.feePayer,
+      });
       for (let j = 0; j < 10; j++) {
         const variable = randomInput(r);
-        const input = { ...fixed, terms: { ...fixed.terms, amount: variable.terms.amount }, digest: variable.digest, expiresAt: variable.expiresAt, description: variable.description };
+        const input = {
+          ...fixed,
+          terms: { ...fixed.terms, amount: variable.terms.amount },
+          digest: variable.digest,
+          expiresAt: variable.expiresAt,
+          description: variable.description,
+        };
         const theirs = outcome(() => reference(input));
-        const ours = outcome(() => challenger.challenge({ amount: input.terms.amount, digest: input.digest, expiresAt: input.expiresAt, description: input.description }).challenge);
+        const ours = outcome(
+          () =>
+            challenger.challenge({
+              amount: input.terms.amount,
+              digest: input.digest,
+              expiresAt: input.expiresAt,
+              description: input.description,
+            }).challenge,
+        );
         expect(ours).toEqual(theirs);
         if ("error" in theirs) continue;
-        const issued = challenger.challenge({ amount: input.terms.amount, digest: input.digest, expiresAt: input.expiresAt, description: input.description });
+        const issued = challenger.challenge({
+          amount: input.terms.amount,
+          digest: input.digest,
+          expiresAt: input.expiresAt,
+          description: input.description,
+        });
         expect(outcome(() => issued.header)).toEqual(outcome(() => Challenge.serialize(reference(input))));
       }
     }
@@ -116,9 +164,14 @@ describe("verifyChallengeId: same verdict as mppx's Challenge.verify", () => {
   it("accepts what we issued and rejects every single-field change, like mppx", () => {
     const r = prng(14);
     for (let i = 0; i < 500; i++) {
-      const input = { ...randomInput(r), secretKey: `s${r.string(40)}`, digest: `sha-256=${r.base64(32)}`, expiresAt: new Date(Date.now() + 300_000) };
+      const input = {
+        ...randomInput(r),
+        secretKey: `s${r.string(40)}`,
+        digest: `sha-256=${r.base64(32)}`,
+        expiresAt: new Date(Date.now() + 300_000),
+      };
       const challenge = reference(input);
-      const other = input.secretKey + "x";
+      const other = `${input.secretKey}x`;
       expect(verifyChallengeId(challenge, input.secretKey)).toBe(true);
       expect(verifyChallengeId(challenge, other)).toBe(Challenge.verify(challenge, { secretKey: other }));
       const tampered = [
@@ -134,14 +187,20 @@ describe("verifyChallengeId: same verdict as mppx's Challenge.verify", () => {
         { ...challenge, opaque: "b3BhcXVl" },
         { ...challenge, header: "Payment-Authorization" },
       ];
-      for (const t of tampered) expect(verifyChallengeId(t as never, input.secretKey)).toBe(Challenge.verify(t as never, { secretKey: input.secretKey }));
+      for (const t of tampered)
+        expect(verifyChallengeId(t as never, input.secretKey)).toBe(Challenge.verify(t as never, { secretKey: input.secretKey }));
     }
   });
 
   it("agrees on challenges parsed from random headers", () => {
     const r = prng(15);
     for (let i = 0; i < 500; i++) {
-      const input = { ...randomInput(r), secretKey: `s${r.string(40)}`, digest: `sha-256=${r.base64(32)}`, expiresAt: new Date(Date.now() + 300_000) };
+      const input = {
+        ...randomInput(r),
+        secretKey: `s${r.string(40)}`,
+        digest: `sha-256=${r.base64(32)}`,
+        expiresAt: new Date(Date.now() + 300_000),
+      };
       const parsed = Challenge.deserialize(Challenge.serialize(reference(input)));
       expect(verifyChallengeId(parsed, input.secretKey)).toBe(true);
       expect(verifyChallengeId(parsed, r.string(40))).toBe(false);
@@ -161,8 +220,14 @@ describe("bodyDigest and paymentRequired", () => {
 
   it("paymentRequired equals the problem of mppx's PaymentRequiredError", () => {
     const r = prng(17);
-    for (const detail of ["", "$0.000012 in USDC.e for 12 prompt tokens of gpt-4o-mini", ...Array.from({ length: 500 }, () => r.string(80))]) {
-      expect(JSON.stringify(paymentRequired(detail))).toBe(JSON.stringify(paymentProblem(new Errors.PaymentRequiredError({ description: detail }))));
+    for (const detail of [
+      "",
+      "$0.000012 in USDC.e for 12 prompt tokens of gpt-4o-mini",
+      ...Array.from({ length: 500 }, () => r.string(80)),
+    ]) {
+      expect(JSON.stringify(paymentRequired(detail))).toBe(
+        JSON.stringify(paymentProblem(new Errors.PaymentRequiredError({ description: detail }))),
+      );
     }
   });
 });

@@ -27,7 +27,12 @@ export interface ChargeChallengeInput {
 export type ChargeChallenge = Challenge.Challenge;
 
 /** The tempo charge `request` object exactly as mppx encodes it on the wire. */
-export function chargeRequest(terms: ChargeTerms): { amount: string; currency: Hex; methodDetails: { chainId: number; feePayer?: true }; recipient: Hex } {
+export function chargeRequest(terms: ChargeTerms): {
+  amount: string;
+  currency: Hex;
+  methodDetails: { chainId: number; feePayer?: true };
+  recipient: Hex;
+} {
   // Literal objects (not spreads): this runs on every 402 and spreads of conditional objects are slow.
   return {
     amount: terms.amount.toString(),
@@ -45,12 +50,22 @@ const DIGEST = /^sha-256=/;
 const ISO_EXPIRY = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
 /** The challenge object mppx's `Challenge.from` returns (its schema's key order), built without re-validation. */
-function challengeObject(id: string, realm: string, request: Record<string, unknown>, description: string | undefined, digest: string, expires: string): ChargeChallenge {
-  return description ? { description, digest, expires, id, intent: "charge", method: "tempo", realm, request } : { digest, expires, id, intent: "charge", method: "tempo", realm, request };
+function challengeObject(
+  id: string,
+  realm: string,
+  request: Record<string, unknown>,
+  description: string | undefined,
+  digest: string,
+  expires: string,
+): ChargeChallenge {
+  return description
+    ? { description, digest, expires, id, intent: "charge", method: "tempo", realm, request }
+    : { digest, expires, id, intent: "charge", method: "tempo", realm, request };
 }
 
 /** `realm|method|intent|request|expires|digest|opaque` — mppx's `idBindingInput` for a challenge without header/opaque/meta. */
-const bindingInput = (realm: string, encodedRequest: string, expires: string, digest: string) => `${realm}|tempo|charge|${encodedRequest}|${expires}|${digest}|`;
+const bindingInput = (realm: string, encodedRequest: string, expires: string, digest: string) =>
+  `${realm}|tempo|charge|${encodedRequest}|${expires}|${digest}|`;
 
 /** Stateless challenge: its id is an HMAC over every field (mppx's binding), so nothing is stored. */
 export function createChargeChallenge(input: ChargeChallengeInput): ChargeChallenge {
@@ -76,7 +91,8 @@ export function createChargeChallenge(input: ChargeChallengeInput): ChargeChalle
 /** `WWW-Authenticate` value for a challenge: byte-identical to mppx's `Challenge.serialize`. */
 export function serializeChallenge(challenge: ChargeChallenge): string {
   // Rare shapes (a credential header other than Authorization, opaque/meta): mppx's own serializer.
-  if (challenge.header !== undefined || challenge.opaque !== undefined || challenge.meta !== undefined) return Challenge.serialize(challenge);
+  if (challenge.header !== undefined || challenge.opaque !== undefined || challenge.meta !== undefined)
+    return Challenge.serialize(challenge);
   let header = `Payment ${authParam("id", challenge.id)}, ${authParam("realm", challenge.realm)}, ${authParam("method", challenge.method)}, ${authParam("intent", challenge.intent)}, ${authParam("request", serializePaymentRequest(challenge.request))}`;
   if (challenge.description !== undefined) header += `, ${authParam("description", challenge.description)}`;
   if (challenge.digest !== undefined) header += `, ${authParam("digest", challenge.digest)}`;
@@ -89,7 +105,8 @@ export function serializeChallenge(challenge: ChargeChallenge): string {
  * other field? — with node:crypto. Challenges carrying a credential header, opaque or meta go through mppx.
  */
 export function verifyChallengeId(challenge: Challenge.Challenge, secretKey: string): boolean {
-  if (challenge.header !== undefined || challenge.opaque !== undefined || challenge.meta !== undefined) return Challenge.verify(challenge, { secretKey });
+  if (challenge.header !== undefined || challenge.opaque !== undefined || challenge.meta !== undefined)
+    return Challenge.verify(challenge, { secretKey });
   const input = `${challenge.realm}|${challenge.method}|${challenge.intent}|${serializePaymentRequest(challenge.request)}|${challenge.expires ?? ""}|${challenge.digest ?? ""}|`;
   return constantTimeEqualStrings(challenge.id, hmacSha256Base64Url(secretKey, input));
 }
@@ -139,14 +156,28 @@ export class ChargeChallenger {
   challenge(input: { amount: bigint; digest: string; expiresAt: Date; description?: string }): IssuedChargeChallenge {
     const expires = input.expiresAt.toISOString();
     if (!this.secretKey || !DIGEST.test(input.digest) || !ISO_EXPIRY.test(expires)) {
-      const challenge = createChargeChallenge({ secretKey: this.secretKey, realm: this.realm, terms: { ...this.terms, amount: input.amount }, digest: input.digest, expiresAt: input.expiresAt, description: input.description });
+      const challenge = createChargeChallenge({
+        secretKey: this.secretKey,
+        realm: this.realm,
+        terms: { ...this.terms, amount: input.amount },
+        digest: input.digest,
+        expiresAt: input.expiresAt,
+        description: input.description,
+      });
       return { challenge, header: serializeChallenge(challenge) };
     }
     const amount = input.amount.toString();
     const encoded = Buffer.from(`${this.requestHead}${amount}${this.requestTail}`, "utf8").toString("base64url");
     const id = hmacSha256Base64Url(this.secretKey, bindingInput(this.realm, encoded, expires, input.digest));
     const description = input.description ? input.description : undefined;
-    const challenge = challengeObject(id, this.realm, chargeRequest({ ...this.terms, amount: input.amount }), description, input.digest, expires);
+    const challenge = challengeObject(
+      id,
+      this.realm,
+      chargeRequest({ ...this.terms, amount: input.amount }),
+      description,
+      input.digest,
+      expires,
+    );
     let header = `Payment ${authParam("id", id)}, ${this.headerHead}${encoded}"`;
     if (description !== undefined) header += `, ${authParam("description", description)}`;
     header += `, ${authParam("digest", input.digest)}, expires="${expires}"`;

@@ -2,7 +2,14 @@ import { createHmac } from "node:crypto";
 import { Challenge, PaymentRequest } from "mppx";
 import { describe, expect, it } from "vitest";
 import { prng } from "./test-support/random.js";
-import { authParam, base64UrlOfString, canonicalize, constantTimeEqualStrings, hmacSha256Base64Url, serializePaymentRequest } from "./wire.js";
+import {
+  authParam,
+  base64UrlOfString,
+  canonicalize,
+  constantTimeEqualStrings,
+  hmacSha256Base64Url,
+  serializePaymentRequest,
+} from "./wire.js";
 
 const RUNS = 3000;
 
@@ -35,7 +42,10 @@ describe("canonical JSON + base64url (mppx PaymentRequest.serialize)", () => {
     const r = prng(1);
     for (let i = 0; i < RUNS; i++) {
       const request = { value: r.json(4), [r.string(6)]: r.json(2), amount: String(r.bigint(96)) };
-      same(() => serializePaymentRequest(request), () => PaymentRequest.serialize(request));
+      same(
+        () => serializePaymentRequest(request),
+        () => PaymentRequest.serialize(request),
+      );
     }
   });
 
@@ -45,20 +55,27 @@ describe("canonical JSON + base64url (mppx PaymentRequest.serialize)", () => {
       { a: -0, b: 1e21, c: 1e-7, d: [undefined, 1, undefined], e: undefined, f: { g: [] }, h: {} },
       { "\u00e9": 1, e: 2, E: 3, "": 4, "\ud83d\ude00": 5, "\uffff": 6, "\ud800": 7 },
       { nested: { z: { y: { x: [[], [{}], "\u2028"] } } } },
-      { s: "quote\" backslash\\ newline\n tab\t nul\u0000 del\u007f" },
+      { s: 'quote" backslash\\ newline\n tab\t nul\u0000 del\u007f' },
     ];
-    for (const request of cases) same(() => serializePaymentRequest(request), () => PaymentRequest.serialize(request));
+    for (const request of cases)
+      same(
+        () => serializePaymentRequest(request),
+        () => PaymentRequest.serialize(request),
+      );
   });
 
   it("refuses what ox refuses (non-finite numbers, bigints)", () => {
     for (const bad of [{ n: NaN }, { n: Infinity }, { n: -Infinity }, { b: 1n }, { deep: [{ b: 2n }] }]) {
-      same(() => serializePaymentRequest(bad), () => PaymentRequest.serialize(bad));
+      same(
+        () => serializePaymentRequest(bad),
+        () => PaymentRequest.serialize(bad),
+      );
     }
   });
 
   it("canonicalizes top-level primitives like ox", () => {
     expect(canonicalize(null)).toBe("null");
-    expect(canonicalize("a\"b")).toBe('"a\\"b"');
+    expect(canonicalize('a"b')).toBe('"a\\"b"');
     expect(canonicalize(-0)).toBe("0");
     expect(canonicalize(undefined)).toBeUndefined();
   });
@@ -84,7 +101,9 @@ describe("HMAC-SHA256 ids", () => {
       const challenge = Challenge.from({ secretKey, realm, method: "tempo", intent: "charge", request });
       const input = `${realm}|tempo|charge|${PaymentRequest.serialize(request)}|||`;
       expect(hmacSha256Base64Url(secretKey, input)).toBe(challenge.id);
-      expect(hmacSha256Base64Url(secretKey, input)).toBe(createHmac("sha256", Buffer.from(secretKey, "utf8")).update(input, "utf8").digest("base64url"));
+      expect(hmacSha256Base64Url(secretKey, input)).toBe(
+        createHmac("sha256", Buffer.from(secretKey, "utf8")).update(input, "utf8").digest("base64url"),
+      );
     }
   });
 
@@ -105,7 +124,8 @@ describe("auth-param quoting (mppx Challenge.serialize)", () => {
       const description = r.string(40);
       const challenge = { id: "x", realm, method: "tempo", intent: "charge", request: {}, description };
       same(
-        () => `Payment ${authParam("id", "x")}, ${authParam("realm", realm)}, method="tempo", intent="charge", request="e30", ${authParam("description", description)}`,
+        () =>
+          `Payment ${authParam("id", "x")}, ${authParam("realm", realm)}, method="tempo", intent="charge", request="e30", ${authParam("description", description)}`,
         () => Challenge.serialize(challenge),
       );
     }
@@ -113,7 +133,10 @@ describe("auth-param quoting (mppx Challenge.serialize)", () => {
 
   it("refuses CR and LF like mppx", () => {
     for (const value of ["a\rb", "a\nb", "\r\n"]) {
-      same(() => authParam("description", value), () => Challenge.serialize({ id: "x", realm: "r", method: "tempo", intent: "charge", request: {}, description: value }));
+      same(
+        () => authParam("description", value),
+        () => Challenge.serialize({ id: "x", realm: "r", method: "tempo", intent: "charge", request: {}, description: value }),
+      );
     }
   });
 });

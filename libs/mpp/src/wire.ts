@@ -60,7 +60,8 @@ function secretKeyObject(secret: string): KeyObject {
 }
 
 /** mppx `Challenge.computeId`'s MAC: unpadded base64url of HMAC-SHA256(UTF-8 secret, UTF-8 input). */
-export const hmacSha256Base64Url = (secret: string, input: string): string => createHmac("sha256", secretKeyObject(secret)).update(input, "utf8").digest("base64url");
+export const hmacSha256Base64Url = (secret: string, input: string): string =>
+  createHmac("sha256", secretKeyObject(secret)).update(input, "utf8").digest("base64url");
 
 /** Equality of two strings without an early exit on the first differing byte (mppx `constantTimeEqual`'s result). */
 export function constantTimeEqualStrings(a: string, b: string): boolean {

@@ -7,7 +7,12 @@ export type ReadinessCheck = () => Promise<void>;
  * The small HTTP port every worker service exposes: `/healthz` (process alive), `/readyz` (every
  * dependency check passes) and `/metrics` (Prometheus text format).
  */
-export async function startHealthServer(options: { port: number; host?: string; registry: Registry; checks: Record<string, ReadinessCheck> }): Promise<Server> {
+export async function startHealthServer(options: {
+  port: number;
+  host?: string;
+  registry: Registry;
+  checks: Record<string, ReadinessCheck>;
+}): Promise<Server> {
   const server = createServer(async (req, res) => {
     if (req.url === "/healthz") return void res.writeHead(200, { "content-type": "application/json" }).end('{"status":"ok"}');
     if (req.url === "/readyz") {

@@ -10,7 +10,15 @@ export function createLogger(service: string, level = "info"): Logger {
     base: { service },
     timestamp: pino.stdTimeFunctions.isoTime,
     redact: {
-      paths: ["*.authorization", "*.Authorization", "*.privateKey", "*.apiKey", "*.secretKey", "headers.authorization", "req.headers.authorization"],
+      paths: [
+        "*.authorization",
+        "*.Authorization",
+        "*.privateKey",
+        "*.apiKey",
+        "*.secretKey",
+        "headers.authorization",
+        "req.headers.authorization",
+      ],
       censor: "[redacted]",
     },
   });

@@ -92,7 +92,7 @@ async function main() {
     const tokens = countTextTokens(texts[0]);
 
     const inline = [];
-    for (const text of texts.map((t) => t + " inline")) {
+    for (const text of texts.map((t) => `${t} inline`)) {
       const start = performance.now();
       countPromptTokens(openai, messagesFor(text));
       inline.push(performance.now() - start);
@@ -101,7 +101,7 @@ async function main() {
     const blocked = [];
     const latency = [];
     const loopDelayMax = [];
-    for (const text of texts.map((t) => t + " offthread")) {
+    for (const text of texts.map((t) => `${t} offthread`)) {
       const histogram = monitorEventLoopDelay({ resolution: 1 });
       histogram.enable();
       const start = performance.now();
@@ -127,8 +127,24 @@ async function main() {
   console.log(`count-tokens: ~${TARGET_TOKENS} tokens per prompt, ${RUNS} runs each, node ${process.version}`);
   console.table(
     results.flatMap((r) => [
-      { corpus: r.corpus, tokens: r.tokens, mode: "inline", "blocks loop p50 ms": r.inline.blockingMs.p50, "blocks loop max ms": r.inline.blockingMs.max, "latency p50 ms": r.inline.blockingMs.p50, "latency max ms": r.inline.blockingMs.max },
-      { corpus: r.corpus, tokens: r.tokens, mode: "off-thread", "blocks loop p50 ms": r.offThread.blockingMs.p50, "blocks loop max ms": r.offThread.blockingMs.max, "latency p50 ms": r.offThread.latencyMs.p50, "latency max ms": r.offThread.latencyMs.max },
+      {
+        corpus: r.corpus,
+        tokens: r.tokens,
+        mode: "inline",
+        "blocks loop p50 ms": r.inline.blockingMs.p50,
+        "blocks loop max ms": r.inline.blockingMs.max,
+        "latency p50 ms": r.inline.blockingMs.p50,
+        "latency max ms": r.inline.blockingMs.max,
+      },
+      {
+        corpus: r.corpus,
+        tokens: r.tokens,
+        mode: "off-thread",
+        "blocks loop p50 ms": r.offThread.blockingMs.p50,
+        "blocks loop max ms": r.offThread.blockingMs.max,
+        "latency p50 ms": r.offThread.latencyMs.p50,
+        "latency max ms": r.offThread.latencyMs.max,
+      },
     ]),
   );
   console.log(`worker pool cold start (spawn + tokenizer load + first count): ${workerColdStartMs} ms`);
@@ -136,7 +152,7 @@ async function main() {
   mkdirSync(dirname(OUT), { recursive: true });
   writeFileSync(
     OUT,
-    JSON.stringify({ benchmark: "pricing-count-tokens", date: new Date().toISOString(), node: process.version, targetTokens: TARGET_TOKENS, workerColdStartMs, results }, null, 2) + "\n",
+    `${JSON.stringify({ benchmark: "pricing-count-tokens", date: new Date().toISOString(), node: process.version, targetTokens: TARGET_TOKENS, workerColdStartMs, results }, null, 2)}\n`,
   );
   console.log(`wrote ${OUT}`);
 }

@@ -71,7 +71,17 @@ describe("catalogue", () => {
   });
 
   it("prices the seed models from the advertised list", () => {
-    for (const id of ["gpt-5", "gpt-5.1", "gpt-5.2", "gpt-5.4", "gpt-5-pro", "gpt-5.1-codex", "gpt-5.1-codex-max", "gpt-5.2-codex", "gpt-5.3-codex"]) {
+    for (const id of [
+      "gpt-5",
+      "gpt-5.1",
+      "gpt-5.2",
+      "gpt-5.4",
+      "gpt-5-pro",
+      "gpt-5.1-codex",
+      "gpt-5.1-codex-max",
+      "gpt-5.2-codex",
+      "gpt-5.3-codex",
+    ]) {
       const { prices } = getModel(id)!;
       expect(prices.input.source).toBe(PRICE_SOURCES.advertised);
       expect(prices.output.source).toBe(PRICE_SOURCES.advertised);

@@ -86,12 +86,7 @@ function openai(id: string, limits: { contextWindow: number; maxOutputTokens: nu
   return { id, provider: "openai", upstreamModel: id, ...limits, prices };
 }
 
-function anthropic(
-  id: string,
-  upstreamModel: string,
-  maxOutputTokens: number,
-  prices: CatalogueEntry["prices"],
-): CatalogueEntry {
+function anthropic(id: string, upstreamModel: string, maxOutputTokens: number, prices: CatalogueEntry["prices"]): CatalogueEntry {
   return {
     id,
     provider: "anthropic",

@@ -69,7 +69,9 @@ describe("actualCost", () => {
 
   it("keeps full precision at 10^12 tokens", () => {
     const tera = 10n ** 12n;
-    expect(actualCost({ model: model("gpt-4o"), promptTokens: tera, completionTokens: tera })).toBe(2_500_000_000_000n + 10_000_000_000_000n);
+    expect(actualCost({ model: model("gpt-4o"), promptTokens: tera, completionTokens: tera })).toBe(
+      2_500_000_000_000n + 10_000_000_000_000n,
+    );
     expect(actualCost({ model: gpt5, promptTokens: tera + 1n, completionTokens: 0n })).toBe(125_000_000_000n + 1n);
     expect(actualCost({ model: model("gpt-5.4-pro"), promptTokens: 0n, completionTokens: tera + 7n })).toBe(180_000_000_000_000n + 1_260n);
   });

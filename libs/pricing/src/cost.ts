@@ -19,10 +19,7 @@ export interface EstimateCostInput {
 /** Charge-intent price: ceil(prompt × input × overhead), at least minimumCharge. */
 export function estimateCost({ model, promptTokens, overhead = model.overhead, minimumCharge = 0n }: EstimateCostInput): bigint {
   assertTokens("promptTokens", promptTokens);
-  const cost = ceilDiv(
-    promptTokens * model.prices.input.perMillion * overhead.numerator,
-    TOKENS_PER_PRICE_UNIT * overhead.denominator,
-  );
+  const cost = ceilDiv(promptTokens * model.prices.input.perMillion * overhead.numerator, TOKENS_PER_PRICE_UNIT * overhead.denominator);
   return cost > minimumCharge ? cost : minimumCharge;
 }
 

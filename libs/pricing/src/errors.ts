@@ -22,7 +22,10 @@ export class UnknownModelError extends PricingError {
 /** A decimal string that is not a valid non-negative amount with at most the allowed decimals. */
 export class InvalidAmountError extends PricingError {
   override readonly name = "InvalidAmountError";
-  constructor(readonly input: string, reason: string) {
+  constructor(
+    readonly input: string,
+    reason: string,
+  ) {
     super("invalid amount", `${JSON.stringify(input)}: ${reason}`);
   }
 }

@@ -20,7 +20,9 @@ describe("model registry", () => {
   });
 
   it("applies per-model price overrides and labels their source", () => {
-    const registry = createModelRegistry({ overrides: { "gpt-4o": { input: 1n, cachedInput: 0n }, "claude-haiku-4-5": { cacheWrite: 2_000_000n } } });
+    const registry = createModelRegistry({
+      overrides: { "gpt-4o": { input: 1n, cachedInput: 0n }, "claude-haiku-4-5": { cacheWrite: 2_000_000n } },
+    });
     const gpt4o = registry.requireModel("gpt-4o");
     expect(gpt4o.prices.input).toMatchObject({ perMillion: 1n, source: { id: "config-override" } });
     expect(gpt4o.prices.cachedInput?.perMillion).toBe(0n);

@@ -12,7 +12,11 @@ const COOKBOOK_MESSAGES: ChatMessage[] = [
   { role: "system", content: "You are a helpful, pattern-following assistant that translates corporate jargon into plain English." },
   { role: "system", name: "example_user", content: "New synergies will help drive top-line growth." },
   { role: "system", name: "example_assistant", content: "Things working well together will increase revenue." },
-  { role: "system", name: "example_user", content: "Let's circle back when we have more bandwidth to touch base on opportunities for increased leverage." },
+  {
+    role: "system",
+    name: "example_user",
+    content: "Let's circle back when we have more bandwidth to touch base on opportunities for increased leverage.",
+  },
   { role: "system", name: "example_assistant", content: "Let's talk later when we're less busy about how to do better." },
   { role: "user", content: "This late pivot means we don't have time to boil the ocean for the client deliverable." },
 ];
@@ -41,12 +45,17 @@ const COOKBOOK_TOOL_MESSAGES: ChatMessage[] = [
 afterAll(() => closeTokenCounterPool());
 
 describe("countTextTokens (o200k_base)", () => {
-  it.each(["", "hello world", "Hello, world!", "tiktoken is great!", "антидизестаблишментарианизм", "日本語のテキスト", "def f(x):\n    return x ** 2\n"])(
-    "matches the tokenizer's encoding of %j",
-    (text) => {
-      expect(countTextTokens(text)).toBe(encode(text).length);
-    },
-  );
+  it.each([
+    "",
+    "hello world",
+    "Hello, world!",
+    "tiktoken is great!",
+    "антидизестаблишментарианизм",
+    "日本語のテキスト",
+    "def f(x):\n    return x ** 2\n",
+  ])("matches the tokenizer's encoding of %j", (text) => {
+    expect(countTextTokens(text)).toBe(encode(text).length);
+  });
 
   it("counts known values", () => {
     expect(countTextTokens("hello world")).toBe(2);
@@ -72,7 +81,9 @@ describe("countPromptTokens (OpenAI)", () => {
     expect(countPromptTokens(openai, [])).toBe(3);
     const user = countTextTokens("user");
     expect(countPromptTokens(openai, [{ role: "user", content: "hello world" }])).toBe(3 + user + 2 + 3);
-    expect(countPromptTokens(openai, [{ role: "user", name: "alice", content: "hello world" }])).toBe(3 + user + 2 + countTextTokens("alice") + 1 + 3);
+    expect(countPromptTokens(openai, [{ role: "user", name: "alice", content: "hello world" }])).toBe(
+      3 + user + 2 + countTextTokens("alice") + 1 + 3,
+    );
     expect(countPromptTokens(openai, [{ role: "assistant", content: null }])).toBe(3 + countTextTokens("assistant") + 3);
   });
 
@@ -80,7 +91,15 @@ describe("countPromptTokens (OpenAI)", () => {
     const single = countPromptTokens(openai, [{ role: "user", content: "describe the weather" }]);
     const parts = countPromptTokens(openai, [{ role: "user", content: [{ type: "text", text: "describe the weather" }] }]);
     expect(parts).toBe(single);
-    const two = countPromptTokens(openai, [{ role: "user", content: [{ type: "text", text: "describe" }, { type: "text", text: " the weather" }] }]);
+    const two = countPromptTokens(openai, [
+      {
+        role: "user",
+        content: [
+          { type: "text", text: "describe" },
+          { type: "text", text: " the weather" },
+        ],
+      },
+    ]);
     expect(two).toBe(single);
   });
 
@@ -88,7 +107,13 @@ describe("countPromptTokens (OpenAI)", () => {
     const base = countPromptTokens(openai, [{ role: "user", content: [{ type: "text", text: "what is this?" }] }]);
     const image = (detail?: string) =>
       countPromptTokens(openai, [
-        { role: "user", content: [{ type: "text", text: "what is this?" }, { type: "image_url", image_url: { url: "https://x/y.png", ...(detail && { detail }) } }] },
+        {
+          role: "user",
+          content: [
+            { type: "text", text: "what is this?" },
+            { type: "image_url", image_url: { url: "https://x/y.png", ...(detail && { detail }) } },
+          ],
+        },
       ]);
     expect(image("low")).toBe(base + 85);
     expect(image("high")).toBe(base + 765);
@@ -97,11 +122,19 @@ describe("countPromptTokens (OpenAI)", () => {
 
   it("counts assistant tool calls and tool results", () => {
     const messages: ChatMessage[] = [
-      { role: "assistant", content: null, tool_calls: [{ id: "call_1", type: "function", function: { name: "get_weather", arguments: '{"city":"Paris"}' } }] },
+      {
+        role: "assistant",
+        content: null,
+        tool_calls: [{ id: "call_1", type: "function", function: { name: "get_weather", arguments: '{"city":"Paris"}' } }],
+      },
       { role: "tool", tool_call_id: "call_1", content: "18°C and sunny" },
     ];
     const expected =
-      3 + countTextTokens("assistant") + countTextTokens("get_weather") + countTextTokens('{"city":"Paris"}') + 3 +
+      3 +
+      countTextTokens("assistant") +
+      countTextTokens("get_weather") +
+      countTextTokens('{"city":"Paris"}') +
+      3 +
       (3 + countTextTokens("tool") + countTextTokens("18°C and sunny")) +
       3;
     expect(countPromptTokens(openai, messages)).toBe(expected);
@@ -110,9 +143,17 @@ describe("countPromptTokens (OpenAI)", () => {
   it("counts tools without descriptions or properties, and nested schemas", () => {
     const bare: ToolDefinition[] = [{ type: "function", function: { name: "ping" } }];
     expect(countPromptTokens(openai, [], bare)).toBe(3 + 7 + countTextTokens("ping:") + 12);
-    const flat: ToolDefinition[] = [{ type: "function", function: { name: "f", parameters: { type: "object", properties: { a: { type: "object" } } } } }];
+    const flat: ToolDefinition[] = [
+      { type: "function", function: { name: "f", parameters: { type: "object", properties: { a: { type: "object" } } } } },
+    ];
     const nested: ToolDefinition[] = [
-      { type: "function", function: { name: "f", parameters: { type: "object", properties: { a: { type: "object", properties: { b: { type: "string" } } } } } } },
+      {
+        type: "function",
+        function: {
+          name: "f",
+          parameters: { type: "object", properties: { a: { type: "object", properties: { b: { type: "string" } } } } },
+        },
+      },
     ];
     expect(countPromptTokens(openai, [], nested)).toBeGreaterThan(countPromptTokens(openai, [], flat));
   });
@@ -135,7 +176,13 @@ describe("countPromptTokens (Anthropic approximation)", () => {
   it("estimates images at 1600 tokens, unscaled", () => {
     const text = countPromptTokens(anthropic, [{ role: "user", content: [{ type: "text", text: "what is this?" }] }]);
     const withImage = countPromptTokens(anthropic, [
-      { role: "user", content: [{ type: "text", text: "what is this?" }, { type: "image_url", image_url: { url: "data:image/png;base64,AAAA" } }] },
+      {
+        role: "user",
+        content: [
+          { type: "text", text: "what is this?" },
+          { type: "image_url", image_url: { url: "data:image/png;base64,AAAA" } },
+        ],
+      },
     ]);
     expect(withImage).toBe(text + 1600);
   });

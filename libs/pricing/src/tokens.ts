@@ -89,7 +89,11 @@ export interface PromptCountPlan {
   readonly unscaledFixed: number;
 }
 
-export function planPromptCount(model: TokenizedModel, messages: readonly ChatMessage[], tools: readonly ToolDefinition[] = []): PromptCountPlan {
+export function planPromptCount(
+  model: TokenizedModel,
+  messages: readonly ChatMessage[],
+  tools: readonly ToolDefinition[] = [],
+): PromptCountPlan {
   const anthropic = model.tokenizer === "anthropic-approx";
   const texts: string[] = [];
   let scaledFixed = REPLY_PRIMING_TOKENS;

@@ -20,7 +20,12 @@ export async function runService(options: {
 }): Promise<void> {
   const { app, config, service } = options;
   const logger = app.get<Logger>(LOGGER);
-  const health = await startHealthServer({ port: options.healthPort, host: config.gateway.host, registry: app.get<Registry>(METRICS), checks: options.checks });
+  const health = await startHealthServer({
+    port: options.healthPort,
+    host: config.gateway.host,
+    registry: app.get<Registry>(METRICS),
+    checks: options.checks,
+  });
   logger.info({ healthUrl: `http://${config.gateway.host}:${options.healthPort}` }, `${service} ready`);
   let stopping = false;
   const stop = async (signal: string) => {

@@ -1,4 +1,12 @@
-import { Inject, Injectable, Module, SetMetadata, type BeforeApplicationShutdown, type DynamicModule, type OnApplicationBootstrap } from "@nestjs/common";
+import {
+  Inject,
+  Injectable,
+  Module,
+  SetMetadata,
+  type BeforeApplicationShutdown,
+  type DynamicModule,
+  type OnApplicationBootstrap,
+} from "@nestjs/common";
 import { DiscoveryModule, DiscoveryService, MetadataScanner } from "@nestjs/core";
 import type { Config } from "@worldrouter/config";
 import { bullPrefix, QUEUES, type JobOf, type QueueName } from "@worldrouter/contracts";

@@ -7,7 +7,10 @@ import { redisOptions } from "./redis.js";
  * deployments or test runs can share one Redis (pub/sub channels are global, not per database).
  */
 export class NamespacedRedisServer extends ServerRedis {
-  constructor(private readonly prefix: string, options: TransportOptions) {
+  constructor(
+    private readonly prefix: string,
+    options: TransportOptions,
+  ) {
     super(options);
   }
   override getRequestPattern(pattern: string): string {
@@ -23,7 +26,10 @@ export class NamespacedRedisServer extends ServerRedis {
 }
 
 export class NamespacedRedisClient extends ClientRedis {
-  constructor(private readonly prefix: string, options: TransportOptions) {
+  constructor(
+    private readonly prefix: string,
+    options: TransportOptions,
+  ) {
     super(options);
   }
   override getRequestPattern(pattern: string): string {
@@ -36,7 +42,11 @@ export class NamespacedRedisClient extends ClientRedis {
 
 const rpcPrefix = (config: Config) => `${config.redis.namespace}:rpc:`;
 type TransportOptions = ConstructorParameters<typeof ClientRedis>[0];
-const transportOptions = (config: Config): TransportOptions => ({ ...redisOptions(config.redis.url), retryAttempts: 1_000_000, retryDelay: 500 });
+const transportOptions = (config: Config): TransportOptions => ({
+  ...redisOptions(config.redis.url),
+  retryAttempts: 1_000_000,
+  retryDelay: 500,
+});
 
 export const createRpcServer = (config: Config) => new NamespacedRedisServer(rpcPrefix(config), transportOptions(config));
 export const createRpcClient = (config: Config) => new NamespacedRedisClient(rpcPrefix(config), transportOptions(config));

@@ -6,9 +6,24 @@ import { loadConfig, type Config } from "@worldrouter/config";
 import { newRequestId } from "@worldrouter/observability";
 import { firstValueFrom, timeout } from "rxjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CoreModule, createRpcClient, createRpcServer, JobConsumersModule, JobHandler, JobQueues, MissingJobHandlerError, QueuesModule, type JobPayload } from "./index.js";
+import {
+  CoreModule,
+  createRpcClient,
+  createRpcServer,
+  JobConsumersModule,
+  JobHandler,
+  JobQueues,
+  MissingJobHandlerError,
+  QueuesModule,
+  type JobPayload,
+} from "./index.js";
 
-const config: Config = loadConfig({ ...process.env, WORLD_FILE: "/nonexistent", PAYEE_ADDRESS: "0x00000000000000000000000000000000000000aa", LOG_LEVEL: "silent" });
+const config: Config = loadConfig({
+  ...process.env,
+  WORLD_FILE: "/nonexistent",
+  PAYEE_ADDRESS: "0x00000000000000000000000000000000000000aa",
+  LOG_LEVEL: "silent",
+});
 
 @Controller()
 class EchoController {
@@ -50,7 +65,6 @@ describe("Redis transport RPC (namespaced)", () => {
   });
 });
 
-
 describe("BullMQ between services", () => {
   const received: JobPayload<"usage">[] = [];
   let producer: INestApplicationContext;
@@ -67,7 +81,10 @@ describe("BullMQ between services", () => {
   beforeAll(async () => {
     @Module({ imports: [CoreModule.forRoot("producer", config), QueuesModule.forRoot(config, ["usage"])] })
     class ProducerModule {}
-    @Module({ imports: [CoreModule.forRoot("consumer", config), JobConsumersModule.forRoot({ consumes: ["usage"] })], providers: [UsageSink] })
+    @Module({
+      imports: [CoreModule.forRoot("consumer", config), JobConsumersModule.forRoot({ consumes: ["usage"] })],
+      providers: [UsageSink],
+    })
     class ConsumerModule {}
     producer = await NestFactory.createApplicationContext(ProducerModule, { logger: false });
     consumer = await NestFactory.createApplicationContext(ConsumerModule, { logger: false });
@@ -79,9 +96,22 @@ describe("BullMQ between services", () => {
 
   it("delivers a schema-checked job from one app to another, once per job id", async () => {
     const event: JobPayload<"usage"> = {
-      requestId: newRequestId(), model: "gpt-4o-mini", provider: "openai", intent: "charge", payer: "0x00000000000000000000000000000000000000bb",
-      status: "succeeded", promptTokens: 10, completionTokens: 5, cachedTokens: 0, cacheWriteTokens: 0, estimatedCost: "3",
-      finishReason: "stop", errorClass: null, ttftMs: 12, latencyMs: 40, completedAt: Date.now(),
+      requestId: newRequestId(),
+      model: "gpt-4o-mini",
+      provider: "openai",
+      intent: "charge",
+      payer: "0x00000000000000000000000000000000000000bb",
+      status: "succeeded",
+      promptTokens: 10,
+      completionTokens: 5,
+      cachedTokens: 0,
+      cacheWriteTokens: 0,
+      estimatedCost: "3",
+      finishReason: "stop",
+      errorClass: null,
+      ttftMs: 12,
+      latencyMs: 40,
+      completedAt: Date.now(),
     };
     const queues = producer.get(JobQueues);
     await queues.enqueue("usage", event);
@@ -100,6 +130,8 @@ describe("typed job registry", () => {
   it("fails the boot when a consumed queue has no handler", async () => {
     @Module({ imports: [CoreModule.forRoot("broken", config), JobConsumersModule.forRoot({ consumes: ["usage", "payments"] })] })
     class BrokenModule {}
-    await expect(NestFactory.createApplicationContext(BrokenModule, { logger: false, abortOnError: false }).then((app) => app.init())).rejects.toBeInstanceOf(MissingJobHandlerError);
+    await expect(
+      NestFactory.createApplicationContext(BrokenModule, { logger: false, abortOnError: false }).then((app) => app.init()),
+    ).rejects.toBeInstanceOf(MissingJobHandlerError);
   });
 });

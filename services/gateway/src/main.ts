@@ -8,7 +8,11 @@ import { GatewayModule } from "./gateway.module.js";
 import { configureHttp } from "./http/configure-http.js";
 
 const config = loadConfigOrExit("gateway");
-const app = await NestFactory.create<NestFastifyApplication>(GatewayModule.forRoot(config), new FastifyAdapter(configureHttp.adapterOptions(config)), { bufferLogs: true, bodyParser: false });
+const app = await NestFactory.create<NestFastifyApplication>(
+  GatewayModule.forRoot(config),
+  new FastifyAdapter(configureHttp.adapterOptions(config)),
+  { bufferLogs: true, bodyParser: false },
+);
 useServiceLogger(app);
 configureHttp(app, config);
 app.enableShutdownHooks(["SIGINT", "SIGTERM"]);

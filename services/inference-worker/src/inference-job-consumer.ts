@@ -1,8 +1,20 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
-import { Inject, Injectable, type BeforeApplicationShutdown, type OnApplicationBootstrap, type OnApplicationShutdown } from "@nestjs/common";
+import {
+  Inject,
+  Injectable,
+  type BeforeApplicationShutdown,
+  type OnApplicationBootstrap,
+  type OnApplicationShutdown,
+} from "@nestjs/common";
 import type { Config } from "@worldrouter/config";
-import { INFERENCE_CONSUMER_GROUP, INFERENCE_WORKER_TTL_MS, InferenceJob, inferenceJobStreamKey, inferenceWorkersKey } from "@worldrouter/contracts";
+import {
+  INFERENCE_CONSUMER_GROUP,
+  INFERENCE_WORKER_TTL_MS,
+  InferenceJob,
+  inferenceJobStreamKey,
+  inferenceWorkersKey,
+} from "@worldrouter/contracts";
 import { counter, histogram, type Logger } from "@worldrouter/observability";
 import { CONFIG, LOGGER, METRICS, redisOptions } from "@worldrouter/runtime";
 import { Redis } from "ioredis";
@@ -55,11 +67,16 @@ export class InferenceJobConsumer implements OnApplicationBootstrap, BeforeAppli
     this.concurrency = config.inference.concurrency;
     this.reader = new Redis({ ...redisOptions(config.redis.url), lazyConnect: true, maxRetriesPerRequest: null });
     this.commands = new Redis({ ...redisOptions(config.redis.url), lazyConnect: true });
-    for (const connection of [this.reader, this.commands]) connection.on("error", (err: Error) => this.logger.warn({ err: err.message }, "inference dispatch redis error"));
+    for (const connection of [this.reader, this.commands])
+      connection.on("error", (err: Error) => this.logger.warn({ err: err.message }, "inference dispatch redis error"));
     // Same series as the BullMQ consumers, so dashboards see one `inference` queue.
     this.processed = counter(metrics, "wr_jobs_processed_total", "Jobs handled, by queue and outcome", ["queue", "outcome"]);
     this.duration = histogram(metrics, "wr_job_duration_ms", "Job handling time", ["queue"]);
-    this.abandoned = counter(metrics, "wr_inference_abandoned_total", "Inference jobs dropped because the worker that took them died (payment refunded by the orphan sweep)");
+    this.abandoned = counter(
+      metrics,
+      "wr_inference_abandoned_total",
+      "Inference jobs dropped because the worker that took them died (payment refunded by the orphan sweep)",
+    );
   }
 
   async onApplicationBootstrap() {
@@ -68,8 +85,14 @@ export class InferenceJobConsumer implements OnApplicationBootstrap, BeforeAppli
     await this.ensureGroup();
     await this.heartbeat();
     this.timers = [
-      setInterval(() => void this.heartbeat().catch((err: Error) => this.logger.warn({ err: err.message }, "inference worker heartbeat failed")), HEARTBEAT_EVERY_MS),
-      setInterval(() => void this.reapAbandoned().catch((err: Error) => this.logger.warn({ err: err.message }, "abandoned inference reaping failed")), REAP_EVERY_MS),
+      setInterval(
+        () => void this.heartbeat().catch((err: Error) => this.logger.warn({ err: err.message }, "inference worker heartbeat failed")),
+        HEARTBEAT_EVERY_MS,
+      ),
+      setInterval(
+        () => void this.reapAbandoned().catch((err: Error) => this.logger.warn({ err: err.message }, "abandoned inference reaping failed")),
+        REAP_EVERY_MS,
+      ),
     ];
     for (const timer of this.timers) timer.unref();
     this.loop = this.consume();
@@ -118,7 +141,18 @@ export class InferenceJobConsumer implements OnApplicationBootstrap, BeforeAppli
       }
       let batches: [string, [string, string[]][]][] | null;
       try {
-        batches = (await this.reader.xreadgroup("GROUP", INFERENCE_CONSUMER_GROUP, this.consumer, "COUNT", free, "BLOCK", READ_BLOCK_MS, "STREAMS", this.streamKey, ">")) as typeof batches;
+        batches = (await this.reader.xreadgroup(
+          "GROUP",
+          INFERENCE_CONSUMER_GROUP,
+          this.consumer,
+          "COUNT",
+          free,
+          "BLOCK",
+          READ_BLOCK_MS,
+          "STREAMS",
+          this.streamKey,
+          ">",
+        )) as typeof batches;
       } catch (err) {
         if (this.stopping) return;
         this.logger.warn({ err: (err as Error).message }, "inference dispatch read failed; retrying");
@@ -158,12 +192,18 @@ export class InferenceJobConsumer implements OnApplicationBootstrap, BeforeAppli
     } finally {
       this.duration.observe({ queue: "inference" }, performance.now() - started);
       this.processed.inc({ queue: "inference", outcome });
-      await this.acknowledge([id]).catch((err: Error) => this.logger.warn({ entryId: id, err: err.message }, "inference job acknowledgement failed (the reaper drops it later)"));
+      await this.acknowledge([id]).catch((err: Error) =>
+        this.logger.warn({ entryId: id, err: err.message }, "inference job acknowledgement failed (the reaper drops it later)"),
+      );
     }
   }
 
   private async acknowledge(ids: string[]): Promise<void> {
-    await this.commands.pipeline().xack(this.streamKey, INFERENCE_CONSUMER_GROUP, ...ids).xdel(this.streamKey, ...ids).exec();
+    await this.commands
+      .pipeline()
+      .xack(this.streamKey, INFERENCE_CONSUMER_GROUP, ...ids)
+      .xdel(this.streamKey, ...ids)
+      .exec();
   }
 
   private async heartbeat(): Promise<void> {
@@ -186,13 +226,21 @@ export class InferenceJobConsumer implements OnApplicationBootstrap, BeforeAppli
       const name = String(toRecord(info).name);
       if (live.has(name)) continue;
       for (;;) {
-        const pending = (await this.commands.xpending(this.streamKey, INFERENCE_CONSUMER_GROUP, "-", "+", 100, name)) as [string, string, number, number][];
+        const pending = (await this.commands.xpending(this.streamKey, INFERENCE_CONSUMER_GROUP, "-", "+", 100, name)) as [
+          string,
+          string,
+          number,
+          number,
+        ][];
         if (pending.length === 0) break;
         const ids = pending.map(([entryId]) => entryId);
         await this.acknowledge(ids);
         dropped += ids.length;
         this.abandoned.inc(ids.length);
-        this.logger.warn({ consumer: name, entryIds: ids }, "dropped inference jobs of a dead worker (never rerun; their payments are refunded by the orphan sweep)");
+        this.logger.warn(
+          { consumer: name, entryIds: ids },
+          "dropped inference jobs of a dead worker (never rerun; their payments are refunded by the orphan sweep)",
+        );
       }
       await this.commands.xgroup("DELCONSUMER", this.streamKey, INFERENCE_CONSUMER_GROUP, name);
     }

@@ -19,10 +19,7 @@ export class InferenceWorkerModule {
     for (const [model, alternatives] of Object.entries(fallbacks)) for (const id of [model, ...alternatives]) registry.requireModel(id);
     return {
       module: InferenceWorkerModule,
-      imports: [
-        CoreModule.forRoot("inference-worker", config),
-        QueuesModule.forRoot(config, ["usage"]),
-      ],
+      imports: [CoreModule.forRoot("inference-worker", config), QueuesModule.forRoot(config, ["usage"])],
       providers: [
         { provide: WORKER_OPTIONS, useValue: { ...options, fallbacks } },
         { provide: MODEL_REGISTRY, useValue: registry },

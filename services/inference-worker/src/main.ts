@@ -9,4 +9,11 @@ const app = await NestFactory.createApplicationContext(InferenceWorkerModule.for
 useServiceLogger(app);
 await app.init();
 const infra = infrastructureChecks(config);
-await runService({ service: "inference-worker", app, config, healthPort: config.health.inferenceWorkerPort, checks: infra.checks, cleanup: infra.close });
+await runService({
+  service: "inference-worker",
+  app,
+  config,
+  healthPort: config.health.inferenceWorkerPort,
+  checks: infra.checks,
+  cleanup: infra.close,
+});

@@ -53,7 +53,8 @@ export class ReplyStreams implements OnApplicationShutdown {
   }
 
   private send(command: Command): Promise<unknown> {
-    if (this.burst) return new Promise((resolve, reject) => this.burst!.push({ command, settle: (err) => (err ? reject(err) : resolve(undefined)) }));
+    if (this.burst)
+      return new Promise((resolve, reject) => this.burst!.push({ command, settle: (err) => (err ? reject(err) : resolve(undefined)) }));
     this.burst = [];
     process.nextTick(() => this.flushBurst());
     return (this.redis[command[0]] as (...args: unknown[]) => Promise<unknown>)(...command.slice(1));
@@ -66,8 +67,12 @@ export class ReplyStreams implements OnApplicationShutdown {
     const pipeline = this.redis.pipeline();
     for (const { command } of queued) (pipeline[command[0]] as (...args: unknown[]) => unknown)(...command.slice(1));
     pipeline.exec().then(
-      (results) => results?.forEach(([err], i) => queued[i]!.settle(err)),
-      (err: Error) => queued.forEach((q) => q.settle(err)),
+      (results) => {
+        for (const [i, [err]] of (results ?? []).entries()) queued[i]!.settle(err);
+      },
+      (err: Error) => {
+        for (const q of queued) q.settle(err);
+      },
     );
   }
 }

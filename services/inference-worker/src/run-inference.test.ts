@@ -2,7 +2,17 @@ import "reflect-metadata";
 import type { INestApplicationContext } from "@nestjs/common";
 import { NestFactory } from "@nestjs/core";
 import { loadConfig, type Config } from "@worldrouter/config";
-import { bullPrefix, cancelChannel, INFERENCE_CONSUMER_GROUP, inferenceJobStreamKey, inferenceWorkersKey, jobId, type InferenceJob, type StreamMessage, type UsageEvent } from "@worldrouter/contracts";
+import {
+  bullPrefix,
+  cancelChannel,
+  INFERENCE_CONSUMER_GROUP,
+  inferenceJobStreamKey,
+  inferenceWorkersKey,
+  jobId,
+  type InferenceJob,
+  type StreamMessage,
+  type UsageEvent,
+} from "@worldrouter/contracts";
 import { newRequestId } from "@worldrouter/observability";
 import { countCompletionTokens, countPromptTokens, createModelRegistry, getModel, type ChatMessage } from "@worldrouter/pricing";
 import { JobQueues, redisOptions } from "@worldrouter/runtime";
@@ -23,7 +33,13 @@ let redis: Redis;
 let usageEnqueues: { mock: { calls: [string, unknown][] } };
 
 function testConfig(env: Record<string, string>): Config {
-  return loadConfig({ ...process.env, WORLD_FILE: "/nonexistent", PAYEE_ADDRESS: "0x00000000000000000000000000000000000000aa", LOG_LEVEL: "silent", ...env });
+  return loadConfig({
+    ...process.env,
+    WORLD_FILE: "/nonexistent",
+    PAYEE_ADDRESS: "0x00000000000000000000000000000000000000aa",
+    LOG_LEVEL: "silent",
+    ...env,
+  });
 }
 
 beforeAll(async () => {
@@ -35,7 +51,10 @@ beforeAll(async () => {
     ANTHROPIC_API_KEY: "test",
     UPSTREAM_MAX_RETRIES: "2",
   });
-  app = await NestFactory.createApplicationContext(InferenceWorkerModule.forRoot(config, { retryBackoffMs: 5, fallbacks: { "gpt-4.1": ["claude-haiku-4-5"] } }), { logger: false });
+  app = await NestFactory.createApplicationContext(
+    InferenceWorkerModule.forRoot(config, { retryBackoffMs: 5, fallbacks: { "gpt-4.1": ["claude-haiku-4-5"] } }),
+    { logger: false },
+  );
   await app.init();
   usageEnqueues = vi.spyOn(app.get(JobQueues), "enqueue") as unknown as typeof usageEnqueues;
   redis = new Redis(redisOptions(config.redis.url));
@@ -87,13 +106,18 @@ async function replies(job: InferenceJob): Promise<StreamMessage[]> {
 
 /** The one usage event of a request (fails if there were zero or several). */
 function usageOf(requestId: string): UsageEvent {
-  const events = usageEnqueues.mock.calls.filter(([queue, payload]) => queue === "usage" && (payload as UsageEvent).requestId === requestId);
+  const events = usageEnqueues.mock.calls.filter(
+    ([queue, payload]) => queue === "usage" && (payload as UsageEvent).requestId === requestId,
+  );
   expect(events).toHaveLength(1);
   return events[0]![1] as UsageEvent;
 }
 
 const chunkData = (messages: StreamMessage[]) => messages.flatMap((m) => (m.type === "chunk" ? [JSON.parse(m.data)] : []));
-const streamedText = (messages: StreamMessage[]) => chunkData(messages).map((c) => c.choices[0]?.delta?.content ?? "").join("");
+const streamedText = (messages: StreamMessage[]) =>
+  chunkData(messages)
+    .map((c) => c.choices[0]?.delta?.content ?? "")
+    .join("");
 
 describe("RunInference", () => {
   it("streams chunks then end, and reports the provider's usage exactly once", async () => {
@@ -163,15 +187,31 @@ describe("RunInference", () => {
     up.proxy.fake = { fault: "500" };
     const job = inferenceJob("gpt-4o-mini", { stream: true });
     await app.get(RunInference).run(job);
-    expect(await replies(job)).toEqual([{ type: "error", status: 502, code: "upstream_unavailable", message: expect.stringContaining("500"), streamed: false }]);
+    expect(await replies(job)).toEqual([
+      { type: "error", status: 502, code: "upstream_unavailable", message: expect.stringContaining("500"), streamed: false },
+    ]);
     expect(up.proxy.requests).toHaveLength(3);
-    expect(usageOf(job.requestId)).toMatchObject({ status: "failed", errorClass: "UpstreamUnavailableError", promptTokens: 0, completionTokens: 0, ttftMs: null });
+    expect(usageOf(job.requestId)).toMatchObject({
+      status: "failed",
+      errorClass: "UpstreamUnavailableError",
+      promptTokens: 0,
+      completionTokens: 0,
+      ttftMs: null,
+    });
   });
 
   it("passes a provider 400 through with its status and message", async () => {
     const job = inferenceJob("gpt-4o-mini", { n: 0 });
     await app.get(RunInference).run(job);
-    expect(await replies(job)).toEqual([{ type: "error", status: 400, code: "invalid_value", message: "Invalid 'n': expected an integer between 1 and 128.", streamed: false }]);
+    expect(await replies(job)).toEqual([
+      {
+        type: "error",
+        status: 400,
+        code: "invalid_value",
+        message: "Invalid 'n': expected an integer between 1 and 128.",
+        streamed: false,
+      },
+    ]);
     expect(usageOf(job.requestId)).toMatchObject({ status: "failed", errorClass: "UpstreamRejectedError" });
   });
 
@@ -182,7 +222,13 @@ describe("RunInference", () => {
 
     const messages = await replies(job);
     expect(messages.filter((m) => m.type === "chunk")).toHaveLength(6);
-    expect(messages.at(-1)).toEqual({ type: "error", status: 502, code: "upstream_stream_failed", message: expect.any(String), streamed: true });
+    expect(messages.at(-1)).toEqual({
+      type: "error",
+      status: 502,
+      code: "upstream_stream_failed",
+      message: expect.any(String),
+      streamed: true,
+    });
     const text = streamedText(messages);
     expect(text.length).toBeGreaterThan(0);
     expect(usageOf(job.requestId)).toMatchObject({
@@ -224,14 +270,21 @@ describe("RunInference", () => {
     const job = inferenceJob("gpt-4.1", { stream: true });
     await app.get(RunInference).run(job);
     expect((await replies(job)).at(-1)).toEqual({ type: "end" });
-    expect(up.proxy.requests.map((r) => r.path)).toEqual(["/v1/chat/completions", "/v1/chat/completions", "/v1/chat/completions", "/v1/messages"]);
+    expect(up.proxy.requests.map((r) => r.path)).toEqual([
+      "/v1/chat/completions",
+      "/v1/chat/completions",
+      "/v1/chat/completions",
+      "/v1/messages",
+    ]);
     expect(usageOf(job.requestId)).toMatchObject({ status: "succeeded", provider: "anthropic", model: "claude-haiku-4-5" });
   });
 
   it("reports an unknown model as 404 without calling anyone", async () => {
     const job = inferenceJob("no-such-model", {});
     await app.get(RunInference).run(job);
-    expect(await replies(job)).toEqual([{ type: "error", status: 404, code: "model_not_found", message: "model not served: no-such-model", streamed: false }]);
+    expect(await replies(job)).toEqual([
+      { type: "error", status: 404, code: "model_not_found", message: "model not served: no-such-model", streamed: false },
+    ]);
     expect(usageOf(job.requestId)).toMatchObject({ status: "failed", provider: "none", errorClass: "ModelNotServedError" });
   });
 
@@ -260,20 +313,35 @@ describe("RunInference", () => {
     await redis.del(inferenceJobStreamKey(config.redis.namespace));
     const job = inferenceJob("gpt-4o-mini", {});
     // The worker recreates the group; a job dispatched meanwhile (stream recreated by XADD) is read from "0".
-    await expect.poll(async () => ((await redis.exists(inferenceJobStreamKey(config.redis.namespace))) ? (await redis.xinfo("GROUPS", inferenceJobStreamKey(config.redis.namespace)) as unknown[]).length : 0), { timeout: 10_000, interval: 50 }).toBe(1);
+    await expect
+      .poll(
+        async () =>
+          (await redis.exists(inferenceJobStreamKey(config.redis.namespace)))
+            ? ((await redis.xinfo("GROUPS", inferenceJobStreamKey(config.redis.namespace))) as unknown[]).length
+            : 0,
+        { timeout: 10_000, interval: 50 },
+      )
+      .toBe(1);
     await dispatch(config, job);
     await expect.poll(async () => (await replies(job)).at(-1)?.type, { timeout: 10_000 }).toBe("completion");
   });
 
   it("drops, never reruns, the jobs of a worker that died, and forgets that worker", async () => {
     // Its own namespace, so the suite's worker cannot take the jobs.
-    const own = testConfig({ OPENAI_BASE_URL: `${up.proxy.url}/v1`, OPENAI_API_KEY: "test", REDIS_NAMESPACE: `${config.redis.namespace}-reaper` });
+    const own = testConfig({
+      OPENAI_BASE_URL: `${up.proxy.url}/v1`,
+      OPENAI_API_KEY: "test",
+      REDIS_NAMESPACE: `${config.redis.namespace}-reaper`,
+    });
     const key = inferenceJobStreamKey(own.redis.namespace);
     const dead = inferenceJob("gpt-4o-mini", {}, { replyTo: `${own.redis.namespace}:replies:dead` });
     const alive = inferenceJob("gpt-4o-mini", {}, { replyTo: `${own.redis.namespace}:replies:alive` });
     await redis.xgroup("CREATE", key, INFERENCE_CONSUMER_GROUP, "0", "MKSTREAM");
     // Two workers took a job each; only "busy-worker" still heart-beats.
-    for (const [consumer, job] of [["dead-worker", dead], ["busy-worker", alive]] as const) {
+    for (const [consumer, job] of [
+      ["dead-worker", dead],
+      ["busy-worker", alive],
+    ] as const) {
       await dispatch(own, job);
       await redis.xreadgroup("GROUP", INFERENCE_CONSUMER_GROUP, consumer, "COUNT", 1, "STREAMS", key, ">");
     }
@@ -289,7 +357,9 @@ describe("RunInference", () => {
       expect(consumers).not.toContain("dead-worker");
       expect(consumers).toContain("busy-worker");
       // The dead worker left the live set; this one and the busy one are in it.
-      expect(await redis.zrange(inferenceWorkersKey(own.redis.namespace), "0", "-1")).toEqual(expect.arrayContaining(["busy-worker", worker.get(InferenceJobConsumer).consumer]));
+      expect(await redis.zrange(inferenceWorkersKey(own.redis.namespace), "0", "-1")).toEqual(
+        expect.arrayContaining(["busy-worker", worker.get(InferenceJobConsumer).consumer]),
+      );
       expect(await redis.zscore(inferenceWorkersKey(own.redis.namespace), "dead-worker")).toBeNull();
       // Never rerun: nothing was sent upstream or answered for the dropped job.
       expect(await redis.exists(dead.replyTo)).toBe(0);
@@ -318,7 +388,11 @@ describe("ProviderRouter", () => {
 describe("shutdown", () => {
   it("drains in-flight inference before closing its connections", async () => {
     // Its own namespace, so the suite's worker cannot take the job.
-    const own = testConfig({ OPENAI_BASE_URL: `${up.proxy.url}/v1`, OPENAI_API_KEY: "test", REDIS_NAMESPACE: `${config.redis.namespace}-shutdown` });
+    const own = testConfig({
+      OPENAI_BASE_URL: `${up.proxy.url}/v1`,
+      OPENAI_API_KEY: "test",
+      REDIS_NAMESPACE: `${config.redis.namespace}-shutdown`,
+    });
     const worker = await NestFactory.createApplicationContext(InferenceWorkerModule.forRoot(own), { logger: false });
     await worker.init();
     const usage = vi.spyOn(worker.get(JobQueues), "enqueue");

@@ -5,7 +5,14 @@ import { countCompletionTokens, type Model } from "@worldrouter/pricing";
 import { JobQueues, LOGGER, METRICS } from "@worldrouter/runtime";
 import type { Registry } from "prom-client";
 import { InferenceCancellations } from "./inference-cancellations.js";
-import { asInferenceError, InferenceCancelledError, InternalInferenceError, UpstreamTimeoutError, UpstreamUnavailableError, type InferenceError } from "./providers/errors.js";
+import {
+  asInferenceError,
+  InferenceCancelledError,
+  InternalInferenceError,
+  UpstreamTimeoutError,
+  UpstreamUnavailableError,
+  type InferenceError,
+} from "./providers/errors.js";
 import type { TokenUsage } from "./providers/provider.js";
 import { ProviderRouter, type Route } from "./providers/provider-router.js";
 import { ReplyStreams, type ReplyWriter } from "./reply-streams.js";
@@ -50,11 +57,19 @@ export class RunInference {
       failure = asInferenceError(err);
       if (failure instanceof InternalInferenceError) this.logger.error({ requestId: job.requestId, err }, "inference failed");
       else if (failure.status >= 500) this.logger.warn({ requestId: job.requestId, err: failure.message }, "upstream failed");
-      await this.writeSafely(reply, { type: "error", status: failure.status, code: failure.code, message: failure.clientMessage, streamed: served.streamed });
+      await this.writeSafely(reply, {
+        type: "error",
+        status: failure.status,
+        code: failure.code,
+        message: failure.clientMessage,
+        streamed: served.streamed,
+      });
     } finally {
       this.cancellations.untrack(job.requestId);
     }
-    await reply.flush().catch((err: Error) => this.logger.warn({ requestId: job.requestId, err: err.message }, "reply stream write failed"));
+    await reply
+      .flush()
+      .catch((err: Error) => this.logger.warn({ requestId: job.requestId, err: err.message }, "reply stream write failed"));
 
     const usage = served.usageEvent(failure);
     await this.queues.enqueue("usage", usage);
@@ -88,7 +103,10 @@ export class RunInference {
       } catch (err) {
         const fallback = routes[i + 1];
         if (!fallback || served.streamed || !(err instanceof UpstreamUnavailableError || err instanceof UpstreamTimeoutError)) throw err;
-        this.logger.warn({ requestId: job.requestId, model: route.model.id, fallback: fallback.model.id, err: err.message }, "provider unavailable; trying fallback model");
+        this.logger.warn(
+          { requestId: job.requestId, model: route.model.id, fallback: fallback.model.id, err: err.message },
+          "provider unavailable; trying fallback model",
+        );
       }
     }
   }
@@ -138,7 +156,8 @@ class ServedTokens {
     const now = Date.now();
     const model: Model | undefined = this.route?.model;
     const status = failure === undefined ? "succeeded" : failure instanceof InferenceCancelledError ? "cancelled" : "failed";
-    const tokens = this.accepted && model ? this.tokens(model) : { promptTokens: 0, completionTokens: 0, cachedTokens: 0, cacheWriteTokens: 0 };
+    const tokens =
+      this.accepted && model ? this.tokens(model) : { promptTokens: 0, completionTokens: 0, cachedTokens: 0, cacheWriteTokens: 0 };
     return {
       requestId: job.requestId,
       model: model?.id ?? job.model,

@@ -12,7 +12,15 @@ export class PaymentController {
   async verifyPayment(@Payload() message: unknown): Promise<VerifyPaymentResult> {
     const parsed = VerifyPaymentRequest.safeParse(message);
     if (!parsed.success) {
-      return { ok: false, problem: { type: "https://paymentauth.org/problems/malformed-credential", title: "Malformed Credential", status: 402, detail: `verification request rejected: ${parsed.error.issues[0]?.message}` } };
+      return {
+        ok: false,
+        problem: {
+          type: "https://paymentauth.org/problems/malformed-credential",
+          title: "Malformed Credential",
+          status: 402,
+          detail: `verification request rejected: ${parsed.error.issues[0]?.message}`,
+        },
+      };
     }
     return this.verifyCharge.verify(parsed.data);
   }

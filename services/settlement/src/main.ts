@@ -9,4 +9,11 @@ const app = await NestFactory.createApplicationContext(SettlementModule.forRoot(
 useServiceLogger(app);
 await app.init();
 const infra = infrastructureChecks(config);
-await runService({ service: "settlement", app, config, healthPort: config.health.settlementPort, checks: infra.checks, cleanup: infra.close });
+await runService({
+  service: "settlement",
+  app,
+  config,
+  healthPort: config.health.settlementPort,
+  checks: infra.checks,
+  cleanup: infra.close,
+});

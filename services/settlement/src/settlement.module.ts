@@ -23,7 +23,15 @@ export class SettlementModule {
         // Chain writes run one at a time: the payee's transactions take sequential nonces.
         JobConsumersModule.forRoot({ consumes: ["usage", "payments", "settlement"], concurrency: { settlement: 1 } }),
       ],
-      providers: [SettlementJobs, RecordUsageUseCase, RecordChargePaymentUseCase, RefundChargeUseCase, SweepOrphanedChargesUseCase, PayeeWallet, LedgerRepository],
+      providers: [
+        SettlementJobs,
+        RecordUsageUseCase,
+        RecordChargePaymentUseCase,
+        RefundChargeUseCase,
+        SweepOrphanedChargesUseCase,
+        PayeeWallet,
+        LedgerRepository,
+      ],
     };
   }
 }

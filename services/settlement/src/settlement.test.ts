@@ -33,7 +33,12 @@ describe("charge postings", () => {
 describe("settlement ledger (real Postgres)", () => {
   let app: INestApplicationContext;
   let db: PrismaClient;
-  const config = loadConfig({ ...process.env, WORLD_FILE: "/nonexistent", PAYEE_ADDRESS: "0x00000000000000000000000000000000000000aa", LOG_LEVEL: "silent" });
+  const config = loadConfig({
+    ...process.env,
+    WORLD_FILE: "/nonexistent",
+    PAYEE_ADDRESS: "0x00000000000000000000000000000000000000aa",
+    LOG_LEVEL: "silent",
+  });
 
   beforeAll(async () => {
     app = await NestFactory.createApplicationContext(SettlementModule.forRoot(config), { logger: false });
@@ -48,19 +53,54 @@ describe("settlement ledger (real Postgres)", () => {
     const payer = hex(20);
     const requestId = newRequestId();
     const payment = await db.chargePayment.create({
-      data: { challengeId: randomUUID(), txHash: hex(32), requestId, payer, recipient: config.chain.payee!, token, chainId: 4217, amount: new Prisma.Decimal(amount.toString()), status },
+      data: {
+        challengeId: randomUUID(),
+        txHash: hex(32),
+        requestId,
+        payer,
+        recipient: config.chain.payee!,
+        token,
+        chainId: 4217,
+        amount: new Prisma.Decimal(amount.toString()),
+        status,
+      },
     });
     const event: ChargeVerifiedEvent = {
-      kind: "charge.verified", paymentId: payment.id, challengeId: payment.challengeId, requestId, txHash: payment.txHash as `0x${string}`, payer, recipient: config.chain.payee!, token, chainId: 4217,
-      amount: amount.toString(), blockNumber: "7", verifiedAt: Date.now(),
+      kind: "charge.verified",
+      paymentId: payment.id,
+      challengeId: payment.challengeId,
+      requestId,
+      txHash: payment.txHash as `0x${string}`,
+      payer,
+      recipient: config.chain.payee!,
+      token,
+      chainId: 4217,
+      amount: amount.toString(),
+      blockNumber: "7",
+      verifiedAt: Date.now(),
     };
     return { payer, requestId, payment, event };
   }
 
   const usage = (p: { requestId: string; payer: string; paymentId: string }, overrides: Partial<UsageEvent> = {}): UsageEvent => ({
-    requestId: p.requestId, model: "gpt-4o-mini", provider: "openai", intent: "charge", payer: p.payer, chargePaymentId: p.paymentId, status: "succeeded",
-    promptTokens: 1000, completionTokens: 2000, cachedTokens: 0, cacheWriteTokens: 0, estimatedCost: "225", finishReason: "stop", errorClass: null,
-    ttftMs: 12, latencyMs: 80, completedAt: Date.now(), ...overrides,
+    requestId: p.requestId,
+    model: "gpt-4o-mini",
+    provider: "openai",
+    intent: "charge",
+    payer: p.payer,
+    chargePaymentId: p.paymentId,
+    status: "succeeded",
+    promptTokens: 1000,
+    completionTokens: 2000,
+    cachedTokens: 0,
+    cacheWriteTokens: 0,
+    estimatedCost: "225",
+    finishReason: "stop",
+    errorClass: null,
+    ttftMs: 12,
+    latencyMs: 80,
+    completedAt: Date.now(),
+    ...overrides,
   });
 
   it("records a payment once and bills usage at actual cost, the variance visible, the ledger balanced", async () => {
@@ -93,7 +133,14 @@ describe("settlement ledger (real Postgres)", () => {
   it("does not bill a paid request that served nothing: it is marked for an on-chain refund", async () => {
     const { payer, requestId, payment, event } = await paidRequest(300n);
     await app.get(RecordChargePaymentUseCase).record(event);
-    await app.get(RecordUsageUseCase).record(usage({ requestId, payer, paymentId: payment.id }, { status: "failed", completionTokens: 0, finishReason: null, errorClass: "upstream_unavailable" }));
+    await app
+      .get(RecordUsageUseCase)
+      .record(
+        usage(
+          { requestId, payer, paymentId: payment.id },
+          { status: "failed", completionTokens: 0, finishReason: null, errorClass: "upstream_unavailable" },
+        ),
+      );
     expect((await db.chargePayment.findUniqueOrThrow({ where: { id: payment.id } })).status).toBe("refunding");
     expect(await db.ledgerTransaction.count({ where: { reference: requestId } })).toBe(0);
     expect(await accountBalance(db, `liability:payer_prepaid:${payer}`)).toBe(-300n);
@@ -158,7 +205,10 @@ describe("settlement ledger (real Postgres)", () => {
   it("served nothing: the payment goes to `refunding` and its refund is queued, also on redelivery after a crash before the enqueue", async () => {
     const { payer, requestId, payment, event } = await paidRequest(300n);
     await app.get(RecordChargePaymentUseCase).record(event);
-    const failed = usage({ requestId, payer, paymentId: payment.id }, { status: "failed", completionTokens: 0, finishReason: null, errorClass: "upstream_unavailable" });
+    const failed = usage(
+      { requestId, payer, paymentId: payment.id },
+      { status: "failed", completionTokens: 0, finishReason: null, errorClass: "upstream_unavailable" },
+    );
     const queues = app.get(JobQueues);
     const enqueue = vi.spyOn(queues, "enqueue").mockRejectedValueOnce(new Error("process died before the enqueue"));
     try {
@@ -192,7 +242,14 @@ describe("settlement ledger (real Postgres)", () => {
 
   it("records a session request's usage without touching charge payments or the ledger", async () => {
     const requestId = newRequestId();
-    await app.get(RecordUsageUseCase).record(usage({ requestId, payer: hex(20), paymentId: randomUUID() }, { intent: "session", chargePaymentId: undefined, channelId: hex(32) }));
+    await app
+      .get(RecordUsageUseCase)
+      .record(
+        usage(
+          { requestId, payer: hex(20), paymentId: randomUUID() },
+          { intent: "session", chargePaymentId: undefined, channelId: hex(32) },
+        ),
+      );
     const row = await db.inferenceRequest.findUniqueOrThrow({ where: { id: requestId } });
     expect(row.intent).toBe("session");
     expect(row.chargePaymentId).toBeNull();

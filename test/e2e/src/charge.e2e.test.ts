@@ -6,9 +6,14 @@ import { mppxClient, useTestSystem, tokenBalance } from "./harness.js";
 
 const e2e = useTestSystem();
 
-const body = (content = "Say hello", extra: Record<string, unknown> = {}) => JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content }], ...extra });
+const body = (content = "Say hello", extra: Record<string, unknown> = {}) =>
+  JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content }], ...extra });
 const post = (init: RequestInit & { body: string }, path = "/x402/v1/chat/completions") =>
-  fetch(`${e2e.system.gatewayUrl}${path}`, { method: "POST", headers: { "content-type": "application/json", ...(init.headers as Record<string, string>) }, ...init });
+  fetch(`${e2e.system.gatewayUrl}${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...(init.headers as Record<string, string>) },
+    ...init,
+  });
 
 describe("charge intent", () => {
   it("answers an unpaid request with a 402 challenge priced from the prompt, writing nothing", async () => {
@@ -21,7 +26,11 @@ describe("charge intent", () => {
     expect(challenge).toMatch(/^Payment id="[^"]+", realm="127\.0\.0\.1:\d+", method="tempo", intent="charge", request="[^"]+"/);
     expect(challenge).toMatch(/digest="sha-256=/);
     const problem = (await response.json()) as any;
-    expect(problem).toMatchObject({ type: "https://paymentauth.org/problems/payment-required", status: 402, price: { model: "gpt-4o-mini", currency: e2e.system.world.token.address } });
+    expect(problem).toMatchObject({
+      type: "https://paymentauth.org/problems/payment-required",
+      status: 402,
+      price: { model: "gpt-4o-mini", currency: e2e.system.world.token.address },
+    });
     expect(BigInt(problem.price.amount)).toBeGreaterThan(0n);
     expect((await e2e.db.query(`SELECT count(*)::int AS n FROM "charge_payments"`)).rows[0].n).toBe(before.rows[0].n);
   });
@@ -31,7 +40,11 @@ describe("charge intent", () => {
       const { mppx, account } = mppxClient(e2e.system.world, mode === "pull" ? 0 : 1, mode);
       const payerBefore = await tokenBalance(e2e.system.world, account.address);
       const payeeBefore = await tokenBalance(e2e.system.world, e2e.system.world.payee.address);
-      const response = await mppx.fetch(`${e2e.system.gatewayUrl}/x402/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: body(`hello from ${mode}`) });
+      const response = await mppx.fetch(`${e2e.system.gatewayUrl}/x402/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: body(`hello from ${mode}`),
+      });
       const text = await response.text();
       expect(response.status, text).toBe(200);
       const completion = JSON.parse(text);
@@ -56,13 +69,23 @@ describe("charge intent", () => {
 
   it("the OpenAI SDK with mppx's fetch gets a normal ChatCompletion and a streamed one", async () => {
     const { mppx } = mppxClient(e2e.system.world, 2);
-    const openai = new OpenAI({ baseURL: `${e2e.system.gatewayUrl}/v1`, apiKey: "unused: payment is the authentication", fetch: mppx.fetch as typeof fetch, maxRetries: 0 });
+    const openai = new OpenAI({
+      baseURL: `${e2e.system.gatewayUrl}/v1`,
+      apiKey: "unused: payment is the authentication",
+      fetch: mppx.fetch as typeof fetch,
+      maxRetries: 0,
+    });
     const completion = await openai.chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "SDK, plain" }] });
     expect(completion.object).toBe("chat.completion");
     expect(completion.usage?.prompt_tokens).toBeGreaterThan(0);
     expect(completion.choices[0]?.message.content?.length).toBeGreaterThan(0);
 
-    const stream = await openai.chat.completions.create({ model: "claude-sonnet-4-5", stream: true, stream_options: { include_usage: true }, messages: [{ role: "user", content: "SDK, streamed" }] });
+    const stream = await openai.chat.completions.create({
+      model: "claude-sonnet-4-5",
+      stream: true,
+      stream_options: { include_usage: true },
+      messages: [{ role: "user", content: "SDK, streamed" }],
+    });
     let text = "";
     let usage: OpenAI.CompletionUsage | undefined | null;
     let finish: string | null | undefined;
@@ -79,10 +102,18 @@ describe("charge intent", () => {
 
   it("settlement records estimated vs actual cost and a balanced ledger for a paid request", async () => {
     const { mppx } = mppxClient(e2e.system.world, 3);
-    const response = await mppx.fetch(`${e2e.system.gatewayUrl}/x402/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: body("ledger please") });
+    const response = await mppx.fetch(`${e2e.system.gatewayUrl}/x402/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: body("ledger please"),
+    });
     const completion = (await response.json()) as any;
     const requestId = response.headers.get("x-request-id")!;
-    await expect.poll(async () => (await e2e.db.query(`SELECT status FROM inference_requests WHERE id = $1`, [requestId])).rows[0]?.status, { timeout: 15_000 }).toBe("succeeded");
+    await expect
+      .poll(async () => (await e2e.db.query(`SELECT status FROM inference_requests WHERE id = $1`, [requestId])).rows[0]?.status, {
+        timeout: 15_000,
+      })
+      .toBe("succeeded");
     const row = (await e2e.db.query(`SELECT * FROM inference_requests WHERE id = $1`, [requestId])).rows[0];
     expect(row.promptTokens).toBe(completion.usage.prompt_tokens);
     expect(row.completionTokens).toBe(completion.usage.completion_tokens);
@@ -91,8 +122,18 @@ describe("charge intent", () => {
     expect(BigInt(row.actualCost)).toBe(expectedActual);
     const payment = (await e2e.db.query(`SELECT * FROM charge_payments WHERE "requestId" = $1`, [requestId])).rows[0];
     expect(row.estimatedCost).toBe(payment.amount);
-    await expect.poll(async () => (await e2e.db.query(`SELECT count(*)::int AS n FROM settlements WHERE "chargePaymentId" = $1 AND kind = 'charge'`, [payment.id])).rows[0].n, { timeout: 15_000 }).toBe(1);
-    const { rows } = await e2e.db.query(`SELECT COALESCE(SUM(amount), 0)::text AS total FROM ledger_entries e JOIN ledger_transactions t ON t.id = e."transactionId" WHERE t.reference IN ($1, $2)`, [payment.id, requestId]);
+    await expect
+      .poll(
+        async () =>
+          (await e2e.db.query(`SELECT count(*)::int AS n FROM settlements WHERE "chargePaymentId" = $1 AND kind = 'charge'`, [payment.id]))
+            .rows[0].n,
+        { timeout: 15_000 },
+      )
+      .toBe(1);
+    const { rows } = await e2e.db.query(
+      `SELECT COALESCE(SUM(amount), 0)::text AS total FROM ledger_entries e JOIN ledger_transactions t ON t.id = e."transactionId" WHERE t.reference IN ($1, $2)`,
+      [payment.id, requestId],
+    );
     expect(rows[0].total).toBe("0");
     expect(payment.status).toMatch(/verified|consumed/);
   });
@@ -101,7 +142,11 @@ describe("charge intent", () => {
     const clients = e2e.system.world.wallets.map((_, i) => mppxClient(e2e.system.world, i).mppx);
     const responses = await Promise.all(
       Array.from({ length: 200 }, (_, i) =>
-        clients[i % clients.length]!.fetch(`${e2e.system.gatewayUrl}/x402/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: body(`parallel request ${i}`) }),
+        clients[i % clients.length]!.fetch(`${e2e.system.gatewayUrl}/x402/v1/chat/completions`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: body(`parallel request ${i}`),
+        }),
       ),
     );
     const statuses = await Promise.all(responses.map(async (r) => (r.status === 200 ? 200 : `${r.status} ${await r.text()}`)));

@@ -6,7 +6,14 @@ import { describe, expect, it } from "vitest";
 describe("bad configuration", () => {
   it.each(SERVICES)("%s exits non-zero naming every bad variable, before starting anything", (service) => {
     const result = spawnSync(process.execPath, [serviceEntry(service)], {
-      env: { ...process.env, PORT: "eighty", REDIS_URL: "not-a-url", PRICE_OVERHEAD: "lots", WORLD_FILE: "/nonexistent", PAYEE_ADDRESS: "0x00000000000000000000000000000000000000aa" },
+      env: {
+        ...process.env,
+        PORT: "eighty",
+        REDIS_URL: "not-a-url",
+        PRICE_OVERHEAD: "lots",
+        WORLD_FILE: "/nonexistent",
+        PAYEE_ADDRESS: "0x00000000000000000000000000000000000000aa",
+      },
       encoding: "utf8",
       timeout: 20_000,
     });
@@ -18,8 +25,15 @@ describe("bad configuration", () => {
 
   it("npm start's orchestrator refuses bad config before starting the chain or any service", async () => {
     const lines: string[] = [];
-    const started = startSystem({ env: { ...process.env, MIN_CHARGE: "-1", CHALLENGE_TTL_SECONDS: "1" }, worldFile: "/nonexistent/world.json", onLine: (_s, line) => lines.push(line) });
-    const error = await started.then(() => undefined, (err: unknown) => err);
+    const started = startSystem({
+      env: { ...process.env, MIN_CHARGE: "-1", CHALLENGE_TTL_SECONDS: "1" },
+      worldFile: "/nonexistent/world.json",
+      onLine: (_s, line) => lines.push(line),
+    });
+    const error = await started.then(
+      () => undefined,
+      (err: unknown) => err,
+    );
     expect(error).toBeInstanceOf(ConfigError);
     expect((error as ConfigError).problems.map((p) => p.split(":")[0]).sort()).toEqual(["CHALLENGE_TTL_SECONDS", "MIN_CHARGE"]);
     expect(lines).toEqual([]);

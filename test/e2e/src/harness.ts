@@ -14,7 +14,10 @@ import { privateKeyToAccount } from "viem/accounts";
  * One whole system per test file: local chain + fake upstream + the four built services on free ports,
  * sharing the run's throwaway database and Redis namespace (from the global setup).
  */
-export async function startTestSystem(env: NodeJS.ProcessEnv = {}, fakeUpstream?: Partial<FakeControls>): Promise<RunningSystem & { world: World; logs: string[] }> {
+export async function startTestSystem(
+  env: NodeJS.ProcessEnv = {},
+  fakeUpstream?: Partial<FakeControls>,
+): Promise<RunningSystem & { world: World; logs: string[] }> {
   const logs: string[] = [];
   const worldFile = join(mkdtempSync(join(tmpdir(), "wr-e2e-")), "world.json");
   const system = await startSystem({
@@ -65,7 +68,15 @@ export async function tokenBalance(world: World, address: `0x${string}`): Promis
   const clients = createTempoClients({ rpcUrl: world.rpcUrl, chainId: world.chainId, feeToken: world.token.address });
   return clients.publicClient.readContract({
     address: world.token.address,
-    abi: [{ type: "function", name: "balanceOf", stateMutability: "view", inputs: [{ name: "a", type: "address" }], outputs: [{ type: "uint256" }] }] as const,
+    abi: [
+      {
+        type: "function",
+        name: "balanceOf",
+        stateMutability: "view",
+        inputs: [{ name: "a", type: "address" }],
+        outputs: [{ type: "uint256" }],
+      },
+    ] as const,
     functionName: "balanceOf",
     args: [address],
   });

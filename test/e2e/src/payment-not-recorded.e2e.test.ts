@@ -15,8 +15,12 @@ describe("a charge that settles on-chain while Postgres refuses its record", () 
 
   it("answers 503 without a challenge, then records the payment from the durable queue", async () => {
     // Refuse every charge_payments insert until the trigger is dropped.
-    await e2e.db.query(`CREATE OR REPLACE FUNCTION e2e_refuse_payments() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'e2e: postgres refuses'; END $$ LANGUAGE plpgsql`);
-    await e2e.db.query(`CREATE OR REPLACE TRIGGER "e2e_refuse_payments" BEFORE INSERT ON "charge_payments" FOR EACH ROW EXECUTE FUNCTION e2e_refuse_payments()`);
+    await e2e.db.query(
+      `CREATE OR REPLACE FUNCTION e2e_refuse_payments() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'e2e: postgres refuses'; END $$ LANGUAGE plpgsql`,
+    );
+    await e2e.db.query(
+      `CREATE OR REPLACE TRIGGER "e2e_refuse_payments" BEFORE INSERT ON "charge_payments" FOR EACH ROW EXECUTE FUNCTION e2e_refuse_payments()`,
+    );
     const { mppx, account } = mppxClient(e2e.system.world, 1);
     const before = await tokenBalance(e2e.system.world, account.address);
     const response = await mppx.fetch(`${e2e.system.gatewayUrl}/x402/v1/chat/completions`, {
@@ -27,13 +31,27 @@ describe("a charge that settles on-chain while Postgres refuses its record", () 
     const problem = (await response.json()) as { detail: string };
     expect(response.status, JSON.stringify(problem)).toBe(503);
     expect(response.headers.get("www-authenticate")).toBeNull();
-    expect(problem).toMatchObject({ type: "https://worldrouter.dev/problems/payment-not-recorded", status: 503, detail: expect.stringMatching(/do not pay this challenge again/) });
+    expect(problem).toMatchObject({
+      type: "https://worldrouter.dev/problems/payment-not-recorded",
+      status: 503,
+      detail: expect.stringMatching(/do not pay this challenge again/),
+    });
     const txHash = /transaction (0x[0-9a-f]{64})/.exec(problem.detail)![1];
     expect(await tokenBalance(e2e.system.world, account.address)).toBeLessThan(before); // the money did move
 
     await e2e.db.query(`DROP TRIGGER "e2e_refuse_payments" ON "charge_payments"`);
-    await expect.poll(async () => (await e2e.db.query(`SELECT status, payer FROM charge_payments WHERE "txHash" = $1`, [txHash])).rows, { timeout: 20_000, interval: 250 }).toEqual([{ status: "verified", payer: account.address.toLowerCase() }]);
+    await expect
+      .poll(async () => (await e2e.db.query(`SELECT status, payer FROM charge_payments WHERE "txHash" = $1`, [txHash])).rows, {
+        timeout: 20_000,
+        interval: 250,
+      })
+      .toEqual([{ status: "verified", payer: account.address.toLowerCase() }]);
     // Its payments event reached settlement: the on-chain settlement is on the ledger.
-    await expect.poll(async () => (await e2e.db.query(`SELECT status FROM settlements WHERE "txHash" = $1`, [txHash])).rows, { timeout: 10_000, interval: 250 }).toEqual([{ status: "confirmed" }]);
+    await expect
+      .poll(async () => (await e2e.db.query(`SELECT status FROM settlements WHERE "txHash" = $1`, [txHash])).rows, {
+        timeout: 10_000,
+        interval: 250,
+      })
+      .toEqual([{ status: "confirmed" }]);
   }, 60_000);
 });

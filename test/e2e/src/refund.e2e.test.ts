@@ -21,14 +21,26 @@ describe("inference fails after payment", () => {
     const paid = BigInt(payment.amount);
     expect(await tokenBalance(e2e.system.world, account.address)).toBe(before - paid);
 
-    await expect.poll(async () => (await e2e.db.query(`SELECT status FROM charge_payments WHERE id = $1`, [payment.id])).rows[0].status, { timeout: 30_000, interval: 250 }).toBe("refunded");
+    await expect
+      .poll(async () => (await e2e.db.query(`SELECT status FROM charge_payments WHERE id = $1`, [payment.id])).rows[0].status, {
+        timeout: 30_000,
+        interval: 250,
+      })
+      .toBe("refunded");
     expect(await tokenBalance(e2e.system.world, account.address)).toBe(before);
     const request = (await e2e.db.query(`SELECT * FROM inference_requests WHERE id = $1`, [requestId])).rows[0];
     expect(request).toMatchObject({ status: "failed", completionTokens: 0 });
     const refund = (await e2e.db.query(`SELECT * FROM settlements WHERE kind = 'refund' AND "chargePaymentId" = $1`, [payment.id])).rows[0];
     expect(refund).toMatchObject({ status: "confirmed", amount: payment.amount });
-    const lines = (await e2e.db.query(`SELECT e.account, e.amount FROM ledger_entries e JOIN ledger_transactions t ON t.id = e."transactionId" WHERE t.reference = $1`, [payment.id])).rows;
-    const prepaid = lines.filter((l) => l.account === `liability:payer_prepaid:${payment.payer}`).reduce((s, l) => s + BigInt(l.amount), 0n);
+    const lines = (
+      await e2e.db.query(
+        `SELECT e.account, e.amount FROM ledger_entries e JOIN ledger_transactions t ON t.id = e."transactionId" WHERE t.reference = $1`,
+        [payment.id],
+      )
+    ).rows;
+    const prepaid = lines
+      .filter((l) => l.account === `liability:payer_prepaid:${payment.payer}`)
+      .reduce((s, l) => s + BigInt(l.amount), 0n);
     expect(prepaid).toBe(0n);
   });
 });

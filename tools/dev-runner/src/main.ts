@@ -7,7 +7,13 @@ import { fileURLToPath } from "node:url";
 import { startSystem } from "./system.js";
 
 const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
-const COLORS: Record<string, string> = { system: "35", "payment-verifier": "36", settlement: "33", "inference-worker": "32", gateway: "34" };
+const COLORS: Record<string, string> = {
+  system: "35",
+  "payment-verifier": "36",
+  settlement: "33",
+  "inference-worker": "32",
+  gateway: "34",
+};
 const width = Math.max(...Object.keys(COLORS).map((k) => k.length));
 const useColor = process.stdout.isTTY && !process.env.NO_COLOR;
 

@@ -14,7 +14,11 @@ export interface RunningService {
 }
 
 /** Spawns a built service (`services/<name>/dist/main.js`); each output line goes to `onLine`. */
-export function spawnService(name: ServiceName, env: NodeJS.ProcessEnv, onLine: (service: ServiceName, line: string, stream: "stdout" | "stderr") => void): RunningService {
+export function spawnService(
+  name: ServiceName,
+  env: NodeJS.ProcessEnv,
+  onLine: (service: ServiceName, line: string, stream: "stdout" | "stderr") => void,
+): RunningService {
   const child = spawn(process.execPath, ["--enable-source-maps", serviceEntry(name)], { env, stdio: ["ignore", "pipe", "pipe"] });
   for (const stream of ["stdout", "stderr"] as const) {
     let buffered = "";

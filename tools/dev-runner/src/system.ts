@@ -58,7 +58,11 @@ export async function startSystem(options: SystemOptions): Promise<RunningSystem
       const anvil: RunningAnvil = await startAnvil();
       stops.push(() => anvil.stop());
       world = await deployWorld(anvil.rpcUrl);
-      log("system", `local Tempo chain ${anvil.rpcUrl} (chain ${world.chainId}), USDC.e ${world.token.address}, ${world.wallets.length} funded wallets`, "stdout");
+      log(
+        "system",
+        `local Tempo chain ${anvil.rpcUrl} (chain ${world.chainId}), USDC.e ${world.token.address}, ${world.wallets.length} funded wallets`,
+        "stdout",
+      );
     }
     if (!(env.OPENAI_API_KEY && env.ANTHROPIC_API_KEY)) {
       const upstream = await startFakeUpstream({ port: 0, defaults: options.fakeUpstream });

@@ -36,15 +36,21 @@ export function anvilBinaryPath(): string {
 
 export async function startAnvil(options: AnvilOptions = {}): Promise<RunningAnvil> {
   const args = [
-    "--network", "tempo",
+    "--network",
+    "tempo",
     // T4: the default T0 silently drops the expiring-nonce transactions mppx sends.
-    "--hardfork", "t4",
-    "--chain-id", String(TEMPO_CHAIN_ID),
+    "--hardfork",
+    "t4",
+    "--chain-id",
+    String(TEMPO_CHAIN_ID),
     // Keep block timestamps fresh: expiring-nonce txs must be valid within 30 s of the latest block.
-    "--block-time", "1",
+    "--block-time",
+    "1",
     "--mixed-mining",
-    "--host", "127.0.0.1",
-    "--port", String(options.port ?? 0),
+    "--host",
+    "127.0.0.1",
+    "--port",
+    String(options.port ?? 0),
   ];
   const child = spawn(anvilBinaryPath(), args, { stdio: ["ignore", "pipe", "pipe"] });
   const killOnParentExit = () => child.kill("SIGKILL");

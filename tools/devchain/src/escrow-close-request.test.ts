@@ -1,7 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseEventLogs } from "viem";
 import { channelEscrowAbi } from "@worldrouter/chain";
-import { channelState, escrowRevertReason, openChannel, signVoucher, startLocalWorld, tokenBalance, writeEscrow, type LocalWorld } from "./test-support/local-world.js";
+import {
+  channelState,
+  escrowRevertReason,
+  openChannel,
+  signVoucher,
+  startLocalWorld,
+  tokenBalance,
+  writeEscrow,
+  type LocalWorld,
+} from "./test-support/local-world.js";
 
 // The payer's way out: requestClose, a 900 s grace period for the payee to settle or close, then withdraw.
 // Own chain because the last test moves chain time forward.
@@ -38,8 +47,13 @@ describe("requestClose", () => {
 
     const receipt = await writeEscrow(local, payer, { functionName: "topUp", args: [descriptor, 0n] });
 
-    expect(parseEventLogs({ abi: channelEscrowAbi, eventName: "CloseRequestCancelled", logs: receipt.logs })[0]?.args.channelId).toBe(channelId);
-    expect(parseEventLogs({ abi: channelEscrowAbi, eventName: "TopUp", logs: receipt.logs })[0]?.args).toMatchObject({ additionalDeposit: 0n, newDeposit: 1_000_000n });
+    expect(parseEventLogs({ abi: channelEscrowAbi, eventName: "CloseRequestCancelled", logs: receipt.logs })[0]?.args.channelId).toBe(
+      channelId,
+    );
+    expect(parseEventLogs({ abi: channelEscrowAbi, eventName: "TopUp", logs: receipt.logs })[0]?.args).toMatchObject({
+      additionalDeposit: 0n,
+      newDeposit: 1_000_000n,
+    });
     expect(await channelState(local, channelId)).toEqual({ settled: 0n, deposit: 1_000_000n, closeRequestedAt: 0 });
   });
 
@@ -47,7 +61,10 @@ describe("requestClose", () => {
     const payer = local.payers[0]!;
     const { channelId, descriptor } = await openChannel(local, { payer, deposit: 1_000_000n });
     await writeEscrow(local, payer, { functionName: "requestClose", args: [descriptor] });
-    await writeEscrow(local, local.payee, { functionName: "settle", args: [descriptor, 50_000n, await signVoucher(local, payer, channelId, 50_000n)] });
+    await writeEscrow(local, local.payee, {
+      functionName: "settle",
+      args: [descriptor, 50_000n, await signVoucher(local, payer, channelId, 50_000n)],
+    });
     expect(await channelState(local, channelId)).toMatchObject({ settled: 50_000n });
   });
 });
@@ -58,7 +75,10 @@ describe("withdraw", () => {
     const payer = local.payers[0]!;
     const { channelId, descriptor } = await openChannel(local, { payer, deposit: 1_000_000n });
     const { descriptor: neverRequested } = await openChannel(local, { payer, deposit: 1_000n });
-    await writeEscrow(local, local.payee, { functionName: "settle", args: [descriptor, 300_000n, await signVoucher(local, payer, channelId, 300_000n)] });
+    await writeEscrow(local, local.payee, {
+      functionName: "settle",
+      args: [descriptor, 300_000n, await signVoucher(local, payer, channelId, 300_000n)],
+    });
     await writeEscrow(local, payer, { functionName: "requestClose", args: [descriptor] });
     expect(await escrowRevertReason(local, payer, { functionName: "withdraw", args: [descriptor] })).toBe("CloseNotReady");
 

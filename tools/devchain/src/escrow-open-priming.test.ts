@@ -21,16 +21,32 @@ async function signedTransaction(calls: { to: Hex; data: Hex }[]): Promise<Hex> 
 
 describe("primeEscrowForOpenTransaction", () => {
   it("writes the open tx's expiringNonceHash where the stand-in reads it, keyed by the open's arguments", async () => {
-    const open = { payer: local.payers[0]!.address, payee: local.payee.address, operator: ZERO_ADDRESS, token: getAddress(local.world.token.address), salt: randomSalt(), authorizedSigner: ZERO_ADDRESS };
-    const data = encodeFunctionData({ abi: channelEscrowAbi, functionName: "open", args: [open.payee, open.operator, open.token, 1_000n, open.salt, open.authorizedSigner] });
+    const open = {
+      payer: local.payers[0]!.address,
+      payee: local.payee.address,
+      operator: ZERO_ADDRESS,
+      token: getAddress(local.world.token.address),
+      salt: randomSalt(),
+      authorizedSigner: ZERO_ADDRESS,
+    };
+    const data = encodeFunctionData({
+      abi: channelEscrowAbi,
+      functionName: "open",
+      args: [open.payee, open.operator, open.token, 1_000n, open.salt, open.authorizedSigner],
+    });
     const signed = await signedTransaction([{ to: local.world.escrow, data }]);
 
     const [primed] = await primeEscrowForOpenTransaction(local.anvil.rpcUrl, signed);
 
     expect(primed?.descriptor).toMatchObject(open);
     expect(primed?.deposit).toBe(1_000n);
-    expect(primed?.channelId).toBe(Session.Precompile.Channel.computeId({ ...primed!.descriptor, chainId: local.world.chainId, escrow: local.world.escrow }));
-    const stored = await local.clients.publicClient.getStorageAt({ address: local.world.escrow, slot: primedNonceHashStorageSlot(escrowOpenKey(open)) });
+    expect(primed?.channelId).toBe(
+      Session.Precompile.Channel.computeId({ ...primed!.descriptor, chainId: local.world.chainId, escrow: local.world.escrow }),
+    );
+    const stored = await local.clients.publicClient.getStorageAt({
+      address: local.world.escrow,
+      slot: primedNonceHashStorageSlot(escrowOpenKey(open)),
+    });
     expect(stored).toBe(primed?.descriptor.expiringNonceHash);
   });
 

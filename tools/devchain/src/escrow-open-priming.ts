@@ -71,7 +71,11 @@ export interface PrimeOptions {
  * id on chain as the client computed from the signed tx. Transactions without an `open` call are left alone
  * (returns []), so it is safe to call on every transaction before broadcasting it.
  */
-export async function primeEscrowForOpenTransaction(rpcUrl: string, serializedTransaction: Hex, options: PrimeOptions = {}): Promise<PrimedChannelOpen[]> {
+export async function primeEscrowForOpenTransaction(
+  rpcUrl: string,
+  serializedTransaction: Hex,
+  options: PrimeOptions = {},
+): Promise<PrimedChannelOpen[]> {
   const rpc = createTestClient({ mode: "anvil", transport: http(rpcUrl) });
   return primeWithRequest(rpc.request as AnvilRequest, serializedTransaction, options);
 }

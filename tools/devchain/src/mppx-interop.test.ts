@@ -9,7 +9,15 @@ import { Mppx, tempo as serverTempo } from "mppx/server";
 import { tempo as clientTempo } from "mppx/client";
 import { channelEscrowAbi, createTempoClients, tempoChain } from "@worldrouter/chain";
 import { withEscrowOpenPriming } from "./escrow-open-priming.js";
-import { channelState, openChannel, signVoucher, startLocalWorld, tokenBalance, writeEscrow, type LocalWorld } from "./test-support/local-world.js";
+import {
+  channelState,
+  openChannel,
+  signVoucher,
+  startLocalWorld,
+  tokenBalance,
+  writeEscrow,
+  type LocalWorld,
+} from "./test-support/local-world.js";
 
 // The stand-in must be indistinguishable from the TIP-1034 precompile for mppx: same channel ids, same voucher
 // digest, and an unmodified mppx session client + server running a paid session against it.
@@ -34,7 +42,15 @@ describe("mppx primitives against the stand-in", () => {
       expiringNonceHash: keccak256(stringToHex("nonce hash")),
     };
     const { payer, payee, operator, token, salt, authorizedSigner, expiringNonceHash } = descriptor;
-    const onChain = await escrowContract().read.computeChannelId([payer, payee, operator, token, salt, authorizedSigner, expiringNonceHash]);
+    const onChain = await escrowContract().read.computeChannelId([
+      payer,
+      payee,
+      operator,
+      token,
+      salt,
+      authorizedSigner,
+      expiringNonceHash,
+    ]);
     expect(onChain).toBe(Session.Precompile.Channel.computeId({ ...descriptor, chainId: local.world.chainId, escrow: local.world.escrow }));
   });
 
@@ -59,14 +75,24 @@ describe("mppx primitives against the stand-in", () => {
     const payer = local.payers[0]!;
     const { channelId, descriptor } = await openChannel(local, { payer, deposit: 500_000n });
     const signature = await signVoucher(local, payer, channelId, 200_000n);
-    expect(Session.Precompile.Voucher.verifyVoucher(local.world.escrow, local.world.chainId, { channelId, cumulativeAmount: 200_000n, signature }, payer.address)).toBe(true);
+    expect(
+      Session.Precompile.Voucher.verifyVoucher(
+        local.world.escrow,
+        local.world.chainId,
+        { channelId, cumulativeAmount: 200_000n, signature },
+        payer.address,
+      ),
+    ).toBe(true);
     await writeEscrow(local, local.payee, { functionName: "settle", args: [descriptor, 200_000n, signature] });
     expect(await channelState(local, channelId)).toMatchObject({ settled: 200_000n });
   });
 });
 
 /** An mppx session server on a free port; `primeOpens: false` leaves out the dev bridge, `sponsorFees` adds our fee payer. */
-async function startMppxSessionServer(options: { primeOpens: boolean; sponsorFees?: boolean }): Promise<{ url: string; close(): Promise<void> }> {
+async function startMppxSessionServer(options: {
+  primeOpens: boolean;
+  sponsorFees?: boolean;
+}): Promise<{ url: string; close(): Promise<void> }> {
   const transport = http(local.anvil.rpcUrl);
   // The server broadcasts the client's signed open tx; the priming transport is the dev bridge that lets the
   // stand-in see that tx's expiringNonceHash, exactly where a dev-mode gateway would use it.
@@ -103,7 +129,11 @@ async function startMppxSessionServer(options: { primeOpens: boolean; sponsorFee
 }
 
 function sessionManagerFor(payer: (typeof local.payers)[number]) {
-  const payerClients = createTempoClients({ rpcUrl: local.anvil.rpcUrl, chainId: local.world.chainId, feeToken: local.world.token.address });
+  const payerClients = createTempoClients({
+    rpcUrl: local.anvil.rpcUrl,
+    chainId: local.world.chainId,
+    feeToken: local.world.token.address,
+  });
   return clientTempo.session.manager({ account: payer, getClient: () => payerClients.publicClient, maxDeposit: "1" });
 }
 

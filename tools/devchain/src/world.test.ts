@@ -24,12 +24,28 @@ describe("deployWorld", () => {
     const { publicClient } = clients();
     expect(world.chainId).toBe(4217);
     expect(world.token).toEqual({ address: LOCAL_USDC_E_ADDRESS, decimals: 6, symbol: "USDC.e", name: "USDC.e" });
-    expect(await publicClient.readContract({ address: world.token.address, abi: tip20Abi, functionName: "balanceOf", args: [world.feePayer.address] })).toBe(1_000_000_000n);
-    expect(await publicClient.readContract({ address: world.token.address, abi: tip20Abi, functionName: "balanceOf", args: [world.payee.address] })).toBe(1_000_000_000n);
+    expect(
+      await publicClient.readContract({
+        address: world.token.address,
+        abi: tip20Abi,
+        functionName: "balanceOf",
+        args: [world.feePayer.address],
+      }),
+    ).toBe(1_000_000_000n);
+    expect(
+      await publicClient.readContract({
+        address: world.token.address,
+        abi: tip20Abi,
+        functionName: "balanceOf",
+        args: [world.payee.address],
+      }),
+    ).toBe(1_000_000_000n);
     expect(world.wallets).toHaveLength(5);
     for (const wallet of world.wallets) {
       expect(wallet.balance).toBe("1000000000");
-      expect(await publicClient.readContract({ address: world.token.address, abi: tip20Abi, functionName: "balanceOf", args: [wallet.address] })).toBe(1_000_000_000n);
+      expect(
+        await publicClient.readContract({ address: world.token.address, abi: tip20Abi, functionName: "balanceOf", args: [wallet.address] }),
+      ).toBe(1_000_000_000n);
     }
     const addresses = [world.feePayer.address, world.payee.address, ...world.wallets.map((w) => w.address)];
     expect(new Set(addresses).size).toBe(addresses.length);
@@ -40,7 +56,11 @@ describe("deployWorld", () => {
     expect(world.escrow).toBe("0x4d50500000000000000000000000000000000000");
     expect(await publicClient.getCode({ address: world.escrow })).toBe(channelEscrowArtifact.deployedBytecode);
     for (const wallet of world.wallets) {
-      const allowance = await Actions.token.getAllowance(publicClient, { token: world.token.address, account: wallet.address, spender: world.escrow });
+      const allowance = await Actions.token.getAllowance(publicClient, {
+        token: world.token.address,
+        account: wallet.address,
+        spender: world.escrow,
+      });
       expect(allowance.amount).toBe(maxUint256);
     }
   });
@@ -69,7 +89,11 @@ describe("startAnvil", () => {
   it("serves Tempo chain 4217 until stopped", async () => {
     const node = await startAnvil();
     const chainId = async () => {
-      const response = await fetch(node.rpcUrl, { method: "POST", headers: { "content-type": "application/json" }, body: '{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}' });
+      const response = await fetch(node.rpcUrl, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: '{"jsonrpc":"2.0","id":1,"method":"eth_chainId"}',
+      });
       return Number(((await response.json()) as { result: string }).result);
     };
     expect(await chainId()).toBe(4217);

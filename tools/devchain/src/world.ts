@@ -75,7 +75,12 @@ export async function deployWorld(rpcUrl: string, options: DeployWorldOptions = 
   });
   await sendBatchSync(adminWallet, {
     calls: FEE_AMM_VALIDATOR_TOKENS.map((validatorTokenAddress) =>
-      Actions.amm.mint.call({ userTokenAddress: token, validatorTokenAddress, validatorTokenAmount: FEE_AMM_LIQUIDITY_PER_POOL, to: admin.address }),
+      Actions.amm.mint.call({
+        userTokenAddress: token,
+        validatorTokenAddress,
+        validatorTokenAmount: FEE_AMM_LIQUIDITY_PER_POOL,
+        to: admin.address,
+      }),
     ),
     gas: GAS.feeAmmMintPerPool * BigInt(FEE_AMM_VALIDATOR_TOKENS.length),
   });
@@ -88,7 +93,9 @@ export async function deployWorld(rpcUrl: string, options: DeployWorldOptions = 
   await approveEscrowForPayers(adminClients, token, payers, feePayer);
 
   const balances = await Promise.all(
-    payers.map((p) => adminClients.publicClient.readContract({ address: token, abi: tip20Abi, functionName: "balanceOf", args: [p.account.address] })),
+    payers.map((p) =>
+      adminClients.publicClient.readContract({ address: token, abi: tip20Abi, functionName: "balanceOf", args: [p.account.address] }),
+    ),
   );
   return World.parse({
     rpcUrl,

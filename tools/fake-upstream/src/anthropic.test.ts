@@ -36,7 +36,13 @@ describe("POST /v1/messages (non-stream)", () => {
     expect(response.status).toBe(200);
     expect(response.headers.get("request-id")).toMatch(/^req_/);
     const message = (await response.json()) as Json;
-    expect(message).toMatchObject({ type: "message", role: "assistant", model: "claude-sonnet-4-5", stop_reason: "end_turn", stop_sequence: null });
+    expect(message).toMatchObject({
+      type: "message",
+      role: "assistant",
+      model: "claude-sonnet-4-5",
+      stop_reason: "end_turn",
+      stop_sequence: null,
+    });
     expect(message.id).toMatch(/^msg_/);
     expect(message.content).toEqual([{ type: "text", text: expect.any(String) }]);
     expect(message.usage).toEqual({
@@ -88,15 +94,23 @@ describe("POST /v1/messages (non-stream)", () => {
     expect(auto.content[1].id).toMatch(/^toolu_/);
     expect(auto.usage.input_tokens).toBe(promptTokensOf({ ...request, tools: [weatherTool] }));
 
-    const forced = (await (await postMessages(upstream, { ...request, tools: [weatherTool], tool_choice: { type: "tool", name: "get_weather" } })).json()) as Json;
+    const forced = (await (
+      await postMessages(upstream, { ...request, tools: [weatherTool], tool_choice: { type: "tool", name: "get_weather" } })
+    ).json()) as Json;
     expect(forced.content.map((block: Json) => block.type)).toEqual(["tool_use"]);
     const none = (await (await postMessages(upstream, { ...request, tools: [weatherTool], tool_choice: { type: "none" } })).json()) as Json;
     expect(none.stop_reason).toBe("end_turn");
   });
 
   it("reports cache reads and writes on request, out of the same prompt total", async () => {
-    const message = (await (await postMessages(upstream, request, { "x-fake-cached-tokens": "5", "x-fake-cache-write-tokens": "3" })).json()) as Json;
-    expect(message.usage).toMatchObject({ cache_read_input_tokens: 5, cache_creation_input_tokens: 3, input_tokens: promptTokensOf(request) - 8 });
+    const message = (await (
+      await postMessages(upstream, request, { "x-fake-cached-tokens": "5", "x-fake-cache-write-tokens": "3" })
+    ).json()) as Json;
+    expect(message.usage).toMatchObject({
+      cache_read_input_tokens: 5,
+      cache_creation_input_tokens: 3,
+      input_tokens: promptTokensOf(request) - 8,
+    });
   });
 
   it("counts tool_use and tool_result history", async () => {
@@ -144,7 +158,11 @@ describe("POST /v1/messages (stream)", () => {
     expect(data[1]).toEqual({ type: "content_block_start", index: 0, content_block: { type: "text", text: "" } });
     expect(data[3]).toEqual({ type: "content_block_delta", index: 0, delta: { type: "text_delta", text: expect.any(String) } });
     expect(data[6]).toEqual({ type: "content_block_stop", index: 0 });
-    expect(data[7]).toEqual({ type: "message_delta", delta: { stop_reason: "end_turn", stop_sequence: null }, usage: { output_tokens: 3 } });
+    expect(data[7]).toEqual({
+      type: "message_delta",
+      delta: { stop_reason: "end_turn", stop_sequence: null },
+      usage: { output_tokens: 3 },
+    });
     expect(data[8]).toEqual({ type: "message_stop" });
   });
 
@@ -173,10 +191,18 @@ describe("POST /v1/messages (stream)", () => {
 
 describe("Anthropic errors", () => {
   it("requires x-api-key and anthropic-version", async () => {
-    const noKey = await fetch(`${upstream.url}/v1/messages`, { method: "POST", headers: { "anthropic-version": "2023-06-01" }, body: JSON.stringify(request) });
+    const noKey = await fetch(`${upstream.url}/v1/messages`, {
+      method: "POST",
+      headers: { "anthropic-version": "2023-06-01" },
+      body: JSON.stringify(request),
+    });
     expect(noKey.status).toBe(401);
     expect(await noKey.json()).toEqual({ type: "error", error: { type: "authentication_error", message: expect.any(String) } });
-    const noVersion = await fetch(`${upstream.url}/v1/messages`, { method: "POST", headers: { "x-api-key": "k" }, body: JSON.stringify(request) });
+    const noVersion = await fetch(`${upstream.url}/v1/messages`, {
+      method: "POST",
+      headers: { "x-api-key": "k" },
+      body: JSON.stringify(request),
+    });
     expect(noVersion.status).toBe(400);
     expect(((await noVersion.json()) as Json).error.type).toBe("invalid_request_error");
   });

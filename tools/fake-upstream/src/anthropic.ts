@@ -46,7 +46,8 @@ export function parseMessagesRequest(body: unknown): MessagesRequest {
   const { model, max_tokens, messages, stop_sequences, tools, tool_choice, system, stream } = body;
   if (typeof model !== "string" || model.length === 0) throw new AnthropicRequestError("model: Field required");
   if (max_tokens === undefined) throw new AnthropicRequestError("max_tokens: Field required");
-  if (!Number.isInteger(max_tokens) || (max_tokens as number) < 1) throw new AnthropicRequestError("max_tokens: Input should be an integer greater than or equal to 1");
+  if (!Number.isInteger(max_tokens) || (max_tokens as number) < 1)
+    throw new AnthropicRequestError("max_tokens: Input should be an integer greater than or equal to 1");
   if (messages === undefined) throw new AnthropicRequestError("messages: Field required");
   if (!Array.isArray(messages)) throw new AnthropicRequestError("messages: Input should be a valid list");
   if (messages.length === 0) throw new AnthropicRequestError("messages: at least one message is required");
@@ -54,9 +55,11 @@ export function parseMessagesRequest(body: unknown): MessagesRequest {
     if (!isObject(message) || (message.role !== "user" && message.role !== "assistant")) {
       throw new AnthropicRequestError(`messages.${i}.role: Input should be 'user' or 'assistant'`);
     }
-    if (typeof message.content !== "string" && !Array.isArray(message.content)) throw new AnthropicRequestError(`messages.${i}.content: Field required`);
+    if (typeof message.content !== "string" && !Array.isArray(message.content))
+      throw new AnthropicRequestError(`messages.${i}.content: Field required`);
   });
-  if (system !== undefined && typeof system !== "string" && !Array.isArray(system)) throw new AnthropicRequestError("system: Input should be a valid string or list");
+  if (system !== undefined && typeof system !== "string" && !Array.isArray(system))
+    throw new AnthropicRequestError("system: Input should be a valid string or list");
   if (stream !== undefined && typeof stream !== "boolean") throw new AnthropicRequestError("stream: Input should be a valid boolean");
   if (stop_sequences !== undefined && (!Array.isArray(stop_sequences) || stop_sequences.some((s) => typeof s !== "string"))) {
     throw new AnthropicRequestError("stop_sequences: Input should be a valid list of strings");
@@ -82,7 +85,8 @@ export function parseMessagesRequest(body: unknown): MessagesRequest {
 /** The request as OpenAI-shaped messages and tools, so it is counted by the same rules as the gateway's estimate. */
 export function asChatMessages(request: MessagesRequest): { messages: ChatMessage[]; tools: ToolDefinition[] | undefined } {
   const messages: ChatMessage[] = [];
-  if (request.system !== undefined) messages.push({ role: "system", content: typeof request.system === "string" ? request.system : textParts(request.system) });
+  if (request.system !== undefined)
+    messages.push({ role: "system", content: typeof request.system === "string" ? request.system : textParts(request.system) });
   for (const message of request.messages) {
     if (typeof message.content === "string") {
       messages.push({ role: message.role, content: message.content });
@@ -95,7 +99,11 @@ export function asChatMessages(request: MessagesRequest): { messages: ChatMessag
   }
   const tools = request.tools?.map((tool) => ({
     type: "function",
-    function: { name: tool.name, ...(tool.description !== undefined && { description: tool.description }), ...(tool.input_schema && { parameters: tool.input_schema }) },
+    function: {
+      name: tool.name,
+      ...(tool.description !== undefined && { description: tool.description }),
+      ...(tool.input_schema && { parameters: tool.input_schema }),
+    },
   }));
   return { messages, tools };
 }
@@ -103,13 +111,19 @@ export function asChatMessages(request: MessagesRequest): { messages: ChatMessag
 function textParts(blocks: readonly ContentBlock[]): ChatContentPart[] {
   return blocks.flatMap((block): ChatContentPart[] => {
     if (block.type === "text") return [{ type: "text", text: block.text ?? "" }];
-    if (block.type === "tool_result") return typeof block.content === "string" ? [{ type: "text", text: block.content }] : textParts(block.content ?? []);
+    if (block.type === "tool_result")
+      return typeof block.content === "string" ? [{ type: "text", text: block.content }] : textParts(block.content ?? []);
     if (block.type === "tool_use") return [];
     return [{ type: block.type }];
   });
 }
 
-const STOP_REASON: Record<CompletionEnd, string> = { end: "end_turn", stop_sequence: "stop_sequence", length: "max_tokens", tool: "tool_use" };
+const STOP_REASON: Record<CompletionEnd, string> = {
+  end: "end_turn",
+  stop_sequence: "stop_sequence",
+  length: "max_tokens",
+  tool: "tool_use",
+};
 
 function modeOf(request: MessagesRequest, controls: FakeControls, seed: number): CompletionMode {
   const tools = request.tools ?? [];
@@ -124,7 +138,12 @@ function modeOf(request: MessagesRequest, controls: FakeControls, seed: number):
   };
 }
 
-export async function answerMessages(context: ProviderContext, request: MessagesRequest, model: string, controls: FakeControls): Promise<void> {
+export async function answerMessages(
+  context: ProviderContext,
+  request: MessagesRequest,
+  model: string,
+  controls: FakeControls,
+): Promise<void> {
   const { exchange } = context;
   const { messages, tools } = asChatMessages(request);
   const messagesJson = JSON.stringify(messages);
@@ -141,7 +160,11 @@ export async function answerMessages(context: ProviderContext, request: Messages
   });
   const cacheRead = Math.min(controls.cachedTokens, promptTokens);
   const cacheWrite = Math.min(controls.cacheWriteTokens, promptTokens - cacheRead);
-  const inputUsage = { input_tokens: promptTokens - cacheRead - cacheWrite, cache_creation_input_tokens: cacheWrite, cache_read_input_tokens: cacheRead };
+  const inputUsage = {
+    input_tokens: promptTokens - cacheRead - cacheWrite,
+    cache_creation_input_tokens: cacheWrite,
+    cache_read_input_tokens: cacheRead,
+  };
   const id = nextId("msg_");
   const toolUseId = `toolu_${seedOf(String(seed), "tool").toString(36).padStart(7, "0")}`;
   const headers = { "request-id": nextId("req_") };
@@ -152,7 +175,8 @@ export async function answerMessages(context: ProviderContext, request: Messages
   }
   const content: object[] = [];
   if (plan.content.length > 0 || !plan.toolCall) content.push({ type: "text", text: plan.content.join("") });
-  if (plan.toolCall) content.push({ type: "tool_use", id: toolUseId, name: plan.toolCall.name, input: parseToolInput(plan.toolCall.arguments) });
+  if (plan.toolCall)
+    content.push({ type: "tool_use", id: toolUseId, name: plan.toolCall.name, input: parseToolInput(plan.toolCall.arguments) });
   exchange.delayedJson(
     controls,
     Math.ceil(plan.tokens / controls.chunkTokens),
@@ -192,32 +216,47 @@ const event = (type: string, data: string) => `event: ${type}\ndata: ${data}\n\n
 const textDelta = precomputed((text) => `{"type":"text_delta","text":${JSON.stringify(text)}}`);
 
 function streamEvents({ id, model, plan, toolUseId, inputUsage, chunkTokens }: StreamInput): string[] {
-  const start = { id, type: "message", role: "assistant", model, content: [], stop_reason: null, stop_sequence: null, usage: { ...inputUsage, output_tokens: 1 } };
+  const start = {
+    id,
+    type: "message",
+    role: "assistant",
+    model,
+    content: [],
+    stop_reason: null,
+    stop_sequence: null,
+    usage: { ...inputUsage, output_tokens: 1 },
+  };
   const events = [event("message_start", JSON.stringify({ type: "message_start", message: start }))];
   let index = 0;
   const block = (contentBlock: object, deltas: string[]) => {
-    events.push(event("content_block_start", `{"type":"content_block_start","index":${index},"content_block":${JSON.stringify(contentBlock)}}`));
+    events.push(
+      event("content_block_start", `{"type":"content_block_start","index":${index},"content_block":${JSON.stringify(contentBlock)}}`),
+    );
     if (index === 0) events.push(event("ping", '{"type": "ping"}'));
-    for (const delta of deltas) events.push(event("content_block_delta", `{"type":"content_block_delta","index":${index},"delta":${delta}}`));
+    for (const delta of deltas)
+      events.push(event("content_block_delta", `{"type":"content_block_delta","index":${index},"delta":${delta}}`));
     events.push(event("content_block_stop", `{"type":"content_block_stop","index":${index}}`));
     index++;
   };
   if (plan.content.length > 0 || !plan.toolCall) {
-    block(
-      { type: "text", text: "" },
-      chunksOf(plan.content, chunkTokens).map(textDelta),
-    );
+    block({ type: "text", text: "" }, chunksOf(plan.content, chunkTokens).map(textDelta));
   }
   if (plan.toolCall) {
     block(
       { type: "tool_use", id: toolUseId, name: plan.toolCall.name, input: {} },
-      ["", ...chunksOf(plan.toolCall.fragments, chunkTokens)].map((json) => `{"type":"input_json_delta","partial_json":${JSON.stringify(json)}}`),
+      ["", ...chunksOf(plan.toolCall.fragments, chunkTokens)].map(
+        (json) => `{"type":"input_json_delta","partial_json":${JSON.stringify(json)}}`,
+      ),
     );
   }
   events.push(
     event(
       "message_delta",
-      JSON.stringify({ type: "message_delta", delta: { stop_reason: STOP_REASON[plan.end], stop_sequence: plan.stopSequence }, usage: { output_tokens: plan.tokens } }),
+      JSON.stringify({
+        type: "message_delta",
+        delta: { stop_reason: STOP_REASON[plan.end], stop_sequence: plan.stopSequence },
+        usage: { output_tokens: plan.tokens },
+      }),
     ),
   );
   events.push(event("message_stop", '{"type":"message_stop"}'));
@@ -225,7 +264,11 @@ function streamEvents({ id, model, plan, toolUseId, inputUsage, chunkTokens }: S
 }
 
 const FAULTS: Record<Exclude<FakeFault, "disconnect">, AnthropicRequestError> = {
-  "429": new AnthropicRequestError("Number of request tokens has exceeded your per-minute rate limit (fake upstream).", 429, "rate_limit_error"),
+  "429": new AnthropicRequestError(
+    "Number of request tokens has exceeded your per-minute rate limit (fake upstream).",
+    429,
+    "rate_limit_error",
+  ),
   "500": new AnthropicRequestError("Internal server error", 500, "api_error"),
   overloaded: new AnthropicRequestError("Overloaded", 529, "overloaded_error"),
 };

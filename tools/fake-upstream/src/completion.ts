@@ -82,7 +82,8 @@ function planText(pieces: string[], maxTokens: number, stop: readonly string[]):
       return { content, toolCall: null, end: "stop_sequence", stopSequence: cut.sequence, tokens };
     }
   }
-  if (pieces.length > maxTokens) return { content: pieces.slice(0, maxTokens), toolCall: null, end: "length", stopSequence: null, tokens: maxTokens };
+  if (pieces.length > maxTokens)
+    return { content: pieces.slice(0, maxTokens), toolCall: null, end: "length", stopSequence: null, tokens: maxTokens };
   return { content: pieces, toolCall: null, end: "end", stopSequence: null, tokens: pieces.length };
 }
 

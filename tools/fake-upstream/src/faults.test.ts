@@ -53,7 +53,9 @@ describe("HTTP faults", () => {
   it("is selectable by model suffix for clients that cannot set headers", async () => {
     const client = openAiClient(upstream);
     await expect(client.chat.completions.create({ ...chat, model: "gpt-4o-mini:fault=429" })).rejects.toBeInstanceOf(OpenAI.RateLimitError);
-    await expect(client.chat.completions.create({ ...chat, model: "gpt-4o-mini:fault=500" })).rejects.toBeInstanceOf(OpenAI.InternalServerError);
+    await expect(client.chat.completions.create({ ...chat, model: "gpt-4o-mini:fault=500" })).rejects.toBeInstanceOf(
+      OpenAI.InternalServerError,
+    );
     const anthropic = await postMessages(upstream, { ...claude, model: "claude-haiku-4-5:fault=overloaded" });
     expect(anthropic.status).toBe(529);
   });
@@ -120,10 +122,20 @@ describe("disconnects", () => {
   });
 
   it("breaks an Anthropic stream after K events", async () => {
-    const response = await postMessages(upstream, { ...claude, stream: true }, { "x-fake-disconnect-after": "5", "x-fake-latency-ms": "2" });
+    const response = await postMessages(
+      upstream,
+      { ...claude, stream: true },
+      { "x-fake-disconnect-after": "5", "x-fake-latency-ms": "2" },
+    );
     const { events, error } = await readSseUntilError(response);
     expect(error).not.toBeNull();
-    expect(events.map((event) => event.event)).toEqual(["message_start", "content_block_start", "ping", "content_block_delta", "content_block_delta"]);
+    expect(events.map((event) => event.event)).toEqual([
+      "message_start",
+      "content_block_start",
+      "ping",
+      "content_block_delta",
+      "content_block_delta",
+    ]);
   });
 
   it("drops a non-stream request after its generation time", async () => {
@@ -139,7 +151,11 @@ describe("timing and client aborts", () => {
     expect(performance.now() - start).toBeGreaterThanOrEqual(55);
 
     start = performance.now();
-    const response = await postChat(upstream, { ...chat, stream: true }, { "x-fake-ttft-ms": "20", "x-fake-latency-ms": "15", "x-fake-tokens": "4" });
+    const response = await postChat(
+      upstream,
+      { ...chat, stream: true },
+      { "x-fake-ttft-ms": "20", "x-fake-latency-ms": "15", "x-fake-tokens": "4" },
+    );
     await response.text();
     // role, 4 content, finish, [DONE]: the first after ttft, six more 15 ms apart. Lower bounds only: timers never
     // fire early, but a loaded machine may fire them late.

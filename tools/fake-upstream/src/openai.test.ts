@@ -63,7 +63,8 @@ describe("POST /v1/chat/completions (non-stream)", () => {
     expect(other.choices[0]!.message.content).not.toBe(a.choices[0]!.message.content);
     expect(b.id).not.toBe(a.id);
     let streamed = "";
-    for await (const chunk of await client.chat.completions.create({ model: "gpt-5", messages, stream: true })) streamed += chunk.choices[0]?.delta.content ?? "";
+    for await (const chunk of await client.chat.completions.create({ model: "gpt-5", messages, stream: true }))
+      streamed += chunk.choices[0]?.delta.content ?? "";
     expect(streamed).toBe(a.choices[0]!.message.content);
   });
 
@@ -99,7 +100,10 @@ describe("POST /v1/chat/completions (non-stream)", () => {
       messages,
       response_format: {
         type: "json_schema",
-        json_schema: { name: "river", schema: { type: "object", properties: { name: { type: "string" }, length_km: { type: "integer", minimum: 1 } } } },
+        json_schema: {
+          name: "river",
+          schema: { type: "object", properties: { name: { type: "string" }, length_km: { type: "integer", minimum: 1 } } },
+        },
       },
     });
     const parsed = JSON.parse(schema.choices[0]!.message.content!);
@@ -125,7 +129,10 @@ describe("POST /v1/chat/completions (non-stream)", () => {
   it("answers with text when tool_choice is none or x-fake-tool-call is off", async () => {
     const none = await client.chat.completions.create({ model: "gpt-4o", messages, tools: [weatherTool], tool_choice: "none" });
     expect(none.choices[0]!.finish_reason).toBe("stop");
-    const off = await client.chat.completions.create({ model: "gpt-4o", messages, tools: [weatherTool] }, { headers: { "x-fake-tool-call": "off" } });
+    const off = await client.chat.completions.create(
+      { model: "gpt-4o", messages, tools: [weatherTool] },
+      { headers: { "x-fake-tool-call": "off" } },
+    );
     expect(off.choices[0]!.message.content!.length).toBeGreaterThan(0);
   });
 
@@ -150,7 +157,11 @@ describe("POST /v1/chat/completions (non-stream)", () => {
 
 describe("POST /v1/chat/completions (stream)", () => {
   it("streams chunks in OpenAI's format: role, content deltas, finish, usage, [DONE]", async () => {
-    const response = await postChat(upstream, { model: "gpt-4o-mini", messages, stream: true, stream_options: { include_usage: true } }, { "x-fake-tokens": "5" });
+    const response = await postChat(
+      upstream,
+      { model: "gpt-4o-mini", messages, stream: true, stream_options: { include_usage: true } },
+      { "x-fake-tokens": "5" },
+    );
     expect(response.headers.get("content-type")).toBe("text/event-stream; charset=utf-8");
     const events = parseSse(await response.text());
     expect(events.every((event) => event.event === null)).toBe(true);
@@ -158,17 +169,25 @@ describe("POST /v1/chat/completions (stream)", () => {
     const chunks = events.slice(0, -1).map((event) => JSON.parse(event.data));
     expect(chunks).toHaveLength(1 + 5 + 1 + 1);
     for (const chunk of chunks) expect(chunk).toMatchObject({ object: "chat.completion.chunk", model: "gpt-4o-mini", id: chunks[0].id });
-    expect(chunks[0].choices).toEqual([{ index: 0, delta: { role: "assistant", content: "", refusal: null }, logprobs: null, finish_reason: null }]);
+    expect(chunks[0].choices).toEqual([
+      { index: 0, delta: { role: "assistant", content: "", refusal: null }, logprobs: null, finish_reason: null },
+    ]);
     expect(chunks[0].usage).toBeNull();
     for (const chunk of chunks.slice(1, 6)) expect(Object.keys(chunk.choices[0].delta)).toEqual(["content"]);
     expect(chunks[6].choices).toEqual([{ index: 0, delta: {}, logprobs: null, finish_reason: "stop" }]);
     expect(chunks[7].choices).toEqual([]);
-    expect(chunks[7].usage).toMatchObject({ prompt_tokens: countPromptTokens(o200k, messages as never), completion_tokens: 5, total_tokens: chunks[7].usage.prompt_tokens + 5 });
+    expect(chunks[7].usage).toMatchObject({
+      prompt_tokens: countPromptTokens(o200k, messages as never),
+      completion_tokens: 5,
+      total_tokens: chunks[7].usage.prompt_tokens + 5,
+    });
   });
 
   it("omits usage without include_usage", async () => {
     const response = await postChat(upstream, { model: "gpt-4o-mini", messages, stream: true }, { "x-fake-tokens": "2" });
-    const chunks = parseSse(await response.text()).slice(0, -1).map((event) => JSON.parse(event.data));
+    const chunks = parseSse(await response.text())
+      .slice(0, -1)
+      .map((event) => JSON.parse(event.data));
     expect(chunks).toHaveLength(4);
     for (const chunk of chunks) expect(chunk).not.toHaveProperty("usage");
   });
@@ -190,7 +209,10 @@ describe("POST /v1/chat/completions (stream)", () => {
   });
 
   it("interleaves n choices and ends each", async () => {
-    const stream = await client.chat.completions.create({ model: "gpt-4o", messages, n: 2, stream: true }, { headers: { "x-fake-tokens": "3" } });
+    const stream = await client.chat.completions.create(
+      { model: "gpt-4o", messages, n: 2, stream: true },
+      { headers: { "x-fake-tokens": "3" } },
+    );
     const text: Record<number, string> = { 0: "", 1: "" };
     const finishes: Record<number, string | null> = {};
     for await (const chunk of stream) {
@@ -205,7 +227,13 @@ describe("POST /v1/chat/completions (stream)", () => {
   });
 
   it("streams a tool call as tool_calls deltas the SDK can assemble", async () => {
-    const stream = await client.chat.completions.create({ model: "gpt-4o", messages, tools: [weatherTool], tool_choice: "required", stream: true });
+    const stream = await client.chat.completions.create({
+      model: "gpt-4o",
+      messages,
+      tools: [weatherTool],
+      tool_choice: "required",
+      stream: true,
+    });
     let name = "";
     let args = "";
     let id = "";
@@ -236,8 +264,16 @@ describe("POST /v1/chat/completions (stream)", () => {
   });
 
   it("stops streaming at max_tokens with finish_reason length", async () => {
-    const response = await postChat(upstream, { model: "gpt-4o", messages, stream: true, max_tokens: 2, stream_options: { include_usage: true } });
-    const chunks = parseSse(await response.text()).slice(0, -1).map((event) => JSON.parse(event.data));
+    const response = await postChat(upstream, {
+      model: "gpt-4o",
+      messages,
+      stream: true,
+      max_tokens: 2,
+      stream_options: { include_usage: true },
+    });
+    const chunks = parseSse(await response.text())
+      .slice(0, -1)
+      .map((event) => JSON.parse(event.data));
     expect(chunks.at(-2).choices[0].finish_reason).toBe("length");
     expect(chunks.at(-1).usage.completion_tokens).toBe(2);
   });
@@ -245,9 +281,14 @@ describe("POST /v1/chat/completions (stream)", () => {
 
 describe("OpenAI errors", () => {
   it("requires a bearer token", async () => {
-    const response = await fetch(`${upstream.url}/v1/chat/completions`, { method: "POST", body: JSON.stringify({ model: "gpt-4o", messages }) });
+    const response = await fetch(`${upstream.url}/v1/chat/completions`, {
+      method: "POST",
+      body: JSON.stringify({ model: "gpt-4o", messages }),
+    });
     expect(response.status).toBe(401);
-    expect(await response.json()).toEqual({ error: { message: expect.stringContaining("API key"), type: "invalid_request_error", param: null, code: null } });
+    expect(await response.json()).toEqual({
+      error: { message: expect.stringContaining("API key"), type: "invalid_request_error", param: null, code: null },
+    });
   });
 
   it.each([
@@ -258,7 +299,11 @@ describe("OpenAI errors", () => {
     [{ model: "gpt-4o", messages, n: 0 }, "n", "invalid_value"],
     [{ model: "gpt-4o", messages, max_tokens: 0 }, "max_tokens", "invalid_value"],
     [{ model: "gpt-4o", messages, stream_options: { include_usage: true } }, "stream_options", "invalid_value"],
-    [{ model: "gpt-4o", messages, tools: [weatherTool], tool_choice: { type: "function", function: { name: "nope" } } }, "tool_choice", "invalid_value"],
+    [
+      { model: "gpt-4o", messages, tools: [weatherTool], tool_choice: { type: "function", function: { name: "nope" } } },
+      "tool_choice",
+      "invalid_value",
+    ],
   ])("rejects %j with a 400 in OpenAI format", async (body, param, code) => {
     const response = await postChat(upstream, body);
     expect(response.status).toBe(400);
@@ -275,7 +320,11 @@ describe("OpenAI errors", () => {
   });
 
   it("surfaces as typed SDK errors", async () => {
-    await expect(client.chat.completions.create({ model: "gpt-4o", messages: [] })).rejects.toMatchObject({ status: 400, code: "empty_array", param: "messages" });
+    await expect(client.chat.completions.create({ model: "gpt-4o", messages: [] })).rejects.toMatchObject({
+      status: 400,
+      code: "empty_array",
+      param: "messages",
+    });
   });
 
   it("answers 404 for unknown routes", async () => {

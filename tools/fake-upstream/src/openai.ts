@@ -46,26 +46,43 @@ export function parseChatCompletionRequest(body: unknown): ChatCompletionRequest
   if (!isObject(body)) throw new OpenAiRequestError("We could not parse the JSON body of your request. The body must be a JSON object.");
   const { model, messages, n, stream, stream_options, stop, tools, tool_choice, response_format } = body;
   if (typeof model !== "string" || model.length === 0) throw new OpenAiRequestError("you must provide a model parameter");
-  if (messages === undefined) throw new OpenAiRequestError("Missing required parameter: 'messages'.", "messages", "missing_required_parameter");
-  if (!Array.isArray(messages)) throw new OpenAiRequestError("Invalid type for 'messages': expected an array of objects.", "messages", "invalid_type");
+  if (messages === undefined)
+    throw new OpenAiRequestError("Missing required parameter: 'messages'.", "messages", "missing_required_parameter");
+  if (!Array.isArray(messages))
+    throw new OpenAiRequestError("Invalid type for 'messages': expected an array of objects.", "messages", "invalid_type");
   if (messages.length === 0) {
-    throw new OpenAiRequestError("Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead.", "messages", "empty_array");
+    throw new OpenAiRequestError(
+      "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead.",
+      "messages",
+      "empty_array",
+    );
   }
   messages.forEach((message: unknown, i) => {
-    if (!isObject(message)) throw new OpenAiRequestError(`Invalid type for 'messages[${i}]': expected an object.`, `messages[${i}]`, "invalid_type");
+    if (!isObject(message))
+      throw new OpenAiRequestError(`Invalid type for 'messages[${i}]': expected an object.`, `messages[${i}]`, "invalid_type");
     if (!ROLES.includes(message.role as string)) {
-      throw new OpenAiRequestError(`Invalid value: '${String(message.role)}'. Supported values are: ${ROLES.map((r) => `'${r}'`).join(", ")}.`, `messages[${i}].role`, "invalid_value");
+      throw new OpenAiRequestError(
+        `Invalid value: '${String(message.role)}'. Supported values are: ${ROLES.map((r) => `'${r}'`).join(", ")}.`,
+        `messages[${i}].role`,
+        "invalid_value",
+      );
     }
   });
-  if (n !== undefined && (!isPositiveInt(n) || n > 128)) throw new OpenAiRequestError("Invalid 'n': expected an integer between 1 and 128.", "n", "invalid_value");
+  if (n !== undefined && (!isPositiveInt(n) || n > 128))
+    throw new OpenAiRequestError("Invalid 'n': expected an integer between 1 and 128.", "n", "invalid_value");
   for (const param of ["max_tokens", "max_completion_tokens"] as const) {
     if (body[param] !== undefined && body[param] !== null && !isPositiveInt(body[param])) {
       throw new OpenAiRequestError(`Invalid '${param}': expected an integer of at least 1.`, param, "invalid_value");
     }
   }
-  if (stream !== undefined && stream !== null && typeof stream !== "boolean") throw new OpenAiRequestError("Invalid type for 'stream': expected a boolean.", "stream", "invalid_type");
+  if (stream !== undefined && stream !== null && typeof stream !== "boolean")
+    throw new OpenAiRequestError("Invalid type for 'stream': expected a boolean.", "stream", "invalid_type");
   if (stream_options !== undefined && stream_options !== null && stream !== true) {
-    throw new OpenAiRequestError("The 'stream_options' parameter is only allowed when 'stream' is enabled.", "stream_options", "invalid_value");
+    throw new OpenAiRequestError(
+      "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+      "stream_options",
+      "invalid_value",
+    );
   }
   if (stop !== undefined && stop !== null) {
     const list = typeof stop === "string" ? [stop] : stop;
@@ -77,24 +94,47 @@ export function parseChatCompletionRequest(body: unknown): ChatCompletionRequest
     if (!Array.isArray(tools)) throw new OpenAiRequestError("Invalid type for 'tools': expected an array.", "tools", "invalid_type");
     tools.forEach((tool: unknown, i) => {
       if (!isObject(tool) || !isObject(tool.function) || typeof tool.function.name !== "string") {
-        throw new OpenAiRequestError(`Missing required parameter: 'tools[${i}].function.name'.`, `tools[${i}].function.name`, "missing_required_parameter");
+        throw new OpenAiRequestError(
+          `Missing required parameter: 'tools[${i}].function.name'.`,
+          `tools[${i}].function.name`,
+          "missing_required_parameter",
+        );
       }
     });
   }
   if (isObject(tool_choice)) {
     const name = isObject(tool_choice.function) ? tool_choice.function.name : undefined;
     if (!Array.isArray(tools) || !tools.some((tool) => tool.function.name === name)) {
-      throw new OpenAiRequestError(`Invalid value for 'tool_choice': function '${String(name)}' is not in 'tools'.`, "tool_choice", "invalid_value");
+      throw new OpenAiRequestError(
+        `Invalid value for 'tool_choice': function '${String(name)}' is not in 'tools'.`,
+        "tool_choice",
+        "invalid_value",
+      );
     }
   } else if (tool_choice !== undefined && tool_choice !== null && !["none", "auto", "required"].includes(tool_choice as string)) {
-    throw new OpenAiRequestError(`Invalid value: '${String(tool_choice)}'. Supported values are: 'none', 'auto' and 'required'.`, "tool_choice", "invalid_value");
+    throw new OpenAiRequestError(
+      `Invalid value: '${String(tool_choice)}'. Supported values are: 'none', 'auto' and 'required'.`,
+      "tool_choice",
+      "invalid_value",
+    );
   }
   if (response_format !== undefined && response_format !== null) {
     if (!isObject(response_format) || !["text", "json_object", "json_schema"].includes(response_format.type as string)) {
-      throw new OpenAiRequestError("Invalid 'response_format.type': expected one of 'text', 'json_object', 'json_schema'.", "response_format.type", "invalid_value");
+      throw new OpenAiRequestError(
+        "Invalid 'response_format.type': expected one of 'text', 'json_object', 'json_schema'.",
+        "response_format.type",
+        "invalid_value",
+      );
     }
-    if (response_format.type === "json_schema" && !(isObject(response_format.json_schema) && typeof response_format.json_schema.name === "string")) {
-      throw new OpenAiRequestError("Missing required parameter: 'response_format.json_schema.name'.", "response_format.json_schema.name", "missing_required_parameter");
+    if (
+      response_format.type === "json_schema" &&
+      !(isObject(response_format.json_schema) && typeof response_format.json_schema.name === "string")
+    ) {
+      throw new OpenAiRequestError(
+        "Missing required parameter: 'response_format.json_schema.name'.",
+        "response_format.json_schema.name",
+        "missing_required_parameter",
+      );
     }
   }
   return body as unknown as ChatCompletionRequest;
@@ -117,7 +157,12 @@ function modeOf(request: ChatCompletionRequest, controls: FakeControls, seed: nu
   return { kind: "text" };
 }
 
-export async function answerChatCompletion(context: ProviderContext, request: ChatCompletionRequest, model: string, controls: FakeControls): Promise<void> {
+export async function answerChatCompletion(
+  context: ProviderContext,
+  request: ChatCompletionRequest,
+  model: string,
+  controls: FakeControls,
+): Promise<void> {
   const { exchange } = context;
   const messagesJson = JSON.stringify(request.messages);
   const promptTokens = await context.countPrompt(model, "o200k_base", request.messages, request.tools, messagesJson);
@@ -137,14 +182,27 @@ export async function answerChatCompletion(context: ProviderContext, request: Ch
     completion_tokens: completionTokens,
     total_tokens: promptTokens + completionTokens,
     prompt_tokens_details: { cached_tokens: Math.min(controls.cachedTokens, promptTokens), audio_tokens: 0 },
-    completion_tokens_details: { reasoning_tokens: controls.reasoningTokens, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 },
+    completion_tokens_details: {
+      reasoning_tokens: controls.reasoningTokens,
+      audio_tokens: 0,
+      accepted_prediction_tokens: 0,
+      rejected_prediction_tokens: 0,
+    },
   };
   const id = nextId("chatcmpl-");
   const created = Math.floor(Date.now() / 1000);
   const headers = { "x-request-id": id, "openai-processing-ms": "1" };
 
   if (request.stream) {
-    const events = streamEvents({ id, created, model, seed, choices, controls, usage: request.stream_options?.include_usage ? usage : null });
+    const events = streamEvents({
+      id,
+      created,
+      model,
+      seed,
+      choices,
+      controls,
+      usage: request.stream_options?.include_usage ? usage : null,
+    });
     exchange.stream(controls, events, headers);
     return;
   }
@@ -162,7 +220,15 @@ export async function answerChatCompletion(context: ProviderContext, request: Ch
         message: {
           role: "assistant",
           content: choice.toolCall ? null : choice.content.join(""),
-          ...(choice.toolCall && { tool_calls: [{ id: toolCallId(seed, index), type: "function", function: { name: choice.toolCall.name, arguments: choice.toolCall.arguments } }] }),
+          ...(choice.toolCall && {
+            tool_calls: [
+              {
+                id: toolCallId(seed, index),
+                type: "function",
+                function: { name: choice.toolCall.name, arguments: choice.toolCall.arguments },
+              },
+            ],
+          }),
           refusal: null,
           annotations: [],
         },
@@ -221,7 +287,7 @@ function streamEvents({ id, created, model, seed, choices, controls, usage }: St
       if (delta !== undefined) events.push(chunk(index, delta));
     });
   }
-  choices.forEach((choice, index) => events.push(chunk(index, "{}", FINISH[choice.end])));
+  for (const [index, choice] of choices.entries()) events.push(chunk(index, "{}", FINISH[choice.end]));
   if (usage) {
     events.push(
       `data: {"id":${JSON.stringify(id)},"object":"chat.completion.chunk","created":${created},"model":${JSON.stringify(model)},"system_fingerprint":"fp_fake","choices":[],"usage":${JSON.stringify(usage)}}\n\n`,
@@ -232,12 +298,26 @@ function streamEvents({ id, created, model, seed, choices, controls, usage }: St
 }
 
 const FAULTS: Record<Exclude<FakeFault, "disconnect">, { status: number; type: string; code: string | null; message: string }> = {
-  "429": { status: 429, type: "requests", code: "rate_limit_exceeded", message: "Rate limit reached for requests (fake upstream). Please try again later." },
-  "500": { status: 500, type: "server_error", code: null, message: "The server had an error while processing your request. Sorry about that!" },
+  "429": {
+    status: 429,
+    type: "requests",
+    code: "rate_limit_exceeded",
+    message: "Rate limit reached for requests (fake upstream). Please try again later.",
+  },
+  "500": {
+    status: 500,
+    type: "server_error",
+    code: null,
+    message: "The server had an error while processing your request. Sorry about that!",
+  },
   overloaded: { status: 503, type: "server_error", code: null, message: "The engine is currently overloaded, please try again later." },
 };
 
 export function openAiFault(exchange: Exchange, fault: Exclude<FakeFault, "disconnect">, controls: FakeControls): void {
   const { status, type, code, message } = FAULTS[fault];
-  exchange.json(status, { error: { message, type, param: null, code } }, fault === "429" ? { "retry-after": String(controls.retryAfterSeconds) } : {});
+  exchange.json(
+    status,
+    { error: { message, type, param: null, code } },
+    fault === "429" ? { "retry-after": String(controls.retryAfterSeconds) } : {},
+  );
 }

@@ -5,7 +5,14 @@
 import { createHash } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { countPromptTokensOffThread, getModel, listModels, type ChatMessage, type TokenizerId, type ToolDefinition } from "@worldrouter/pricing";
+import {
+  countPromptTokensOffThread,
+  getModel,
+  listModels,
+  type ChatMessage,
+  type TokenizerId,
+  type ToolDefinition,
+} from "@worldrouter/pricing";
 import { AnthropicRequestError, anthropicError, anthropicFault, answerMessages, parseMessagesRequest } from "./anthropic.js";
 import { ControlError, DEFAULT_CONTROLS, readControls, splitModel, type FakeControls, type FakeFault } from "./controls.js";
 import { Exchange } from "./exchange.js";
@@ -56,7 +63,11 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
     messagesJson: string,
   ): Promise<number> {
     const tokenizer = getModel(model)?.tokenizer ?? fallback;
-    const key = createHash("sha1").update(tokenizer).update(messagesJson).update(tools ? JSON.stringify(tools) : "").digest("base64");
+    const key = createHash("sha1")
+      .update(tokenizer)
+      .update(messagesJson)
+      .update(tools ? JSON.stringify(tools) : "")
+      .digest("base64");
     const cached = promptCounts.get(key);
     if (cached !== undefined) return cached;
     const tokens = await countPromptTokensOffThread({ tokenizer }, messages, tools);
@@ -82,7 +93,10 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
         : anthropicError(exchange, new AnthropicRequestError(message, status, anthropicType));
 
     if (provider === "openai" && !/^Bearer \S/.test(req.headers.authorization ?? "")) {
-      return reject("You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).", 401);
+      return reject(
+        "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+        401,
+      );
     }
     if (provider === "anthropic") {
       if (!req.headers["x-api-key"]) return reject("x-api-key header is required", 401, undefined, "authentication_error");
@@ -105,7 +119,8 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
         return provider === "openai" ? openAiFault(exchange, fault, controls) : anthropicFault(exchange, fault, controls);
       }
       const context: ProviderContext = { exchange, countPrompt };
-      if (provider === "openai") await answerChatCompletion(context, request as ReturnType<typeof parseChatCompletionRequest>, model, controls);
+      if (provider === "openai")
+        await answerChatCompletion(context, request as ReturnType<typeof parseChatCompletionRequest>, model, controls);
       else await answerMessages(context, request as ReturnType<typeof parseMessagesRequest>, model, controls);
     } catch (error) {
       if (error instanceof OpenAiRequestError) return openAiError(exchange, error);
@@ -119,15 +134,21 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
     const exchange = new Exchange(req, res, recorder);
     const path = req.url?.split("?", 1)[0];
     const provider: Provider | null =
-      req.method === "POST" && path === "/v1/chat/completions" ? "openai" : req.method === "POST" && path === "/v1/messages" ? "anthropic" : null;
+      req.method === "POST" && path === "/v1/chat/completions"
+        ? "openai"
+        : req.method === "POST" && path === "/v1/messages"
+          ? "anthropic"
+          : null;
     if (provider === null) {
       if (req.method === "GET" && path === "/v1/models") {
         recorder.request("models");
-        return exchange.json(200, modelList);
+        exchange.json(200, modelList);
+        return;
       }
       recorder.request("other");
       req.resume();
-      return openAiError(exchange, new OpenAiRequestError(`Invalid URL (${req.method} ${path})`, null, null, 404));
+      openAiError(exchange, new OpenAiRequestError(`Invalid URL (${req.method} ${path})`, null, null, 404));
+      return;
     }
     recorder.request(provider === "openai" ? "chatCompletions" : "messages");
     readBody(req)
@@ -136,8 +157,13 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
         if (exchange.finished) return;
         const tooLarge = error instanceof BodyTooLargeError;
         const message = tooLarge ? "Request body too large." : `Internal error in the fake upstream: ${String(error)}`;
-        if (provider === "openai") openAiError(exchange, new OpenAiRequestError(message, null, null, tooLarge ? 413 : 500, tooLarge ? "invalid_request_error" : "server_error"));
-        else anthropicError(exchange, new AnthropicRequestError(message, tooLarge ? 413 : 500, tooLarge ? "request_too_large" : "api_error"));
+        if (provider === "openai")
+          openAiError(
+            exchange,
+            new OpenAiRequestError(message, null, null, tooLarge ? 413 : 500, tooLarge ? "invalid_request_error" : "server_error"),
+          );
+        else
+          anthropicError(exchange, new AnthropicRequestError(message, tooLarge ? 413 : 500, tooLarge ? "request_too_large" : "api_error"));
       });
   }
 

@@ -5,7 +5,9 @@ import { rlpBytes, rlpEncodeBytes, rlpEncodeList, rlpEncodeUint, rlpItemAt, rlpL
 
 type Tree = Hex | Tree[];
 const randomTree = (depth: number): Tree =>
-  depth > 0 && randomInt(3) === 0 ? Array.from({ length: randomInt(0, 6) }, () => randomTree(depth - 1)) : bytesToHex(randomBytes([0, 1, 1, 2, 20, 55, 56, 300][randomInt(8)]!));
+  depth > 0 && randomInt(3) === 0
+    ? Array.from({ length: randomInt(0, 6) }, () => randomTree(depth - 1))
+    : bytesToHex(randomBytes([0, 1, 1, 2, 20, 55, 56, 300][randomInt(8)]!));
 
 /** Our decoding of `bytes` as a tree of hex strings, like viem's fromRlp. */
 function decodeTree(bytes: Uint8Array, item: RlpItem): Tree {

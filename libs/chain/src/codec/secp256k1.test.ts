@@ -1,7 +1,15 @@
 import { randomBytes } from "node:crypto";
 import { secp256k1 as noble } from "@noble/curves/secp256k1";
 import { describe, expect, it } from "vitest";
-import { addressOfPrivateKey, keccak256, recoverAddress, SECP256K1_BACKEND, secp256k1Backends, signDigest, SignatureError } from "./secp256k1.js";
+import {
+  addressOfPrivateKey,
+  keccak256,
+  recoverAddress,
+  SECP256K1_BACKEND,
+  secp256k1Backends,
+  signDigest,
+  SignatureError,
+} from "./secp256k1.js";
 
 const privateKey = () => noble.utils.randomPrivateKey();
 
@@ -31,6 +39,8 @@ describe("secp256k1", () => {
     const signature = signDigest(digest, key);
     expect(recoverAddress(digest, signature)).toBe(addressOfPrivateKey(key));
     const n = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
-    expect(() => recoverAddress(digest, { r: signature.r, s: n - signature.s, yParity: (1 - signature.yParity) as 0 | 1 })).toThrow(SignatureError);
+    expect(() => recoverAddress(digest, { r: signature.r, s: n - signature.s, yParity: (1 - signature.yParity) as 0 | 1 })).toThrow(
+      SignatureError,
+    );
   });
 });

@@ -28,7 +28,8 @@ function loadNative(): Backend | undefined {
 }
 
 const nobleBackend: Backend = {
-  recover: (compact, yParity, digest) => noble.Signature.fromCompact(compact).addRecoveryBit(yParity).recoverPublicKey(digest).toRawBytes(false),
+  recover: (compact, yParity, digest) =>
+    noble.Signature.fromCompact(compact).addRecoveryBit(yParity).recoverPublicKey(digest).toRawBytes(false),
   sign: (digest, privateKey) => {
     const signature = noble.sign(digest, privateKey, { lowS: true });
     return { signature: signature.toCompactRawBytes(), recid: signature.recovery };
@@ -67,7 +68,10 @@ export function keccak256(bytes: Uint8Array): Uint8Array {
 export function recoverAddress(digest: Uint8Array, signature: Secp256k1Signature): Hex {
   const { r, s } = signature;
   if (r <= 0n || r >= CURVE_ORDER) throw new SignatureError("signature r is out of range");
-  if (s <= 0n || s > HALF_CURVE_ORDER) throw new SignatureError(s > HALF_CURVE_ORDER && s < CURVE_ORDER ? "signature s is not canonical (high s)" : "signature s is out of range");
+  if (s <= 0n || s > HALF_CURVE_ORDER)
+    throw new SignatureError(
+      s > HALF_CURVE_ORDER && s < CURVE_ORDER ? "signature s is not canonical (high s)" : "signature s is out of range",
+    );
   const compact = new Uint8Array(64);
   compact.set(bigintTo32Bytes(r), 0);
   compact.set(bigintTo32Bytes(s), 32);
@@ -91,7 +95,9 @@ export function addressOfPrivateKey(privateKey: Uint8Array): Hex {
 }
 
 function addressOfPublicKey(uncompressed: Uint8Array): Hex {
-  return `0x${Buffer.from(keccak_256(uncompressed.subarray(1))).subarray(12).toString("hex")}`;
+  return `0x${Buffer.from(keccak_256(uncompressed.subarray(1)))
+    .subarray(12)
+    .toString("hex")}`;
 }
 
 export function bigintTo32Bytes(value: bigint): Uint8Array {

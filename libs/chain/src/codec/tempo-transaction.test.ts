@@ -1,5 +1,15 @@
 import { randomBytes, randomInt } from "node:crypto";
-import { bytesToHex as viemBytesToHex, createClient, custom, fromRlp, keccak256 as viemKeccak256, maxUint256, numberToHex, toRlp, type Hex } from "viem";
+import {
+  bytesToHex as viemBytesToHex,
+  createClient,
+  custom,
+  fromRlp,
+  keccak256 as viemKeccak256,
+  maxUint256,
+  numberToHex,
+  toRlp,
+  type Hex,
+} from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { signTransaction } from "viem/actions";
 import { Transaction } from "viem/tempo";
@@ -25,7 +35,9 @@ const FEE_TOKEN: Hex = "0x20c000000000000000000000e9343992dac325b3";
 // viem's signTransaction action asks the transport for the chain id; nothing else goes over the wire.
 const client = createClient({
   chain: tempoChain({ rpcUrl: "http://127.0.0.1:1", chainId: CHAIN_ID, feeToken: FEE_TOKEN }),
-  transport: custom({ request: async ({ method }) => (method === "eth_chainId" ? numberToHex(CHAIN_ID) : Promise.reject(new Error(`unexpected ${method}`))) }),
+  transport: custom({
+    request: async ({ method }) => (method === "eth_chainId" ? numberToHex(CHAIN_ID) : Promise.reject(new Error(`unexpected ${method}`))),
+  }),
 });
 
 const randomHex = (bytes: number) => viemBytesToHex(randomBytes(bytes));
@@ -51,7 +63,12 @@ function randomRequest() {
     nonce: randomInt(0, 2 ** 31),
     ...(validAfter !== undefined ? { validAfter } : {}),
     ...maybe(() => ({ validBefore: now + randomInt(1, 900) })),
-    ...maybe(() => ({ accessList: Array.from({ length: randomInt(1, 3) }, () => ({ address: randomAddress(), storageKeys: Array.from({ length: randomInt(0, 3) }, () => randomHex(32)) })) })),
+    ...maybe(() => ({
+      accessList: Array.from({ length: randomInt(1, 3) }, () => ({
+        address: randomAddress(),
+        storageKeys: Array.from({ length: randomInt(0, 3) }, () => randomHex(32)),
+      })),
+    })),
   };
 }
 
@@ -61,11 +78,20 @@ type Kind = "plain" | "sponsor-envelope" | "co-signed";
 async function randomSignedTransaction(kind: Kind) {
   const sender = privateKeyToAccount(generatePrivateKey());
   const request = { ...randomRequest(), account: sender };
-  if (kind === "plain") return { sender, serialized: await signTransaction(client, { ...request, ...maybe(() => ({ feeToken: randomAddress() })) } as never) };
+  if (kind === "plain")
+    return { sender, serialized: await signTransaction(client, { ...request, ...maybe(() => ({ feeToken: randomAddress() })) } as never) };
   const envelope = await signTransaction(client, { ...request, feePayer: true } as never);
   if (kind === "sponsor-envelope") return { sender, serialized: envelope };
   const feePayer = privateKeyToAccount(generatePrivateKey());
-  return { sender, serialized: await signTransaction(client, { ...Transaction.deserialize(envelope), account: feePayer, feePayer, feeToken: FEE_TOKEN } as never) };
+  return {
+    sender,
+    serialized: await signTransaction(client, {
+      ...Transaction.deserialize(envelope),
+      account: feePayer,
+      feePayer,
+      feeToken: FEE_TOKEN,
+    } as never),
+  };
 }
 
 /** viem's view of the same fields, in our decoder's conventions (0 for absent integers, lowercase hex). */
@@ -76,8 +102,15 @@ function viemFields(serialized: Hex) {
     maxPriorityFeePerGas: tx.maxPriorityFeePerGas ?? 0n,
     maxFeePerGas: tx.maxFeePerGas ?? 0n,
     gas: tx.gas ?? 0n,
-    calls: tx.calls.map((call: { to?: Hex; value?: bigint; data?: Hex }) => ({ to: call.to?.toLowerCase(), value: call.value ?? 0n, data: (call.data ?? "0x").toLowerCase() })),
-    accessList: (tx.accessList ?? []).map((entry: { address: Hex; storageKeys: Hex[] }) => ({ address: entry.address.toLowerCase(), storageKeys: entry.storageKeys.map((k) => k.toLowerCase()) })),
+    calls: tx.calls.map((call: { to?: Hex; value?: bigint; data?: Hex }) => ({
+      to: call.to?.toLowerCase(),
+      value: call.value ?? 0n,
+      data: (call.data ?? "0x").toLowerCase(),
+    })),
+    accessList: (tx.accessList ?? []).map((entry: { address: Hex; storageKeys: Hex[] }) => ({
+      address: entry.address.toLowerCase(),
+      storageKeys: entry.storageKeys.map((k) => k.toLowerCase()),
+    })),
     nonceKey: tx.nonceKey ?? 0n,
     nonce: BigInt(tx.nonce),
     validBefore: tx.validBefore,
@@ -85,7 +118,11 @@ function viemFields(serialized: Hex) {
     feeToken: tx.feeToken?.toLowerCase(),
     from: tx.from.toLowerCase(),
     signature: { r: tx.signature.signature.r, s: tx.signature.signature.s, yParity: tx.signature.signature.yParity },
-    feePayerSignature: tx.feePayerSignature && { r: BigInt(tx.feePayerSignature.r), s: BigInt(tx.feePayerSignature.s), yParity: tx.feePayerSignature.yParity },
+    feePayerSignature: tx.feePayerSignature && {
+      r: BigInt(tx.feePayerSignature.r),
+      s: BigInt(tx.feePayerSignature.s),
+      yParity: tx.feePayerSignature.yParity,
+    },
   };
 }
 
@@ -138,10 +175,20 @@ describe("decodeTempoTransaction against viem/tempo (ox TxEnvelopeTempo)", () =>
       const tx = decodeTempoTransaction(serialized);
       const sender = recoverSender(tx);
       const payload = feePayerSignPayload(tx, { sender, feeToken: FEE_TOKEN });
-      expect(bytesToHex(payload)).toBe(ox.getFeePayerSignPayload(ox.from({ ...ox.deserialize(serialized as never), feeToken: FEE_TOKEN }), { sender }));
-      const ours = serializeSponsoredTransaction(tx, { feeToken: FEE_TOKEN, feePayerSignature: signDigest(payload, hexToBytes(feePayerKey)) });
+      expect(bytesToHex(payload)).toBe(
+        ox.getFeePayerSignPayload(ox.from({ ...ox.deserialize(serialized as never), feeToken: FEE_TOKEN }), { sender }),
+      );
+      const ours = serializeSponsoredTransaction(tx, {
+        feeToken: FEE_TOKEN,
+        feePayerSignature: signDigest(payload, hexToBytes(feePayerKey)),
+      });
       // What mppx broadcasts: viem's co-signed transaction, canonicalised by a deserialize/serialize round trip.
-      const viaViem = await signTransaction(client, { ...Transaction.deserialize(serialized), account: feePayer, feePayer, feeToken: FEE_TOKEN } as never);
+      const viaViem = await signTransaction(client, {
+        ...Transaction.deserialize(serialized),
+        account: feePayer,
+        feePayer,
+        feeToken: FEE_TOKEN,
+      } as never);
       const canonical = await Transaction.serialize(Transaction.deserialize(viaViem) as never);
       expect(bytesToHex(ours)).toBe(canonical);
       expect((Transaction.deserialize(bytesToHex(ours)) as { from: Hex }).from.toLowerCase()).toBe(sender);
@@ -166,10 +213,28 @@ describe("decodeTempoTransaction rejects tampered input precisely", () => {
   it("non-canonical RLP: integer with a leading zero, a short byte wrapped in a header, a long form for a short item", async () => {
     const { serialized } = await randomSignedTransaction("sponsor-envelope");
     const fields = fieldsOf(serialized);
-    expect(() => decodeTempoTransaction(withFields("0x78", [fields[0], "0x0001", ...fields.slice(2)]))).toThrow(/maxPriorityFeePerGas has a leading zero byte/);
-    const minimal = withFields("0x76", [fields[0], "0x", "0x", "0x", [[randomAddress(), "0x", "0x"]], [], "0x", "0x", "0x", "0x", "0x", "0x00", []]);
+    expect(() => decodeTempoTransaction(withFields("0x78", [fields[0], "0x0001", ...fields.slice(2)]))).toThrow(
+      /maxPriorityFeePerGas has a leading zero byte/,
+    );
+    const minimal = withFields("0x76", [
+      fields[0],
+      "0x",
+      "0x",
+      "0x",
+      [[randomAddress(), "0x", "0x"]],
+      [],
+      "0x",
+      "0x",
+      "0x",
+      "0x",
+      "0x",
+      "0x00",
+      [],
+    ]);
     expect(decodeTempoTransaction(minimal).feePayer).toEqual({ kind: "requested" });
-    expect(() => decodeTempoTransaction(fixListLength(minimal.replace(/00c0$/, "8100c0")))).toThrow(/single byte below 0x80 must not have a header/);
+    expect(() => decodeTempoTransaction(fixListLength(minimal.replace(/00c0$/, "8100c0")))).toThrow(
+      /single byte below 0x80 must not have a header/,
+    );
     expect(() => decodeTempoTransaction("0x76f804c0c0c0c0")).toThrow(/long form for a 4-byte payload/);
   });
 
@@ -178,13 +243,23 @@ describe("decodeTempoTransaction rejects tampered input precisely", () => {
     const fields = fieldsOf(serialized);
     expect(() => decodeTempoTransaction(withFields("0x78", fields.slice(0, 12)))).toThrow(/12 fields \(expected 13 to 15\)/);
     expect(() => decodeTempoTransaction(withFields("0x76", fields))).toThrow(/only a 0x78 envelope carries a sender address/);
-    expect(() => decodeTempoTransaction(withFields("0x78", [...fields.slice(0, 11), "0x00", ...fields.slice(12)]))).toThrow(/0x78 must carry the sender's address/);
+    expect(() => decodeTempoTransaction(withFields("0x78", [...fields.slice(0, 11), "0x00", ...fields.slice(12)]))).toThrow(
+      /0x78 must carry the sender's address/,
+    );
     const signature = fields[13] as Hex;
-    expect(() => decodeTempoTransaction(withFields("0x78", [...fields.slice(0, 13), `${signature.slice(0, -2)}05`]))).toThrow(/malformed sender signature: v = 5/);
-    expect(() => decodeTempoTransaction(withFields("0x78", [...fields.slice(0, 13), `0x01${randomHex(129).slice(2)}`]))).toThrow(/unsupported sender signature type: P256/);
-    expect(() => decodeTempoTransaction(withFields("0x78", [...fields.slice(0, 13), `0x03${randomHex(85).slice(2)}`]))).toThrow(/unsupported sender signature type: keychain/);
+    expect(() => decodeTempoTransaction(withFields("0x78", [...fields.slice(0, 13), `${signature.slice(0, -2)}05`]))).toThrow(
+      /malformed sender signature: v = 5/,
+    );
+    expect(() => decodeTempoTransaction(withFields("0x78", [...fields.slice(0, 13), `0x01${randomHex(129).slice(2)}`]))).toThrow(
+      /unsupported sender signature type: P256/,
+    );
+    expect(() => decodeTempoTransaction(withFields("0x78", [...fields.slice(0, 13), `0x03${randomHex(85).slice(2)}`]))).toThrow(
+      /unsupported sender signature type: keychain/,
+    );
     expect(() => decodeTempoTransaction(withFields("0x78", [...fields.slice(0, 4), [], ...fields.slice(5)]))).toThrow(/no calls/);
-    expect(() => decodeTempoTransaction(withFields("0x78", [...fields.slice(0, 4), [[randomHex(19), "0x", "0x"]], ...fields.slice(5)]))).toThrow(/call 0 to is 19 bytes/);
+    expect(() =>
+      decodeTempoTransaction(withFields("0x78", [...fields.slice(0, 4), [[randomHex(19), "0x", "0x"]], ...fields.slice(5)])),
+    ).toThrow(/call 0 to is 19 bytes/);
     expect(() => decodeTempoTransaction(withFields("0x78", fields.slice(0, 12)))).toThrow(TempoTransactionError);
   });
 
@@ -208,7 +283,10 @@ describe("decodeTempoTransaction rejects tampered input precisely", () => {
   });
 
   const withSignature = (fields: (Hex | Hex[])[], sig: { r: bigint; s: bigint; yParity: 0 | 1 }) =>
-    withFields("0x78", [...fields.slice(0, 13), `0x${sig.r.toString(16).padStart(64, "0")}${sig.s.toString(16).padStart(64, "0")}${(27 + sig.yParity).toString(16)}`]);
+    withFields("0x78", [
+      ...fields.slice(0, 13),
+      `0x${sig.r.toString(16).padStart(64, "0")}${sig.s.toString(16).padStart(64, "0")}${(27 + sig.yParity).toString(16)}`,
+    ]);
 });
 
 /** Rewrites the outer list header of `0x76 <list>` after an edit changed the payload length (short lists only). */

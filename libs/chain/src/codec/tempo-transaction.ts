@@ -10,7 +10,18 @@
  * `feePayerSignatureOrSender` is empty (no sponsor), 0x00 (a sponsor will sign), the sender's address (0x78
  * envelopes) or the fee payer's `[yParity, r, s]`. Under sponsorship the sender signs without `feeToken`.
  */
-import { concatBytes, rlpBytes, rlpEncodeBytes, rlpEncodeList, rlpEncodeUint, rlpHeader, rlpItemAt, rlpListItems, RlpError, type RlpItem } from "./rlp.js";
+import {
+  concatBytes,
+  rlpBytes,
+  rlpEncodeBytes,
+  rlpEncodeList,
+  rlpEncodeUint,
+  rlpHeader,
+  rlpItemAt,
+  rlpListItems,
+  RlpError,
+  type RlpItem,
+} from "./rlp.js";
 import { bigintTo32Bytes, bytesToBigint, keccak256, recoverAddress, type Secp256k1Signature } from "./secp256k1.js";
 
 type Hex = `0x${string}`;
@@ -79,7 +90,7 @@ export class TempoTransactionError extends Error {
 const EMPTY_STRING = Uint8Array.of(0x80);
 const SPONSOR_MARKER = Uint8Array.of(0x00);
 const MAX_UINT_BYTES = 32;
-const SIGNATURE_TYPES: Record<number, string> = { 0x01: "P256", 0x02: "WebAuthn", 0x03: "keychain", 0x04: "keychain (v2)" };
+const SIGNATURE_TYPES: Record<number, string> = { 1: "P256", 2: "WebAuthn", 3: "keychain", 4: "keychain (v2)" };
 
 /** Decodes a serialized 0x76 transaction or 0x78 fee-payer envelope; canonical encodings only. */
 export function decodeTempoTransaction(serialized: Hex | Uint8Array): TempoTransaction {
@@ -95,23 +106,32 @@ export function decodeTempoTransaction(serialized: Hex | Uint8Array): TempoTrans
 function decode(bytes: Uint8Array): TempoTransaction {
   const type = bytes[0];
   if (type !== TEMPO_TRANSACTION_TYPE && type !== TEMPO_FEE_PAYER_ENVELOPE_TYPE) {
-    throw new TempoTransactionError(`not a Tempo transaction: type byte ${type === undefined ? "missing" : `0x${type.toString(16).padStart(2, "0")}`} (expected 0x76 or 0x78)`);
+    throw new TempoTransactionError(
+      `not a Tempo transaction: type byte ${type === undefined ? "missing" : `0x${type.toString(16).padStart(2, "0")}`} (expected 0x76 or 0x78)`,
+    );
   }
   const list = rlpItemAt(bytes, 1, bytes.length);
-  if (list.end !== bytes.length) throw new TempoTransactionError(`malformed transaction: ${bytes.length - list.end} trailing bytes after the RLP list`);
+  if (list.end !== bytes.length)
+    throw new TempoTransactionError(`malformed transaction: ${bytes.length - list.end} trailing bytes after the RLP list`);
   const fields = rlpListItems(bytes, list);
-  if (fields.length < 13 || fields.length > 15) throw new TempoTransactionError(`malformed transaction: ${fields.length} fields (expected 13 to 15)`);
+  if (fields.length < 13 || fields.length > 15)
+    throw new TempoTransactionError(`malformed transaction: ${fields.length} fields (expected 13 to 15)`);
   const field = (i: number) => fields[i]!;
 
   const keyAuthorizationItem = fields.length >= 14 && field(13).isList ? field(13) : undefined;
   const signatureItem = keyAuthorizationItem ? fields[14] : fields[13];
-  if (fields.length === 15 && !keyAuthorizationItem) throw new TempoTransactionError("malformed transaction: 15 fields but field 13 is not a key authorization");
+  if (fields.length === 15 && !keyAuthorizationItem)
+    throw new TempoTransactionError("malformed transaction: 15 fields but field 13 is not a key authorization");
   const authorizationList = field(12);
   if (!authorizationList.isList) throw new TempoTransactionError("malformed transaction: authorizationList is not a list");
 
   const feePayer = decodeFeePayerField(bytes, field(11));
   if ((type === TEMPO_FEE_PAYER_ENVELOPE_TYPE) !== (feePayer.kind === "sender")) {
-    throw new TempoTransactionError(type === TEMPO_FEE_PAYER_ENVELOPE_TYPE ? "malformed fee-payer envelope: 0x78 must carry the sender's address" : "malformed transaction: only a 0x78 envelope carries a sender address");
+    throw new TempoTransactionError(
+      type === TEMPO_FEE_PAYER_ENVELOPE_TYPE
+        ? "malformed fee-payer envelope: 0x78 must carry the sender's address"
+        : "malformed transaction: only a 0x78 envelope carries a sender address",
+    );
   }
   const chainId = uint(bytes, field(0), "chainId", 6);
   if (chainId === 0n) throw new TempoTransactionError("invalid transaction: chainId is zero");
@@ -144,7 +164,9 @@ function decode(bytes: Uint8Array): TempoTransaction {
   };
   if (transaction.calls.length === 0) throw new TempoTransactionError("invalid transaction: no calls");
   if (transaction.validBefore !== undefined && transaction.validAfter !== undefined && transaction.validBefore <= transaction.validAfter) {
-    throw new TempoTransactionError(`invalid transaction: validBefore (${transaction.validBefore}) must be after validAfter (${transaction.validAfter})`);
+    throw new TempoTransactionError(
+      `invalid transaction: validBefore (${transaction.validBefore}) must be after validAfter (${transaction.validAfter})`,
+    );
   }
   if (transaction.maxPriorityFeePerGas > transaction.maxFeePerGas && transaction.maxFeePerGas !== 0n) {
     throw new TempoTransactionError("invalid transaction: maxPriorityFeePerGas exceeds maxFeePerGas");
@@ -162,7 +184,13 @@ export function senderSignPayload(transaction: TempoTransaction): Uint8Array {
   const { raw } = transaction;
   const sponsored = isSponsored(transaction);
   return keccak256(
-    envelope(TEMPO_TRANSACTION_TYPE, [raw.head, sponsored ? EMPTY_STRING : raw.feeToken, sponsored ? SPONSOR_MARKER : EMPTY_STRING, raw.authorizationList, raw.keyAuthorization]),
+    envelope(TEMPO_TRANSACTION_TYPE, [
+      raw.head,
+      sponsored ? EMPTY_STRING : raw.feeToken,
+      sponsored ? SPONSOR_MARKER : EMPTY_STRING,
+      raw.authorizationList,
+      raw.keyAuthorization,
+    ]),
   );
 }
 
@@ -176,7 +204,13 @@ export function recoverSender(transaction: TempoTransaction): Hex {
 export function feePayerSignPayload(transaction: TempoTransaction, sponsorship: { sender: Hex; feeToken: Hex }): Uint8Array {
   const { raw } = transaction;
   return keccak256(
-    envelope(TEMPO_FEE_PAYER_ENVELOPE_TYPE, [raw.head, rlpEncodeBytes(addressBytes(sponsorship.feeToken)), rlpEncodeBytes(addressBytes(sponsorship.sender)), raw.authorizationList, raw.keyAuthorization]),
+    envelope(TEMPO_FEE_PAYER_ENVELOPE_TYPE, [
+      raw.head,
+      rlpEncodeBytes(addressBytes(sponsorship.feeToken)),
+      rlpEncodeBytes(addressBytes(sponsorship.sender)),
+      raw.authorizationList,
+      raw.keyAuthorization,
+    ]),
   );
 }
 
@@ -185,7 +219,10 @@ export function feePayerSignPayload(transaction: TempoTransaction, sponsorship: 
  * signature filled in. Canonical (v = 27/28 for the sender signature, as ox serializes it), so its keccak256
  * is the hash the node reports.
  */
-export function serializeSponsoredTransaction(transaction: TempoTransaction, sponsorship: { feeToken: Hex; feePayerSignature: Secp256k1Signature }): Uint8Array {
+export function serializeSponsoredTransaction(
+  transaction: TempoTransaction,
+  sponsorship: { feeToken: Hex; feePayerSignature: Secp256k1Signature },
+): Uint8Array {
   if (!transaction.signature) throw new TempoTransactionError("transaction is not signed by its sender");
   const { raw } = transaction;
   return envelope(TEMPO_TRANSACTION_TYPE, [
@@ -200,9 +237,17 @@ export function serializeSponsoredTransaction(transaction: TempoTransaction, spo
 
 /** A decoded 0x76 transaction encoded again canonically (sender signature v as 27/28); its keccak256 is the tx hash. */
 export function serializeTempoTransaction(transaction: TempoTransaction): Uint8Array {
-  if (transaction.type !== TEMPO_TRANSACTION_TYPE) throw new TempoTransactionError("a 0x78 fee-payer envelope is not a broadcastable transaction");
+  if (transaction.type !== TEMPO_TRANSACTION_TYPE)
+    throw new TempoTransactionError("a 0x78 fee-payer envelope is not a broadcastable transaction");
   const { raw } = transaction;
-  return envelope(TEMPO_TRANSACTION_TYPE, [raw.head, raw.feeToken, raw.feePayer, raw.authorizationList, raw.keyAuthorization, transaction.signature && encodeSenderSignature(transaction.signature)]);
+  return envelope(TEMPO_TRANSACTION_TYPE, [
+    raw.head,
+    raw.feeToken,
+    raw.feePayer,
+    raw.authorizationList,
+    raw.keyAuthorization,
+    transaction.signature && encodeSenderSignature(transaction.signature),
+  ]);
 }
 
 export function hexToBytes(hex: string): Uint8Array {
@@ -222,7 +267,11 @@ function envelope(type: number, parts: readonly (Uint8Array | undefined)[]): Uin
 }
 
 function encodeFeePayerSignature(signature: Secp256k1Signature): Uint8Array {
-  return rlpEncodeList([signature.yParity === 1 ? Uint8Array.of(0x01) : EMPTY_STRING, rlpEncodeUint(signature.r), rlpEncodeUint(signature.s)]);
+  return rlpEncodeList([
+    signature.yParity === 1 ? Uint8Array.of(0x01) : EMPTY_STRING,
+    rlpEncodeUint(signature.r),
+    rlpEncodeUint(signature.s),
+  ]);
 }
 
 function encodeSenderSignature(signature: Secp256k1Signature): Uint8Array {
@@ -238,10 +287,14 @@ function encodeSenderSignature(signature: Secp256k1Signature): Uint8Array {
 function decodeFeePayerField(bytes: Uint8Array, item: RlpItem): TempoFeePayerField {
   if (item.isList) {
     const parts = rlpListItems(bytes, item);
-    if (parts.length !== 3) throw new TempoTransactionError(`malformed fee payer signature: ${parts.length} fields (expected yParity, r, s)`);
+    if (parts.length !== 3)
+      throw new TempoTransactionError(`malformed fee payer signature: ${parts.length} fields (expected yParity, r, s)`);
     const yParity = uint(bytes, parts[0]!, "fee payer yParity", 1);
     if (yParity > 1n) throw new TempoTransactionError(`malformed fee payer signature: yParity ${yParity}`);
-    return { kind: "signed", signature: { yParity: Number(yParity) as 0 | 1, r: uint(bytes, parts[1]!, "fee payer r"), s: uint(bytes, parts[2]!, "fee payer s") } };
+    return {
+      kind: "signed",
+      signature: { yParity: Number(yParity) as 0 | 1, r: uint(bytes, parts[1]!, "fee payer r"), s: uint(bytes, parts[2]!, "fee payer s") },
+    };
   }
   const payload = rlpBytes(bytes, item);
   if (payload.length === 0) return { kind: "none" };
@@ -254,7 +307,11 @@ function decodeSenderSignature(bytes: Uint8Array, item: RlpItem): Secp256k1Signa
   const payload = rlpBytes(bytes, item);
   if (payload.length !== 65) {
     const kind = SIGNATURE_TYPES[payload[0] ?? -1];
-    throw new TempoTransactionError(kind ? `unsupported sender signature type: ${kind} (only secp256k1 is accepted)` : `malformed sender signature: ${payload.length} bytes`);
+    throw new TempoTransactionError(
+      kind
+        ? `unsupported sender signature type: ${kind} (only secp256k1 is accepted)`
+        : `malformed sender signature: ${payload.length} bytes`,
+    );
   }
   const v = payload[64]!;
   if (v !== 0 && v !== 1 && v !== 27 && v !== 28) throw new TempoTransactionError(`malformed sender signature: v = ${v}`);
@@ -266,7 +323,11 @@ function decodeCalls(bytes: Uint8Array, item: RlpItem): TempoCall[] {
   return rlpListItems(bytes, item).map((callItem, index) => {
     const parts = callItem.isList ? rlpListItems(bytes, callItem) : [];
     if (parts.length !== 3) throw new TempoTransactionError(`malformed call ${index}: expected [to, value, data]`);
-    return { to: optionalAddress(bytes, parts[0]!, `call ${index} to`), value: uint(bytes, parts[1]!, `call ${index} value`), data: bytesToHex(rlpBytes(bytes, parts[2]!)) };
+    return {
+      to: optionalAddress(bytes, parts[0]!, `call ${index} to`),
+      value: uint(bytes, parts[1]!, `call ${index} value`),
+      data: bytesToHex(rlpBytes(bytes, parts[2]!)),
+    };
   });
 }
 
@@ -279,7 +340,8 @@ function decodeAccessList(bytes: Uint8Array, item: RlpItem): TempoAccessListEntr
     if (!address) throw new TempoTransactionError(`malformed access list entry ${index}: empty address`);
     const storageKeys = rlpListItems(bytes, parts[1]!).map((key) => {
       const value = rlpBytes(bytes, key);
-      if (value.length !== 32) throw new TempoTransactionError(`malformed access list entry ${index}: storage key of ${value.length} bytes`);
+      if (value.length !== 32)
+        throw new TempoTransactionError(`malformed access list entry ${index}: storage key of ${value.length} bytes`);
       return bytesToHex(value);
     });
     return { address, storageKeys };
@@ -288,7 +350,8 @@ function decodeAccessList(bytes: Uint8Array, item: RlpItem): TempoAccessListEntr
 
 function uint(bytes: Uint8Array, item: RlpItem, name: string, maxBytes = MAX_UINT_BYTES): bigint {
   const payload = rlpBytesNamed(bytes, item, name);
-  if (payload.length > maxBytes) throw new TempoTransactionError(`malformed transaction: ${name} is ${payload.length} bytes long (at most ${maxBytes})`);
+  if (payload.length > maxBytes)
+    throw new TempoTransactionError(`malformed transaction: ${name} is ${payload.length} bytes long (at most ${maxBytes})`);
   if (payload[0] === 0) throw new TempoTransactionError(`malformed transaction: ${name} has a leading zero byte`);
   return bytesToBigint(payload);
 }
@@ -296,7 +359,8 @@ function uint(bytes: Uint8Array, item: RlpItem, name: string, maxBytes = MAX_UIN
 function optionalAddress(bytes: Uint8Array, item: RlpItem, name: string): Hex | undefined {
   const payload = rlpBytesNamed(bytes, item, name);
   if (payload.length === 0) return undefined;
-  if (payload.length !== 20) throw new TempoTransactionError(`malformed transaction: ${name} is ${payload.length} bytes (expected a 20-byte address)`);
+  if (payload.length !== 20)
+    throw new TempoTransactionError(`malformed transaction: ${name} is ${payload.length} bytes (expected a 20-byte address)`);
   return bytesToHex(payload);
 }
 

@@ -11,13 +11,23 @@ describe("TIP-20 transfer calldata", () => {
   it("decodes what viem's ABI coder encodes", () => {
     for (let i = 0; i < 50; i++) {
       const [to, value, memo] = [address(), amount(), bytesToHex(randomBytes(32))];
-      expect(decodeTip20TransferCall(encodeFunctionData({ abi: tip20Abi, functionName: "transferWithMemo", args: [to, value, memo] }))).toEqual({ to, amount: value, memo });
-      expect(decodeTip20TransferCall(encodeFunctionData({ abi: tip20Abi, functionName: "transfer", args: [to, value] }))).toEqual({ to, amount: value, memo: undefined });
+      expect(
+        decodeTip20TransferCall(encodeFunctionData({ abi: tip20Abi, functionName: "transferWithMemo", args: [to, value, memo] })),
+      ).toEqual({ to, amount: value, memo });
+      expect(decodeTip20TransferCall(encodeFunctionData({ abi: tip20Abi, functionName: "transfer", args: [to, value] }))).toEqual({
+        to,
+        amount: value,
+        memo: undefined,
+      });
     }
   });
 
   it("refuses other functions and non-canonical encodings", () => {
-    const data = encodeFunctionData({ abi: tip20Abi, functionName: "transferWithMemo", args: [address(), 5n, bytesToHex(randomBytes(32))] });
+    const data = encodeFunctionData({
+      abi: tip20Abi,
+      functionName: "transferWithMemo",
+      args: [address(), 5n, bytesToHex(randomBytes(32))],
+    });
     expect(decodeTip20TransferCall(encodeFunctionData({ abi: tip20Abi, functionName: "approve", args: [address(), 5n] }))).toBeUndefined();
     expect(decodeTip20TransferCall(`${data}00` as Hex)).toBeUndefined();
     expect(decodeTip20TransferCall(data.slice(0, -2) as Hex)).toBeUndefined();
@@ -30,8 +40,16 @@ describe("TIP-20 transfer logs", () => {
     for (let i = 0; i < 50; i++) {
       const [token, from, to, value, memo] = [address(), address(), address(), amount(), bytesToHex(randomBytes(32))];
       const data = encodeAbiParameters([{ type: "uint256" }], [value]);
-      const withMemo = { address: token, topics: encodeEventTopics({ abi: tip20Abi, eventName: "TransferWithMemo", args: { from, to, memo } }) as Hex[], data };
-      const plain = { address: token, topics: encodeEventTopics({ abi: tip20Abi, eventName: "Transfer", args: { from, to } }) as Hex[], data };
+      const withMemo = {
+        address: token,
+        topics: encodeEventTopics({ abi: tip20Abi, eventName: "TransferWithMemo", args: { from, to, memo } }) as Hex[],
+        data,
+      };
+      const plain = {
+        address: token,
+        topics: encodeEventTopics({ abi: tip20Abi, eventName: "Transfer", args: { from, to } }) as Hex[],
+        data,
+      };
       expect(withMemo.topics[0]).toBe(TIP20_TRANSFER_WITH_MEMO_TOPIC);
       expect(plain.topics[0]).toBe(TIP20_TRANSFER_TOPIC);
       expect(decodeTip20TransferLog(withMemo)).toEqual({ token, from, to, amount: value, memo });

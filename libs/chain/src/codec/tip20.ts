@@ -7,7 +7,10 @@ import { keccak256 } from "./secp256k1.js";
 
 type Hex = `0x${string}`;
 
-const selectorOf = (signature: string) => Buffer.from(keccak256(Buffer.from(signature))).subarray(0, 4).toString("hex");
+const selectorOf = (signature: string) =>
+  Buffer.from(keccak256(Buffer.from(signature)))
+    .subarray(0, 4)
+    .toString("hex");
 const topicOf = (signature: string) => `0x${Buffer.from(keccak256(Buffer.from(signature))).toString("hex")}` as Hex;
 
 export const TIP20_TRANSFER_SELECTOR: Hex = `0x${selectorOf("transfer(address,uint256)")}`;
@@ -52,7 +55,13 @@ export function decodeTip20TransferLog(log: RpcLog): Tip20TransferLog | undefine
   const from = addressWord(log.topics[1]!.slice(2).toLowerCase());
   const to = addressWord(log.topics[2]!.slice(2).toLowerCase());
   if (!from || !to) return undefined;
-  return { token: log.address.toLowerCase() as Hex, from, to, amount: BigInt(log.data), memo: withMemo ? (log.topics[3]!.toLowerCase() as Hex) : undefined };
+  return {
+    token: log.address.toLowerCase() as Hex,
+    from,
+    to,
+    amount: BigInt(log.data),
+    memo: withMemo ? (log.topics[3]!.toLowerCase() as Hex) : undefined,
+  };
 }
 
 /** A left-padded 32-byte address word (64 lowercase hex digits), else undefined. */

@@ -12,7 +12,10 @@ describe("escrow stand-in artifact", () => {
   });
 
   it("exposes every function and event of the TIP-1034 precompile ABI mppx speaks, with the same shape", () => {
-    const artifactItems = channelEscrowArtifact.abi.filter((item) => item.type === "function" || item.type === "event") as (AbiFunction | AbiEvent)[];
+    const artifactItems = channelEscrowArtifact.abi.filter((item) => item.type === "function" || item.type === "event") as (
+      | AbiFunction
+      | AbiEvent
+    )[];
     const shape = (item: AbiFunction | AbiEvent) =>
       item.type === "function"
         ? { signature: formatAbiItem(item), outputs: item.outputs.map((o) => o.type), stateMutability: item.stateMutability }

@@ -23,10 +23,12 @@ beforeAll(async () => {
 });
 afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
-const reply = (payload: unknown, status = 200) => (body: { id: number }, res: ServerResponse) => {
-  res.writeHead(status, { "content-type": "application/json" });
-  res.end(JSON.stringify(typeof payload === "function" ? payload(body) : payload));
-};
+const reply =
+  (payload: unknown, status = 200) =>
+  (body: { id: number }, res: ServerResponse) => {
+    res.writeHead(status, { "content-type": "application/json" });
+    res.end(JSON.stringify(typeof payload === "function" ? payload(body) : payload));
+  };
 const receipt = {
   transactionHash: `0x${"Ab".repeat(32)}`,
   status: "0x1",
@@ -52,13 +54,20 @@ describe("ChainRpcClient (real HTTP)", () => {
     expect(await client.getTransactionReceipt(`0x${"ab".repeat(32)}`)).toBeUndefined();
     answer = reply((body: { id: number }) => ({ jsonrpc: "2.0", id: body.id, result: "0x01" }));
     expect(await client.call({ from: `0x${"cd".repeat(20)}`, to: `0x${"11".repeat(20)}`, data: "0x1234" })).toBe("0x01");
-    expect(received.at(-1)).toMatchObject({ method: "eth_call", params: [{ from: `0x${"cd".repeat(20)}`, to: `0x${"11".repeat(20)}`, data: "0x1234" }, "latest"] });
+    expect(received.at(-1)).toMatchObject({
+      method: "eth_call",
+      params: [{ from: `0x${"cd".repeat(20)}`, to: `0x${"11".repeat(20)}`, data: "0x1234" }, "latest"],
+    });
     await client.close();
   });
 
   it("a JSON-RPC error object is a JsonRpcError with the node's code and message", async () => {
     const client = new ChainRpcClient({ url, timeoutMs: 2_000 });
-    answer = reply((body: { id: number }) => ({ jsonrpc: "2.0", id: body.id, error: { code: 3, message: "execution reverted", data: "0xdead" } }));
+    answer = reply((body: { id: number }) => ({
+      jsonrpc: "2.0",
+      id: body.id,
+      error: { code: 3, message: "execution reverted", data: "0xdead" },
+    }));
     const error = await client.call({ from: `0x${"cd".repeat(20)}`, to: `0x${"11".repeat(20)}`, data: "0x" }).catch((err) => err);
     expect(error).toBeInstanceOf(JsonRpcError);
     expect(error).toMatchObject({ code: 3, data: "0xdead", message: "eth_call failed: execution reverted (code 3)" });

@@ -57,7 +57,11 @@ export class ChainRpcClient {
   constructor(options: ChainRpcClientOptions) {
     const url = new URL(options.url);
     this.path = `${url.pathname}${url.search}`;
-    this.pool = new Pool(url.origin, { connections: options.connections ?? 16, headersTimeout: options.timeoutMs, bodyTimeout: options.timeoutMs });
+    this.pool = new Pool(url.origin, {
+      connections: options.connections ?? 16,
+      headersTimeout: options.timeoutMs,
+      bodyTimeout: options.timeoutMs,
+    });
   }
 
   async request<T>(method: string, params: readonly unknown[]): Promise<T> {
@@ -81,7 +85,8 @@ export class ChainRpcClient {
       const { code, message: detail, data } = message.error;
       throw new JsonRpcError(method, typeof code === "number" ? code : 0, typeof detail === "string" ? detail : "unknown error", data);
     }
-    if (statusCode !== 200 || !message || !("result" in message)) throw new ChainRpcTransportError(`${method}: HTTP ${statusCode} without a JSON-RPC result`);
+    if (statusCode !== 200 || !message || !("result" in message))
+      throw new ChainRpcTransportError(`${method}: HTTP ${statusCode} without a JSON-RPC result`);
     return message.result as T;
   }
 

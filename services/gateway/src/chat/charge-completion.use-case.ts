@@ -48,9 +48,26 @@ export class ChargeCompletion {
     @Inject(PaymentVerifierClient) private readonly verifier: PaymentVerifierClient,
     @Inject(InferenceRelay) private readonly relay: InferenceRelay,
   ) {
-    this.phase = histogram(metrics, "wr_charge_phase_ms", "Charge request phases in the gateway: quote (validate+count+price), verify (RPC to payment-verifier incl. chain)", ["phase"]);
-    this.challenger = new ChargeChallenger({ secretKey: config.mpp.secretKey, realm: config.gateway.realm, currency: config.chain.token, recipient: config.chain.payee!, chainId: config.chain.chainId, feePayer: true });
-    this.outcomes = counter(metrics, "wr_charge_requests_total", "Charge requests: challenged (402 without credential), rejected (credential refused), failed (paid but not servable), paid", ["outcome"]);
+    this.phase = histogram(
+      metrics,
+      "wr_charge_phase_ms",
+      "Charge request phases in the gateway: quote (validate+count+price), verify (RPC to payment-verifier incl. chain)",
+      ["phase"],
+    );
+    this.challenger = new ChargeChallenger({
+      secretKey: config.mpp.secretKey,
+      realm: config.gateway.realm,
+      currency: config.chain.token,
+      recipient: config.chain.payee!,
+      chainId: config.chain.chainId,
+      feePayer: true,
+    });
+    this.outcomes = counter(
+      metrics,
+      "wr_charge_requests_total",
+      "Charge requests: challenged (402 without credential), rejected (credential refused), failed (paid but not servable), paid",
+      ["outcome"],
+    );
   }
 
   async execute(command: ChargeCompletionCommand): Promise<PaidCompletion> {
@@ -66,10 +83,21 @@ export class ChargeCompletion {
 
     const verifying = performance.now();
     const verified = await this.verifier
-      .verifyPayment({ requestId: command.requestId, authorization: command.authorization, bodyDigest: digest, amount: quote.amount.toString(), model: quote.model.id })
+      .verifyPayment({
+        requestId: command.requestId,
+        authorization: command.authorization,
+        bodyDigest: digest,
+        amount: quote.amount.toString(),
+        model: quote.model.id,
+      })
       .catch((err: unknown) => {
         throw new ProblemException(
-          problem(504, "payment-verification-timeout", "Payment Verification Timed Out", `the payment could not be verified in time (${(err as Error).message}); if it settled on-chain it is refunded automatically, so do not pay again for this challenge`),
+          problem(
+            504,
+            "payment-verification-timeout",
+            "Payment Verification Timed Out",
+            `the payment could not be verified in time (${(err as Error).message}); if it settled on-chain it is refunded automatically, so do not pay again for this challenge`,
+          ),
           { "cache-control": "no-store" },
           { type: "server_error", code: "payment_verification_timeout" },
         );
@@ -81,7 +109,11 @@ export class ChargeCompletion {
       // client must not pay again.
       if (verified.problem.status >= 500) {
         this.outcomes.inc({ outcome: "failed" });
-        throw new ProblemException(verified.problem, { "cache-control": "no-store" }, { type: "server_error", code: verified.problem.type.split("/").pop() ?? null });
+        throw new ProblemException(
+          verified.problem,
+          { "cache-control": "no-store" },
+          { type: "server_error", code: verified.problem.type.split("/").pop() ?? null },
+        );
       }
       this.outcomes.inc({ outcome: "rejected" });
       throw this.paymentRequired(quote, digest, verified.problem);
@@ -107,16 +139,32 @@ export class ChargeCompletion {
   }
 
   /** 402 with a fresh challenge; `rejection` explains why a presented credential was refused. */
-  private paymentRequired(quote: Quote, digest: string, rejection?: { type: string; title: string; status: number; detail: string }): ProblemException {
+  private paymentRequired(
+    quote: Quote,
+    digest: string,
+    rejection?: { type: string; title: string; status: number; detail: string },
+  ): ProblemException {
     const { config } = this;
     const price = `${formatUsd(quote.amount)} in USDC.e for ${quote.promptTokens} prompt tokens of ${quote.model.id}`;
-    const { challenge, header } = this.challenger.challenge({ amount: quote.amount, digest, expiresAt: new Date(Date.now() + config.mpp.challengeTtlSeconds * 1000), description: price });
+    const { challenge, header } = this.challenger.challenge({
+      amount: quote.amount,
+      digest,
+      expiresAt: new Date(Date.now() + config.mpp.challengeTtlSeconds * 1000),
+      description: price,
+    });
     const body = rejection ?? paymentRequired(price);
     return new ProblemException(
       {
         ...body,
         challengeId: challenge.id,
-        price: { amount: quote.amount.toString(), currency: config.chain.token, decimals: 6, usd: formatUsd(quote.amount), model: quote.model.id, promptTokens: quote.promptTokens },
+        price: {
+          amount: quote.amount.toString(),
+          currency: config.chain.token,
+          decimals: 6,
+          usd: formatUsd(quote.amount),
+          model: quote.model.id,
+          promptTokens: quote.promptTokens,
+        },
       },
       { "www-authenticate": header, "cache-control": "no-store" },
       { type: "payment_required", code: body.type.split("/").pop() ?? "payment_required" },

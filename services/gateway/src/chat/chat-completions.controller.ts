@@ -15,10 +15,25 @@ export class ChatCompletionsController {
   async create(@Req() req: FastifyRequest, @Res() reply: FastifyReply, @Headers("authorization") authorization?: string) {
     const parsed = parseChatCompletionRequest(req.body);
     if (!parsed.ok) {
-      throw new ProblemException(problem(400, "invalid-request", "Invalid Request", parsed.error.message, { param: parsed.error.param }), {}, { type: "invalid_request_error", code: "invalid_request", param: parsed.error.param });
+      throw new ProblemException(
+        problem(400, "invalid-request", "Invalid Request", parsed.error.message, { param: parsed.error.param }),
+        {},
+        { type: "invalid_request_error", code: "invalid_request", param: parsed.error.param },
+      );
     }
-    const paid = await this.chargeCompletion.execute({ requestId: req.id, request: parsed.request, rawBody: req.rawBody ?? Buffer.alloc(0), authorization, clientGone: () => clientGone(reply) });
-    const headers = { "payment-receipt": paid.receipt, "x-request-id": req.id, "cache-control": "no-store", "server-timing": serverTiming(paid.timing) };
+    const paid = await this.chargeCompletion.execute({
+      requestId: req.id,
+      request: parsed.request,
+      rawBody: req.rawBody ?? Buffer.alloc(0),
+      authorization,
+      clientGone: () => clientGone(reply),
+    });
+    const headers = {
+      "payment-receipt": paid.receipt,
+      "x-request-id": req.id,
+      "cache-control": "no-store",
+      "server-timing": serverTiming(paid.timing),
+    };
     if (paid.stream) return relaySse(reply, headers, paid.messages);
     return relayJson(reply, headers, paid.messages);
   }
@@ -41,10 +56,17 @@ function clientGone(reply: FastifyReply): AbortSignal {
 /** Non-streaming: the worker sends one `completion` message (or an error before anything was served). */
 async function relayJson(reply: FastifyReply, headers: Record<string, string>, messages: AsyncIterable<StreamMessage>) {
   for await (const message of messages) {
-    if (message.type === "completion") return void reply.status(200).headers({ ...headers, "content-type": "application/json" }).send(message.data);
+    if (message.type === "completion")
+      return void reply
+        .status(200)
+        .headers({ ...headers, "content-type": "application/json" })
+        .send(message.data);
     if (message.type === "error") throw upstreamProblem(message, headers);
   }
-  throw new ProblemException(problem(502, "upstream-error", "Bad Gateway", "the inference ended without a completion"), headers, { type: "server_error", code: "upstream_error" });
+  throw new ProblemException(problem(502, "upstream-error", "Bad Gateway", "the inference ended without a completion"), headers, {
+    type: "server_error",
+    code: "upstream_error",
+  });
 }
 
 /** Streaming: OpenAI SSE framing; chunks are relayed as the worker serialised them (no re-encoding). */
@@ -54,7 +76,12 @@ async function relaySse(reply: FastifyReply, headers: Record<string, string>, me
   if (!first.done && first.value.type === "error") throw upstreamProblem(first.value, headers);
   reply.hijack();
   const out = reply.raw;
-  out.writeHead(200, { ...headers, "content-type": "text/event-stream; charset=utf-8", connection: "keep-alive", "x-accel-buffering": "no" });
+  out.writeHead(200, {
+    ...headers,
+    "content-type": "text/event-stream; charset=utf-8",
+    connection: "keep-alive",
+    "x-accel-buffering": "no",
+  });
   let next = first;
   while (!next.done) {
     const message = next.value;
@@ -70,8 +97,12 @@ async function relaySse(reply: FastifyReply, headers: Record<string, string>, me
 
 function upstreamProblem(message: Extract<StreamMessage, { type: "error" }>, headers: Record<string, string>): ProblemException {
   const slug = message.status === 504 ? "upstream-timeout" : message.status >= 500 ? "upstream-error" : "upstream-rejected";
-  return new ProblemException(problem(message.status, slug, message.status >= 500 ? "Upstream Error" : "Upstream Rejected The Request", message.message), headers, {
-    type: message.status >= 500 ? "server_error" : "invalid_request_error",
-    code: message.code,
-  });
+  return new ProblemException(
+    problem(message.status, slug, message.status >= 500 ? "Upstream Error" : "Upstream Rejected The Request", message.message),
+    headers,
+    {
+      type: message.status >= 500 ? "server_error" : "invalid_request_error",
+      code: message.code,
+    },
+  );
 }

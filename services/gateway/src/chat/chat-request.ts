@@ -10,9 +10,20 @@ const Message = z.looseObject({
   content: z.union([z.string(), z.array(ContentPart), z.null()]).optional(),
   name: z.string().optional(),
   tool_call_id: z.string().optional(),
-  tool_calls: z.array(z.looseObject({ id: z.string(), type: z.string(), function: z.looseObject({ name: z.string(), arguments: z.string() }) })).optional(),
+  tool_calls: z
+    .array(z.looseObject({ id: z.string(), type: z.string(), function: z.looseObject({ name: z.string(), arguments: z.string() }) }))
+    .optional(),
 });
-const Tool = z.looseObject({ type: z.string(), function: z.looseObject({ name: z.string().min(1).max(64), description: z.string().optional(), parameters: z.record(z.string(), z.unknown()).optional() }).optional() });
+const Tool = z.looseObject({
+  type: z.string(),
+  function: z
+    .looseObject({
+      name: z.string().min(1).max(64),
+      description: z.string().optional(),
+      parameters: z.record(z.string(), z.unknown()).optional(),
+    })
+    .optional(),
+});
 
 export const ChatCompletionRequest = z.looseObject({
   model: z.string().min(1, "model is required"),
@@ -24,7 +35,10 @@ export const ChatCompletionRequest = z.looseObject({
   n: z.number().int().min(1).max(128).nullable().optional(),
   max_tokens: z.number().int().min(1).nullable().optional(),
   max_completion_tokens: z.number().int().min(1).nullable().optional(),
-  stop: z.union([z.string(), z.array(z.string()).max(4)]).nullable().optional(),
+  stop: z
+    .union([z.string(), z.array(z.string()).max(4)])
+    .nullable()
+    .optional(),
   presence_penalty: z.number().min(-2).max(2).nullable().optional(),
   frequency_penalty: z.number().min(-2).max(2).nullable().optional(),
   logit_bias: z.record(z.string(), z.number().min(-100).max(100)).nullable().optional(),
@@ -46,11 +60,17 @@ export interface InvalidParameter {
 }
 
 /** Parses a body; on failure names the first offending parameter the way OpenAI does (`messages[0].role`). */
-export function parseChatCompletionRequest(body: unknown): { ok: true; request: ChatCompletionRequest } | { ok: false; error: InvalidParameter } {
-  if (typeof body !== "object" || body === null || Array.isArray(body)) return { ok: false, error: { param: "body", message: "the request body must be a JSON object" } };
+export function parseChatCompletionRequest(
+  body: unknown,
+): { ok: true; request: ChatCompletionRequest } | { ok: false; error: InvalidParameter } {
+  if (typeof body !== "object" || body === null || Array.isArray(body))
+    return { ok: false, error: { param: "body", message: "the request body must be a JSON object" } };
   const parsed = ChatCompletionRequest.safeParse(body);
   if (parsed.success) return { ok: true, request: parsed.data };
   const issue = parsed.error.issues[0]!;
-  const param = issue.path.reduce<string>((acc, key) => (typeof key === "number" ? `${acc}[${key}]` : acc ? `${acc}.${String(key)}` : String(key)), "");
+  const param = issue.path.reduce<string>(
+    (acc, key) => (typeof key === "number" ? `${acc}[${key}]` : acc ? `${acc}.${String(key)}` : String(key)),
+    "",
+  );
   return { ok: false, error: { param: param || "body", message: `${param || "body"}: ${issue.message}` } };
 }

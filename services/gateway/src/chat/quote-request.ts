@@ -1,6 +1,13 @@
 import { Inject, Injectable } from "@nestjs/common";
 import type { Config } from "@worldrouter/config";
-import { countPromptTokensOffThread, estimateCost, type ChatMessage, type Model, type ModelRegistry, type ToolDefinition } from "@worldrouter/pricing";
+import {
+  countPromptTokensOffThread,
+  estimateCost,
+  type ChatMessage,
+  type Model,
+  type ModelRegistry,
+  type ToolDefinition,
+} from "@worldrouter/pricing";
 import { CONFIG } from "@worldrouter/runtime";
 import { MODEL_REGISTRY } from "../pricing/model-registry.provider.js";
 import { problem, ProblemException } from "../http/problem.js";
@@ -25,15 +32,29 @@ export class QuoteRequest {
     const model = this.models.getModel(request.model);
     if (!model) {
       throw new ProblemException(
-        problem(404, "model-not-found", "Model Not Found", `The model '${request.model}' does not exist or is not sold here. GET /v1/models lists every model with its price.`),
+        problem(
+          404,
+          "model-not-found",
+          "Model Not Found",
+          `The model '${request.model}' does not exist or is not sold here. GET /v1/models lists every model with its price.`,
+        ),
         {},
         { type: "invalid_request_error", code: "model_not_found", param: "model" },
       );
     }
-    const promptTokens = await countPromptTokensOffThread(model, request.messages as unknown as ChatMessage[], request.tools as unknown as ToolDefinition[] | undefined);
+    const promptTokens = await countPromptTokensOffThread(
+      model,
+      request.messages as unknown as ChatMessage[],
+      request.tools as unknown as ToolDefinition[] | undefined,
+    );
     if (promptTokens > model.contextWindow) {
       throw new ProblemException(
-        problem(400, "context-length-exceeded", "Context Length Exceeded", `This request has ${promptTokens} prompt tokens; ${model.id} accepts at most ${model.contextWindow}.`),
+        problem(
+          400,
+          "context-length-exceeded",
+          "Context Length Exceeded",
+          `This request has ${promptTokens} prompt tokens; ${model.id} accepts at most ${model.contextWindow}.`,
+        ),
         {},
         { type: "invalid_request_error", code: "context_length_exceeded", param: "messages" },
       );

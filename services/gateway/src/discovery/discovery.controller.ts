@@ -7,7 +7,15 @@ import { MODEL_REGISTRY } from "../pricing/model-registry.provider.js";
 
 const CHAT_BODY = {
   required: true,
-  content: { "application/json": { schema: { type: "object", required: ["model", "messages"], properties: { model: { type: "string" }, messages: { type: "array" }, stream: { type: "boolean" } } } } },
+  content: {
+    "application/json": {
+      schema: {
+        type: "object",
+        required: ["model", "messages"],
+        properties: { model: { type: "string" }, messages: { type: "array" }, stream: { type: "boolean" } },
+      },
+    },
+  },
 };
 
 /**
@@ -21,13 +29,35 @@ export class DiscoveryController {
   private readonly llms: string;
 
   constructor(@Inject(CONFIG) config: Config, @Inject(MODEL_REGISTRY) models: ModelRegistry) {
-    const charge = { offers: [{ method: "tempo", intent: "charge", amount: null, currency: config.chain.token, description: "prompt_tokens × input price × overhead, in USDC.e base units" }] };
+    const charge = {
+      offers: [
+        {
+          method: "tempo",
+          intent: "charge",
+          amount: null,
+          currency: config.chain.token,
+          description: "prompt_tokens × input price × overhead, in USDC.e base units",
+        },
+      ],
+    };
     this.openapi = generateProxy({
       info: { title: "WorldRouter", version: "1.0.0" },
       serviceInfo: { categories: ["ai", "llm", "inference"], docs: { llms: "/llms.txt", apiReference: "/openapi.json" } },
       routes: [
-        { method: "POST", path: "/x402/v1/chat/completions", payment: charge, requestBody: CHAT_BODY, summary: "OpenAI chat completion, paid per request (charge intent); JSON or SSE" },
-        { method: "POST", path: "/v1/chat/completions", payment: charge, requestBody: CHAT_BODY, summary: "Same as /x402/v1/chat/completions, for OpenAI SDKs" },
+        {
+          method: "POST",
+          path: "/x402/v1/chat/completions",
+          payment: charge,
+          requestBody: CHAT_BODY,
+          summary: "OpenAI chat completion, paid per request (charge intent); JSON or SSE",
+        },
+        {
+          method: "POST",
+          path: "/v1/chat/completions",
+          payment: charge,
+          requestBody: CHAT_BODY,
+          summary: "Same as /x402/v1/chat/completions, for OpenAI SDKs",
+        },
         { method: "GET", path: "/v1/models", payment: null, summary: "Models with prices (free)" },
         { method: "GET", path: "/x402/v1/models", payment: null, summary: "Models with prices (free)" },
       ],
@@ -48,7 +78,12 @@ export class DiscoveryController {
 }
 
 function renderLlmsTxt(config: Config, models: ModelRegistry): string {
-  const rows = models.listModels().map((m) => `- ${m.id} (${m.provider}): ${formatUsd(m.prices.input.perMillion)} in / ${formatUsd(m.prices.output.perMillion)} out per 1M tokens, context ${m.contextWindow}`);
+  const rows = models
+    .listModels()
+    .map(
+      (m) =>
+        `- ${m.id} (${m.provider}): ${formatUsd(m.prices.input.perMillion)} in / ${formatUsd(m.prices.output.perMillion)} out per 1M tokens, context ${m.contextWindow}`,
+    );
   return `# WorldRouter
 
 > Pay-per-token, OpenAI-compatible LLM inference. Payment is the authentication: no API keys. Pay in USDC.e

@@ -25,7 +25,14 @@ export function configureHttp(app: NestFastifyApplication, config: Config): void
     try {
       done(null, JSON.parse(raw.toString("utf8")));
     } catch (err) {
-      done(new ProblemException(problem(400, "invalid-json", "Invalid JSON", `request body is not valid JSON: ${(err as Error).message}`), {}, { type: "invalid_request_error", code: "invalid_json" }), undefined);
+      done(
+        new ProblemException(
+          problem(400, "invalid-json", "Invalid JSON", `request body is not valid JSON: ${(err as Error).message}`),
+          {},
+          { type: "invalid_request_error", code: "invalid_json" },
+        ),
+        undefined,
+      );
     }
   });
   // Callback-style hooks: no promise per request on the hot path.

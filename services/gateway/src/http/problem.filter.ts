@@ -18,5 +18,8 @@ export class ProblemFilter implements ExceptionFilter {
 }
 
 export function sendProblem(reply: FastifyReply, mapped: ProblemException): void {
-  void reply.status(mapped.problem.status).headers({ "content-type": "application/problem+json", "cache-control": "no-store", ...mapped.headers }).send(mapped.body());
+  void reply
+    .status(mapped.problem.status)
+    .headers({ "content-type": "application/problem+json", "cache-control": "no-store", ...mapped.headers })
+    .send(mapped.body());
 }

@@ -30,7 +30,10 @@ export class ProblemException extends Error {
   }
 
   body(): Problem & { error: { message: string; type: string; code: string | null; param: string | null } } {
-    return { ...this.problem, error: { message: this.problem.detail, type: this.openai.type, code: this.openai.code, param: this.openai.param ?? null } };
+    return {
+      ...this.problem,
+      error: { message: this.problem.detail, type: this.openai.type, code: this.openai.code, param: this.openai.param ?? null },
+    };
   }
 }
 
@@ -54,14 +57,26 @@ export function toProblem(exception: unknown): ProblemException {
     case "FST_ERR_CTP_BODY_TOO_LARGE":
       return new ProblemException(problem(413, "body-too-large", "Payload Too Large", (exception as Error).message));
     case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
-      return new ProblemException(problem(415, "unsupported-media-type", "Unsupported Media Type", "send the request body as application/json"), {}, { type: "invalid_request_error", code: "unsupported_media_type" });
+      return new ProblemException(
+        problem(415, "unsupported-media-type", "Unsupported Media Type", "send the request body as application/json"),
+        {},
+        { type: "invalid_request_error", code: "unsupported_media_type" },
+      );
     case "FST_ERR_CTP_EMPTY_JSON_BODY":
-      return new ProblemException(problem(400, "invalid-json", "Invalid JSON", "the request body is empty"), {}, { type: "invalid_request_error", code: "invalid_json" });
+      return new ProblemException(
+        problem(400, "invalid-json", "Invalid JSON", "the request body is empty"),
+        {},
+        { type: "invalid_request_error", code: "invalid_json" },
+      );
   }
   const status = exception instanceof HttpException ? exception.getStatus() : (exception as { statusCode?: number } | null)?.statusCode;
   if (status && status >= 400 && status < 500) {
     const [slug, title] = HTTP_PROBLEMS[status] ?? ["http-error", "Request Error"];
     return new ProblemException(problem(status, slug, title, (exception as Error).message));
   }
-  return new ProblemException(problem(500, "internal-error", "Internal Server Error", "an unexpected error occurred; it has been logged"), {}, { type: "server_error", code: null });
+  return new ProblemException(
+    problem(500, "internal-error", "Internal Server Error", "an unexpected error occurred; it has been logged"),
+    {},
+    { type: "server_error", code: null },
+  );
 }

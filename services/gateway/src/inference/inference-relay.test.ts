@@ -71,14 +71,22 @@ async function collect(messages: AsyncIterable<StreamMessage>): Promise<StreamMe
 
 async function usageOf(requestId: string): Promise<UsageEvent> {
   let job: Awaited<ReturnType<Queue["getJob"]>>;
-  await expect.poll(async () => (job = await usageQueue.getJob(jobId.usage({ requestId } as UsageEvent))), { timeout: 10_000 }).toBeDefined();
+  await expect
+    .poll(async () => (job = await usageQueue.getJob(jobId.usage({ requestId } as UsageEvent))), { timeout: 10_000 })
+    .toBeDefined();
   return job!.data as UsageEvent;
 }
 
 describe("InferenceRelay", () => {
   it("sees the live inference worker (readiness), and none once it is gone", async () => {
     expect(await relay.liveWorkers()).toBe(1);
-    const other = loadConfig({ ...process.env, WORLD_FILE: "/nonexistent", PAYEE_ADDRESS: "0x00000000000000000000000000000000000000aa", LOG_LEVEL: "silent", REDIS_NAMESPACE: `${config.redis.namespace}-idle` });
+    const other = loadConfig({
+      ...process.env,
+      WORLD_FILE: "/nonexistent",
+      PAYEE_ADDRESS: "0x00000000000000000000000000000000000000aa",
+      LOG_LEVEL: "silent",
+      REDIS_NAMESPACE: `${config.redis.namespace}-idle`,
+    });
     @Module({ imports: [CoreModule.forRoot("gateway", other)], providers: [InferenceRelay] })
     class IdleGatewayModule {}
     const idle = await NestFactory.createApplicationContext(IdleGatewayModule, { logger: false });
@@ -97,7 +105,12 @@ describe("InferenceRelay", () => {
     const chunks = messages.slice(0, -1).map((m) => (m.type === "chunk" ? JSON.parse(m.data) : m));
     expect(chunks.every((c) => c.object === "chat.completion.chunk")).toBe(true);
     expect(chunks.at(-1).usage.completion_tokens).toBe(24);
-    expect(await usageOf(req.requestId)).toMatchObject({ status: "succeeded", provider: "openai", completionTokens: 24, promptTokens: chunks.at(-1).usage.prompt_tokens });
+    expect(await usageOf(req.requestId)).toMatchObject({
+      status: "succeeded",
+      provider: "openai",
+      completionTokens: 24,
+      promptTokens: chunks.at(-1).usage.prompt_tokens,
+    });
     expect(relay.inFlight).toBe(0);
   });
 
@@ -109,7 +122,9 @@ describe("InferenceRelay", () => {
   });
 
   it("keeps concurrent requests apart on the one reply stream", async () => {
-    const requests = Array.from({ length: 40 }, (_, i) => request("gpt-4o-mini", { stream: true, messages: [{ role: "user", content: `Request number ${i}` }] }));
+    const requests = Array.from({ length: 40 }, (_, i) =>
+      request("gpt-4o-mini", { stream: true, messages: [{ role: "user", content: `Request number ${i}` }] }),
+    );
     const results = await Promise.all(requests.map((req) => collect(relay.run(req, new AbortController().signal))));
     const ids = results.map((messages) => {
       expect(messages.at(-1)).toEqual({ type: "end" });
@@ -123,7 +138,9 @@ describe("InferenceRelay", () => {
 
   it("returns a provider error as the terminal message", async () => {
     const messages = await collect(relay.run(request("gpt-4o-mini", { n: 0 }), new AbortController().signal));
-    expect(messages).toEqual([{ type: "error", status: 400, code: "invalid_value", message: expect.stringContaining("'n'"), streamed: false }]);
+    expect(messages).toEqual([
+      { type: "error", status: 400, code: "invalid_value", message: expect.stringContaining("'n'"), streamed: false },
+    ]);
   });
 
   it("cancels the worker's upstream call when the client aborts; usage says cancelled", async () => {

@@ -2,7 +2,16 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from "@nestjs/common";
 import type { Config } from "@worldrouter/config";
-import { cancelChannel, decodeReplyEntry, INFERENCE_WORKER_TTL_MS, inferenceJobStreamKey, inferenceWorkersKey, replyStreamKey, type InferenceJob, type StreamMessage } from "@worldrouter/contracts";
+import {
+  cancelChannel,
+  decodeReplyEntry,
+  INFERENCE_WORKER_TTL_MS,
+  inferenceJobStreamKey,
+  inferenceWorkersKey,
+  replyStreamKey,
+  type InferenceJob,
+  type StreamMessage,
+} from "@worldrouter/contracts";
 import type { Logger } from "@worldrouter/observability";
 import { CONFIG, LOGGER, redisOptions } from "@worldrouter/runtime";
 import { Redis } from "ioredis";
@@ -49,7 +58,8 @@ export class InferenceRelay implements OnApplicationBootstrap, OnApplicationShut
     this.idleTimeoutMs = config.upstream.timeoutMs * (config.upstream.maxRetries + 1) + 30_000;
     this.reader = new Redis({ ...redisOptions(config.redis.url), lazyConnect: true, maxRetriesPerRequest: null });
     this.commands = new Redis({ ...redisOptions(config.redis.url), lazyConnect: true });
-    for (const connection of [this.reader, this.commands]) connection.on("error", (err: Error) => this.logger.warn({ err: err.message }, "relay redis error"));
+    for (const connection of [this.reader, this.commands])
+      connection.on("error", (err: Error) => this.logger.warn({ err: err.message }, "relay redis error"));
   }
 
   async onApplicationBootstrap() {
@@ -61,7 +71,14 @@ export class InferenceRelay implements OnApplicationBootstrap, OnApplicationShut
     this.stopping = true;
     this.reader.disconnect();
     await this.loop;
-    for (const request of this.pending.values()) request.push({ type: "error", status: 503, code: "gateway_shutting_down", message: "the gateway is shutting down", streamed: request.streamed });
+    for (const request of this.pending.values())
+      request.push({
+        type: "error",
+        status: 503,
+        code: "gateway_shutting_down",
+        message: "the gateway is shutting down",
+        streamed: request.streamed,
+      });
     await this.commands.del(this.streamKey).catch(() => undefined);
     await this.commands.quit();
   }
@@ -106,7 +123,9 @@ export class InferenceRelay implements OnApplicationBootstrap, OnApplicationShut
 
   /** Tells the workers to stop this request (whichever runs it aborts its upstream call). */
   private cancel(requestId: string): void {
-    this.commands.publish(this.cancelChannel, requestId).catch((err: Error) => this.logger.warn({ requestId, err: err.message }, "cancel publish failed"));
+    this.commands
+      .publish(this.cancelChannel, requestId)
+      .catch((err: Error) => this.logger.warn({ requestId, err: err.message }, "cancel publish failed"));
   }
 
   /** Inference workers that heart-beat recently (readiness: without one, a paid request could not be served). */
@@ -129,7 +148,15 @@ export class InferenceRelay implements OnApplicationBootstrap, OnApplicationShut
     while (!this.stopping) {
       let batches: [string, [string, string[]][]][] | null;
       try {
-        batches = (await this.reader.xread("COUNT", READ_BATCH, "BLOCK", READ_BLOCK_MS, "STREAMS", this.streamKey, this.lastId)) as typeof batches;
+        batches = (await this.reader.xread(
+          "COUNT",
+          READ_BATCH,
+          "BLOCK",
+          READ_BLOCK_MS,
+          "STREAMS",
+          this.streamKey,
+          this.lastId,
+        )) as typeof batches;
       } catch (err) {
         if (this.stopping) return;
         this.logger.warn({ err: (err as Error).message }, "reply stream read failed; retrying");
@@ -166,7 +193,13 @@ class PendingRequest {
   constructor(idleTimeoutMs: number, onIdle: () => void) {
     this.idle = setTimeout(() => {
       onIdle();
-      this.push({ type: "error", status: 504, code: "inference_timeout", message: `no answer from the inference worker for ${idleTimeoutMs} ms`, streamed: this.streamed });
+      this.push({
+        type: "error",
+        status: 504,
+        code: "inference_timeout",
+        message: `no answer from the inference worker for ${idleTimeoutMs} ms`,
+        streamed: this.streamed,
+      });
     }, idleTimeoutMs);
   }
 

@@ -11,7 +11,13 @@ import type { ModelList } from "./models.controller.js";
 import { modelRegistryProvider } from "../pricing/model-registry.provider.js";
 import { ModelsController } from "./models.controller.js";
 
-const config = loadConfig({ ...process.env, WORLD_FILE: "/nonexistent", PAYEE_ADDRESS: "0x00000000000000000000000000000000000000aa", LOG_LEVEL: "silent", OPENAI_API_KEY: "sk-real" });
+const config = loadConfig({
+  ...process.env,
+  WORLD_FILE: "/nonexistent",
+  PAYEE_ADDRESS: "0x00000000000000000000000000000000000000aa",
+  LOG_LEVEL: "silent",
+  OPENAI_API_KEY: "sk-real",
+});
 let app: NestFastifyApplication;
 let url: string;
 
@@ -56,6 +62,11 @@ describe("GET /v1/models", () => {
       },
     });
     const claude = body.data.find((m) => m.id === "claude-sonnet-4-5");
-    expect(claude).toMatchObject({ owned_by: "anthropic", served_by: "local", aliases: ["claude-sonnet-4-5-20250929"], pricing: { usd_per_million_tokens: { input: "3.00", cache_write: "3.75" } } });
+    expect(claude).toMatchObject({
+      owned_by: "anthropic",
+      served_by: "local",
+      aliases: ["claude-sonnet-4-5-20250929"],
+      pricing: { usd_per_million_tokens: { input: "3.00", cache_write: "3.75" } },
+    });
   });
 });

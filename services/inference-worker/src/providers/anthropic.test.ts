@@ -1,10 +1,26 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { chunkBodies, collect, contentOf, model, providerCall, startUpstreams, USER_MESSAGES, type Upstreams } from "../test-support/upstreams.js";
+import {
+  chunkBodies,
+  collect,
+  contentOf,
+  model,
+  providerCall,
+  startUpstreams,
+  USER_MESSAGES,
+  type Upstreams,
+} from "../test-support/upstreams.js";
 import { AnthropicProvider, AnthropicStreamTranslator, finishReasonOf, fromAnthropicMessage, toAnthropicRequest } from "./anthropic.js";
 import { UnsupportedRequestError, UpstreamRejectedError, UpstreamStreamError, UpstreamUnavailableError } from "./errors.js";
 
 const sonnet = model("claude-sonnet-4-5");
-const WEATHER_TOOL = { type: "function", function: { name: "get_weather", description: "Weather in a city", parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] } } };
+const WEATHER_TOOL = {
+  type: "function",
+  function: {
+    name: "get_weather",
+    description: "Weather in a city",
+    parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] },
+  },
+};
 
 describe("OpenAI → Anthropic request translation", () => {
   it("translates system, multi-part content, tools, tool calls, tool results and sampling parameters", () => {
@@ -22,7 +38,11 @@ describe("OpenAI → Anthropic request translation", () => {
               { type: "image_url", image_url: { url: "https://example.com/cat.jpg", detail: "low" } },
             ],
           },
-          { role: "assistant", content: "Let me check.", tool_calls: [{ id: "call_1", type: "function", function: { name: "get_weather", arguments: '{"city":"Paris"}' } }] },
+          {
+            role: "assistant",
+            content: "Let me check.",
+            tool_calls: [{ id: "call_1", type: "function", function: { name: "get_weather", arguments: '{"city":"Paris"}' } }],
+          },
           { role: "tool", tool_call_id: "call_1", content: "18°C, sunny" },
           { role: "user", content: "Thanks!" },
         ],
@@ -50,8 +70,20 @@ describe("OpenAI → Anthropic request translation", () => {
             { type: "image", source: { type: "url", url: "https://example.com/cat.jpg" } },
           ],
         },
-        { role: "assistant", content: [{ type: "text", text: "Let me check." }, { type: "tool_use", id: "call_1", name: "get_weather", input: { city: "Paris" } }] },
-        { role: "user", content: [{ type: "tool_result", tool_use_id: "call_1", content: "18°C, sunny" }, { type: "text", text: "Thanks!" }] },
+        {
+          role: "assistant",
+          content: [
+            { type: "text", text: "Let me check." },
+            { type: "tool_use", id: "call_1", name: "get_weather", input: { city: "Paris" } },
+          ],
+        },
+        {
+          role: "user",
+          content: [
+            { type: "tool_result", tool_use_id: "call_1", content: "18°C, sunny" },
+            { type: "text", text: "Thanks!" },
+          ],
+        },
       ],
       tools: [{ name: "get_weather", description: "Weather in a city", input_schema: WEATHER_TOOL.function.parameters }],
       tool_choice: { type: "any", disable_parallel_tool_use: true },
@@ -67,7 +99,9 @@ describe("OpenAI → Anthropic request translation", () => {
     const base = { messages: [{ role: "user", content: "hi" }], tools: [WEATHER_TOOL] };
     expect(toAnthropicRequest({ ...base, tool_choice: "auto" }, sonnet, false).tool_choice).toEqual({ type: "auto" });
     expect(toAnthropicRequest({ ...base, tool_choice: "none" }, sonnet, false).tool_choice).toEqual({ type: "none" });
-    expect(toAnthropicRequest({ ...base, tool_choice: { type: "function", function: { name: "get_weather" } } }, sonnet, false).tool_choice).toEqual({ type: "tool", name: "get_weather" });
+    expect(
+      toAnthropicRequest({ ...base, tool_choice: { type: "function", function: { name: "get_weather" } } }, sonnet, false).tool_choice,
+    ).toEqual({ type: "tool", name: "get_weather" });
     expect(toAnthropicRequest(base, sonnet, false).tool_choice).toBeUndefined();
     expect(toAnthropicRequest({ ...base, max_tokens: 100 }, sonnet, false).max_tokens).toBe(100);
     expect(toAnthropicRequest({ ...base, max_tokens: 100, max_completion_tokens: 50 }, sonnet, false).max_tokens).toBe(50);
@@ -76,8 +110,16 @@ describe("OpenAI → Anthropic request translation", () => {
 
   it("refuses what Anthropic cannot do", () => {
     expect(() => toAnthropicRequest({ messages: [{ role: "user", content: "hi" }], n: 2 }, sonnet, false)).toThrow(UnsupportedRequestError);
-    expect(() => toAnthropicRequest({ messages: [{ role: "user", content: [{ type: "input_audio", input_audio: {} }] }] }, sonnet, false)).toThrow(UnsupportedRequestError);
-    expect(() => toAnthropicRequest({ messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: "data:image/png,raw" } }] }] }, sonnet, false)).toThrow(UnsupportedRequestError);
+    expect(() =>
+      toAnthropicRequest({ messages: [{ role: "user", content: [{ type: "input_audio", input_audio: {} }] }] }, sonnet, false),
+    ).toThrow(UnsupportedRequestError);
+    expect(() =>
+      toAnthropicRequest(
+        { messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: "data:image/png,raw" } }] }] },
+        sonnet,
+        false,
+      ),
+    ).toThrow(UnsupportedRequestError);
   });
 });
 
@@ -103,7 +145,17 @@ describe("Anthropic → OpenAI response translation", () => {
       id: "chatcmpl-wr_abcdefgh",
       object: "chat.completion",
       model: "claude-sonnet-4-5",
-      choices: [{ index: 0, finish_reason: "tool_calls", message: { role: "assistant", content: "Checking.", tool_calls: [{ id: "toolu_1", type: "function", function: { name: "get_weather", arguments: '{"city":"Paris"}' } }] } }],
+      choices: [
+        {
+          index: 0,
+          finish_reason: "tool_calls",
+          message: {
+            role: "assistant",
+            content: "Checking.",
+            tool_calls: [{ id: "toolu_1", type: "function", function: { name: "get_weather", arguments: '{"city":"Paris"}' } }],
+          },
+        },
+      ],
       usage: { prompt_tokens: 130, completion_tokens: 7, total_tokens: 137, prompt_tokens_details: { cached_tokens: 100 } },
     });
     expect(completion.usage).toEqual({ promptTokens: 130, completionTokens: 7, cachedTokens: 100, cacheWriteTokens: 20 });
@@ -112,7 +164,10 @@ describe("Anthropic → OpenAI response translation", () => {
   it("translates stream events to chunks, tool-call deltas included", () => {
     const translator = new AnthropicStreamTranslator("wr_abcdefgh", "claude-sonnet-4-5", true);
     const events = [
-      { type: "message_start", message: { usage: { input_tokens: 5, cache_read_input_tokens: 3, cache_creation_input_tokens: 2, output_tokens: 1 } } },
+      {
+        type: "message_start",
+        message: { usage: { input_tokens: 5, cache_read_input_tokens: 3, cache_creation_input_tokens: 2, output_tokens: 1 } },
+      },
       { type: "content_block_start", index: 0, content_block: { type: "text", text: "" } },
       { type: "ping" },
       { type: "content_block_delta", index: 0, delta: { type: "text_delta", text: "Hi" } },
@@ -134,13 +189,20 @@ describe("Anthropic → OpenAI response translation", () => {
       undefined,
     ]);
     expect(chunks.at(-2).choices[0].finish_reason).toBe("tool_calls");
-    expect(chunks.at(-1).usage).toEqual({ prompt_tokens: 10, completion_tokens: 9, total_tokens: 19, prompt_tokens_details: { cached_tokens: 3 } });
+    expect(chunks.at(-1).usage).toEqual({
+      prompt_tokens: 10,
+      completion_tokens: 9,
+      total_tokens: 19,
+      prompt_tokens_details: { cached_tokens: 3 },
+    });
     expect(translator.stopped).toBe(true);
   });
 
   it("fails the stream on an error event", () => {
     const translator = new AnthropicStreamTranslator("wr_abcdefgh", "claude-sonnet-4-5", false);
-    expect(() => translator.translate({ event: "error", data: '{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}' })).toThrow(UpstreamStreamError);
+    expect(() =>
+      translator.translate({ event: "error", data: '{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}' }),
+    ).toThrow(UpstreamStreamError);
   });
 });
 
@@ -159,7 +221,9 @@ describe("Anthropic provider against the fake upstream", () => {
 
   it("sends a translated Messages request and returns a chat.completion with exact usage", async () => {
     up.proxy.fake = { tokens: "9", "cached-tokens": "4", "cache-write-tokens": "3" };
-    const completion = await anthropic.complete(providerCall("claude-sonnet-4-5", { messages: USER_MESSAGES, temperature: 0.4, stop: ["zzz"] }));
+    const completion = await anthropic.complete(
+      providerCall("claude-sonnet-4-5", { messages: USER_MESSAGES, temperature: 0.4, stop: ["zzz"] }),
+    );
     const sent = up.proxy.requests[0]!;
     expect(sent.path).toBe("/v1/messages");
     expect(sent.headers["x-api-key"]).toBe("sk-ant-test");
@@ -185,7 +249,11 @@ describe("Anthropic provider against the fake upstream", () => {
   it("streams text as chat.completion.chunk with the same content as the non-streamed answer", async () => {
     up.proxy.fake = { tokens: "15", "cached-tokens": "2" };
     const whole = await anthropic.complete(providerCall("claude-sonnet-4-5", { messages: USER_MESSAGES }));
-    const chunks = await collect(anthropic.stream(providerCall("claude-sonnet-4-5", { messages: USER_MESSAGES, stream: true, stream_options: { include_usage: true } })));
+    const chunks = await collect(
+      anthropic.stream(
+        providerCall("claude-sonnet-4-5", { messages: USER_MESSAGES, stream: true, stream_options: { include_usage: true } }),
+      ),
+    );
     expect(up.proxy.requests[1]!.body.stream).toBe(true);
     expect(contentOf(chunks)).toBe(JSON.parse(whole.data).choices[0].message.content);
     const bodies = chunkBodies(chunks);
@@ -197,8 +265,15 @@ describe("Anthropic provider against the fake upstream", () => {
   });
 
   it("streams a tool call with arguments that join into JSON, and max_tokens ends with length", async () => {
-    const chunks = await collect(anthropic.stream(providerCall("claude-sonnet-4-5", { messages: USER_MESSAGES, stream: true, tools: [WEATHER_TOOL], tool_choice: "required" })));
-    expect(up.proxy.requests[0]!.body).toMatchObject({ tool_choice: { type: "any" }, tools: [{ name: "get_weather", input_schema: WEATHER_TOOL.function.parameters }] });
+    const chunks = await collect(
+      anthropic.stream(
+        providerCall("claude-sonnet-4-5", { messages: USER_MESSAGES, stream: true, tools: [WEATHER_TOOL], tool_choice: "required" }),
+      ),
+    );
+    expect(up.proxy.requests[0]!.body).toMatchObject({
+      tool_choice: { type: "any" },
+      tools: [{ name: "get_weather", input_schema: WEATHER_TOOL.function.parameters }],
+    });
     const bodies = chunkBodies(chunks);
     const calls = bodies.flatMap((chunk) => chunk.choices[0]?.delta?.tool_calls ?? []);
     expect(calls[0]).toMatchObject({ index: 0, type: "function", function: { name: "get_weather", arguments: "" } });
@@ -211,13 +286,21 @@ describe("Anthropic provider against the fake upstream", () => {
   });
 
   it("passes a 400 through, retries a 529 and then reports 502", async () => {
-    const rejected = await anthropic.complete(providerCall("claude-sonnet-4-5", { messages: USER_MESSAGES, max_tokens: 0 })).catch((err: unknown) => err);
+    const rejected = await anthropic
+      .complete(providerCall("claude-sonnet-4-5", { messages: USER_MESSAGES, max_tokens: 0 }))
+      .catch((err: unknown) => err);
     expect(rejected).toBeInstanceOf(UpstreamRejectedError);
-    expect(rejected).toMatchObject({ status: 400, code: "invalid_request_error", clientMessage: "max_tokens: Input should be an integer greater than or equal to 1" });
+    expect(rejected).toMatchObject({
+      status: 400,
+      code: "invalid_request_error",
+      clientMessage: "max_tokens: Input should be an integer greater than or equal to 1",
+    });
 
     up.proxy.reset();
     up.proxy.fake = { fault: "overloaded" };
-    const overloaded = await anthropic.complete(providerCall("claude-sonnet-4-5", { messages: USER_MESSAGES })).catch((err: unknown) => err);
+    const overloaded = await anthropic
+      .complete(providerCall("claude-sonnet-4-5", { messages: USER_MESSAGES }))
+      .catch((err: unknown) => err);
     expect(overloaded).toBeInstanceOf(UpstreamUnavailableError);
     expect(up.proxy.requests).toHaveLength(2);
   });

@@ -6,7 +6,15 @@
 import { UnsupportedRequestError, UpstreamStreamError } from "./errors.js";
 import { ChunkEncoder, completionBody, type OpenAiToolCall } from "./openai-format.js";
 import type { UpstreamSettings } from "./openai.js";
-import { clientWantsUsage, type ChatCompletionBody, type Completion, type ProviderAdapter, type ProviderCall, type StreamedChunk, type TokenUsage } from "./provider.js";
+import {
+  clientWantsUsage,
+  type ChatCompletionBody,
+  type Completion,
+  type ProviderAdapter,
+  type ProviderCall,
+  type StreamedChunk,
+  type TokenUsage,
+} from "./provider.js";
 import type { SseEvent } from "./sse.js";
 import { postUpstream, readEvents, readJson, type UpstreamEndpoint } from "./upstream-http.js";
 import type { Model } from "@worldrouter/pricing";
@@ -93,7 +101,8 @@ export function toAnthropicRequest(body: ChatCompletionBody, model: Model, strea
       case "assistant": {
         const text = textOf(message.content);
         const blocks: AnthropicBlock[] = text ? [{ type: "text", text }] : [];
-        for (const call of message.tool_calls ?? []) blocks.push({ type: "tool_use", id: call.id, name: call.function.name, input: parseArguments(call.function.arguments) });
+        for (const call of message.tool_calls ?? [])
+          blocks.push({ type: "tool_use", id: call.id, name: call.function.name, input: parseArguments(call.function.arguments) });
         append("assistant", blocks);
         break;
       }
@@ -142,7 +151,8 @@ function userBlocks(content: OpenAiMessageIn["content"]): AnthropicBlock[] {
   if (typeof content === "string") return content ? [{ type: "text", text: content }] : [];
   return (content ?? []).map((part): AnthropicBlock => {
     if (part.type === "text") return { type: "text", text: part.text ?? "" };
-    if (part.type === "image_url" && part.image_url) return imageBlock(typeof part.image_url === "string" ? part.image_url : part.image_url.url);
+    if (part.type === "image_url" && part.image_url)
+      return imageBlock(typeof part.image_url === "string" ? part.image_url : part.image_url.url);
     throw new UnsupportedRequestError(`content part "${part.type}" is not supported for Anthropic models`);
   });
 }
@@ -192,12 +202,20 @@ function usageOf(usage: AnthropicUsage | undefined): Partial<TokenUsage> {
   const read = usage.cache_read_input_tokens ?? 0;
   const write = usage.cache_creation_input_tokens ?? 0;
   return {
-    ...(typeof usage.input_tokens === "number" ? { promptTokens: usage.input_tokens + read + write, cachedTokens: read, cacheWriteTokens: write } : {}),
+    ...(typeof usage.input_tokens === "number"
+      ? { promptTokens: usage.input_tokens + read + write, cachedTokens: read, cacheWriteTokens: write }
+      : {}),
     ...(typeof usage.output_tokens === "number" ? { completionTokens: usage.output_tokens } : {}),
   };
 }
 
-const complete = (usage: Partial<TokenUsage>): TokenUsage => ({ promptTokens: 0, completionTokens: 0, cachedTokens: 0, cacheWriteTokens: 0, ...usage });
+const complete = (usage: Partial<TokenUsage>): TokenUsage => ({
+  promptTokens: 0,
+  completionTokens: 0,
+  cachedTokens: 0,
+  cacheWriteTokens: 0,
+  ...usage,
+});
 
 /** Anthropic message → serialised OpenAI `chat.completion`. */
 export function fromAnthropicMessage(message: AnthropicResponse, requestId: string, model: string): Completion {
@@ -213,7 +231,14 @@ export function fromAnthropicMessage(message: AnthropicResponse, requestId: stri
   const usage = usageOf(message.usage);
   const finishReason = finishReasonOf(message.stop_reason);
   return {
-    data: completionBody({ requestId, model, content: content || (toolCalls.length ? null : ""), toolCalls, finishReason, usage: complete(usage) }),
+    data: completionBody({
+      requestId,
+      model,
+      content: content || (toolCalls.length ? null : ""),
+      toolCalls,
+      finishReason,
+      usage: complete(usage),
+    }),
     text: content + toolCalls.map((call) => call.function.name + call.function.arguments).join(""),
     usage,
     finishReason,
@@ -261,7 +286,10 @@ export class AnthropicStreamTranslator {
         if (delta?.type === "text_delta") return { data: this.chunks.delta({ content: delta.text }), text: delta.text ?? "" };
         if (delta?.type === "input_json_delta") {
           const index = this.toolIndex.get(payload.index ?? 0) ?? 0;
-          return { data: this.chunks.delta({ tool_calls: [{ index, function: { arguments: delta.partial_json ?? "" } }] }), text: delta.partial_json ?? "" };
+          return {
+            data: this.chunks.delta({ tool_calls: [{ index, function: { arguments: delta.partial_json ?? "" } }] }),
+            text: delta.partial_json ?? "",
+          };
         }
         // Thinking is billed as output but not shown: counted, not forwarded.
         if (delta?.type === "thinking_delta") return { text: delta.thinking ?? "" };
@@ -320,7 +348,11 @@ export class AnthropicProvider implements ProviderAdapter {
     this.endpoint = {
       provider: this.name,
       url: `${settings.baseUrl.replace(/\/+$/, "")}/v1/messages`,
-      headers: { "content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION, ...(settings.apiKey ? { "x-api-key": settings.apiKey } : {}) },
+      headers: {
+        "content-type": "application/json",
+        "anthropic-version": ANTHROPIC_VERSION,
+        ...(settings.apiKey ? { "x-api-key": settings.apiKey } : {}),
+      },
       timeoutMs: settings.timeoutMs,
       maxRetries: settings.maxRetries,
       backoffMs: settings.backoffMs,

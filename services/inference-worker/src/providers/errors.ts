@@ -85,7 +85,10 @@ export class UpstreamTimeoutError extends InferenceError {
   readonly status = 504;
   readonly code = "upstream_timeout";
   override readonly retryable = true;
-  constructor(readonly provider: string, timeoutMs: number) {
+  constructor(
+    readonly provider: string,
+    timeoutMs: number,
+  ) {
     super(`${provider} did not answer in time`, `no data for ${timeoutMs} ms`);
   }
 }
@@ -95,7 +98,11 @@ export class UpstreamStreamError extends InferenceError {
   override readonly name = "UpstreamStreamError";
   readonly status = 502;
   readonly code = "upstream_stream_failed";
-  constructor(readonly provider: string, details: string, options?: { cause?: unknown }) {
+  constructor(
+    readonly provider: string,
+    details: string,
+    options?: { cause?: unknown },
+  ) {
     super(`${provider} stream failed`, details, options);
   }
 }

@@ -14,13 +14,20 @@ describe("local provider", () => {
     expect(JSON.parse(again.data).choices[0].message.content).toBe(content);
     expect(JSON.parse(other.data).choices[0].message.content).not.toBe(content);
     const mini = model("gpt-4o-mini");
-    expect(first.usage).toEqual({ promptTokens: countPromptTokens(mini, USER_MESSAGES), completionTokens: countCompletionTokens(mini, content), cachedTokens: 0, cacheWriteTokens: 0 });
+    expect(first.usage).toEqual({
+      promptTokens: countPromptTokens(mini, USER_MESSAGES),
+      completionTokens: countCompletionTokens(mini, content),
+      cachedTokens: 0,
+      cacheWriteTokens: 0,
+    });
     expect(first.finishReason).toBe("stop");
   });
 
   it("streams the same answer, ends with finish_reason and the usage chunk when asked", async () => {
     const whole = await local.complete(providerCall("claude-haiku-4-5", { messages: USER_MESSAGES }));
-    const chunks = await collect(local.stream(providerCall("claude-haiku-4-5", { messages: USER_MESSAGES, stream: true, stream_options: { include_usage: true } })));
+    const chunks = await collect(
+      local.stream(providerCall("claude-haiku-4-5", { messages: USER_MESSAGES, stream: true, stream_options: { include_usage: true } })),
+    );
     expect(contentOf(chunks)).toBe(JSON.parse(whole.data).choices[0].message.content);
     const bodies = chunkBodies(chunks);
     expect(bodies.at(-2)!.choices[0].finish_reason).toBe("stop");

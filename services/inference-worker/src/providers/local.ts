@@ -6,7 +6,14 @@
 import { createHash } from "node:crypto";
 import { countCompletionTokens, countPromptTokens, type ChatMessage, type ToolDefinition } from "@worldrouter/pricing";
 import { ChunkEncoder, completionBody } from "./openai-format.js";
-import { clientWantsUsage, type Completion, type ProviderAdapter, type ProviderCall, type StreamedChunk, type TokenUsage } from "./provider.js";
+import {
+  clientWantsUsage,
+  type Completion,
+  type ProviderAdapter,
+  type ProviderCall,
+  type StreamedChunk,
+  type TokenUsage,
+} from "./provider.js";
 import { InferenceCancelledError } from "./errors.js";
 
 const WORDS = (
@@ -32,7 +39,14 @@ export class LocalProvider implements ProviderAdapter {
     const reply = this.reply(call);
     const content = reply.pieces.join("");
     return {
-      data: completionBody({ requestId: call.requestId, model: call.model.id, content, toolCalls: [], finishReason: reply.finishReason, usage: reply.usage }),
+      data: completionBody({
+        requestId: call.requestId,
+        model: call.model.id,
+        content,
+        toolCalls: [],
+        finishReason: reply.finishReason,
+        usage: reply.usage,
+      }),
       text: content,
       usage: reply.usage,
       finishReason: reply.finishReason,
@@ -55,7 +69,12 @@ export class LocalProvider implements ProviderAdapter {
   private reply({ model, body }: ProviderCall): LocalReply {
     const messages = (body.messages ?? []) as ChatMessage[];
     const tools = body.tools as ToolDefinition[] | undefined;
-    const limit = typeof body.max_completion_tokens === "number" ? body.max_completion_tokens : typeof body.max_tokens === "number" ? body.max_tokens : Infinity;
+    const limit =
+      typeof body.max_completion_tokens === "number"
+        ? body.max_completion_tokens
+        : typeof body.max_tokens === "number"
+          ? body.max_tokens
+          : Infinity;
     const seed = createHash("sha256").update(model.id).update("\0").update(JSON.stringify(messages)).digest();
     let state = seed.readUInt32LE(0) || 1;
     const next = () => {
@@ -82,7 +101,12 @@ export class LocalProvider implements ProviderAdapter {
     return {
       pieces,
       finishReason,
-      usage: { promptTokens: countPromptTokens(model, messages, tools), completionTokens: countCompletionTokens(model, text), cachedTokens: 0, cacheWriteTokens: 0 },
+      usage: {
+        promptTokens: countPromptTokens(model, messages, tools),
+        completionTokens: countCompletionTokens(model, text),
+        cachedTokens: 0,
+        cacheWriteTokens: 0,
+      },
     };
   }
 }

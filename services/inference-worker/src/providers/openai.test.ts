@@ -1,6 +1,12 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { chunkBodies, collect, contentOf, providerCall, startUpstreams, USER_MESSAGES, type Upstreams } from "../test-support/upstreams.js";
-import { InferenceCancelledError, UpstreamRejectedError, UpstreamStreamError, UpstreamTimeoutError, UpstreamUnavailableError } from "./errors.js";
+import {
+  InferenceCancelledError,
+  UpstreamRejectedError,
+  UpstreamStreamError,
+  UpstreamTimeoutError,
+  UpstreamUnavailableError,
+} from "./errors.js";
 import { OpenAiProvider } from "./openai.js";
 
 let up: Upstreams;
@@ -61,14 +67,25 @@ describe("OpenAI provider", () => {
     expect(response.object).toBe("chat.completion");
     expect(response.choices).toHaveLength(2);
     expect(response.system_fingerprint).toBe("fp_fake"); // fields we do not model survive
-    expect(completion.usage).toEqual({ promptTokens: response.usage.prompt_tokens, completionTokens: response.usage.completion_tokens, cachedTokens: 0, cacheWriteTokens: 0 });
+    expect(completion.usage).toEqual({
+      promptTokens: response.usage.prompt_tokens,
+      completionTokens: response.usage.completion_tokens,
+      cachedTokens: 0,
+      cacheWriteTokens: 0,
+    });
     expect(completion.finishReason).toBe(response.choices[0].finish_reason);
   });
 
   it("streams, always asking for usage, and forwards the usage chunk only when the client asked", async () => {
     up.proxy.fake = { tokens: "12" };
     const plain = await collect(openai.stream(providerCall("gpt-4o-mini", { messages: USER_MESSAGES, stream: true, temperature: 0.5 })));
-    expect(up.proxy.requests[0]!.body).toEqual({ model: "gpt-4o-mini", messages: USER_MESSAGES, stream: true, temperature: 0.5, stream_options: { include_usage: true } });
+    expect(up.proxy.requests[0]!.body).toEqual({
+      model: "gpt-4o-mini",
+      messages: USER_MESSAGES,
+      stream: true,
+      temperature: 0.5,
+      stream_options: { include_usage: true },
+    });
     const bodies = chunkBodies(plain);
     expect(bodies.every((chunk) => chunk.choices.length > 0)).toBe(true);
     expect(bodies.at(-1)!.choices[0].finish_reason).toBe("stop");
@@ -76,7 +93,11 @@ describe("OpenAI provider", () => {
     expect(usage.completionTokens).toBe(12);
     expect(plain.map((chunk) => chunk.text).join("")).toBe(contentOf(plain));
 
-    const withUsage = await collect(openai.stream(providerCall("gpt-4o-mini", { messages: USER_MESSAGES, stream: true, temperature: 0.5, stream_options: { include_usage: true } })));
+    const withUsage = await collect(
+      openai.stream(
+        providerCall("gpt-4o-mini", { messages: USER_MESSAGES, stream: true, temperature: 0.5, stream_options: { include_usage: true } }),
+      ),
+    );
     const last = chunkBodies(withUsage).at(-1)!;
     expect(last.choices).toEqual([]);
     expect(last.usage.completion_tokens).toBe(12);
@@ -85,7 +106,9 @@ describe("OpenAI provider", () => {
 
   it("preserves cached and reasoning token details, and reports usage exactly as the provider did", async () => {
     up.proxy.fake = { "cached-tokens": "6", "reasoning-tokens": "5", tokens: "10" };
-    const chunks = await collect(openai.stream(providerCall("gpt-4o-mini", { messages: USER_MESSAGES, stream: true, stream_options: { include_usage: true } })));
+    const chunks = await collect(
+      openai.stream(providerCall("gpt-4o-mini", { messages: USER_MESSAGES, stream: true, stream_options: { include_usage: true } })),
+    );
     const reported = chunkBodies(chunks).at(-1)!.usage;
     expect(reported.prompt_tokens_details.cached_tokens).toBe(6);
     expect(reported.completion_tokens_details.reasoning_tokens).toBe(5);
@@ -99,8 +122,23 @@ describe("OpenAI provider", () => {
   });
 
   it("streams tool calls as the provider sent them", async () => {
-    const tools = [{ type: "function", function: { name: "get_weather", description: "Weather in a city", parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] } } }];
-    const body = { messages: USER_MESSAGES, stream: true, tools, tool_choice: { type: "function", function: { name: "get_weather" } }, parallel_tool_calls: false };
+    const tools = [
+      {
+        type: "function",
+        function: {
+          name: "get_weather",
+          description: "Weather in a city",
+          parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] },
+        },
+      },
+    ];
+    const body = {
+      messages: USER_MESSAGES,
+      stream: true,
+      tools,
+      tool_choice: { type: "function", function: { name: "get_weather" } },
+      parallel_tool_calls: false,
+    };
     const chunks = await collect(openai.stream(providerCall("gpt-4o-mini", body)));
     expect(up.proxy.requests[0]!.body).toMatchObject({ tools, tool_choice: body.tool_choice, parallel_tool_calls: false });
     const bodies = chunkBodies(chunks);
@@ -129,7 +167,11 @@ describe("OpenAI provider", () => {
   it("passes a 400 through with the provider's status and message, without retrying", async () => {
     const error = await openai.complete(providerCall("gpt-4o-mini", { messages: USER_MESSAGES, n: 0 })).catch((err: unknown) => err);
     expect(error).toBeInstanceOf(UpstreamRejectedError);
-    expect(error).toMatchObject({ status: 400, code: "invalid_value", clientMessage: "Invalid 'n': expected an integer between 1 and 128." });
+    expect(error).toMatchObject({
+      status: 400,
+      code: "invalid_value",
+      clientMessage: "Invalid 'n': expected an integer between 1 and 128.",
+    });
     expect(up.proxy.requests).toHaveLength(1);
   });
 
@@ -147,7 +189,9 @@ describe("OpenAI provider", () => {
   it("times out a silent upstream with a 504", async () => {
     up.proxy.fake = { "ttft-ms": "400" };
     const impatient = new OpenAiProvider(settings({ timeoutMs: 100, maxRetries: 0 }));
-    const error = await collect(impatient.stream(providerCall("gpt-4o-mini", { messages: USER_MESSAGES, stream: true }))).catch((err: unknown) => err);
+    const error = await collect(impatient.stream(providerCall("gpt-4o-mini", { messages: USER_MESSAGES, stream: true }))).catch(
+      (err: unknown) => err,
+    );
     expect(error).toBeInstanceOf(UpstreamTimeoutError);
     expect((error as UpstreamTimeoutError).status).toBe(504);
   });

@@ -3,7 +3,15 @@
  * streaming, `stream_options.include_usage` are set), and responses come back byte for byte.
  */
 import { UpstreamStreamError } from "./errors.js";
-import { clientWantsUsage, type ChatCompletionBody, type Completion, type ProviderAdapter, type ProviderCall, type StreamedChunk, type TokenUsage } from "./provider.js";
+import {
+  clientWantsUsage,
+  type ChatCompletionBody,
+  type Completion,
+  type ProviderAdapter,
+  type ProviderCall,
+  type StreamedChunk,
+  type TokenUsage,
+} from "./provider.js";
 import type { Dispatcher } from "undici";
 import { postUpstream, readEvents, readJson, type UpstreamEndpoint } from "./upstream-http.js";
 
@@ -52,7 +60,11 @@ export class OpenAiProvider implements ProviderAdapter {
 
   async complete(call: ProviderCall): Promise<Completion> {
     const { stream_options: _ignored, ...body } = call.body;
-    const upstream = await postUpstream(this.endpoint, JSON.stringify({ ...body, model: call.model.upstreamModel, stream: false }), call.signal);
+    const upstream = await postUpstream(
+      this.endpoint,
+      JSON.stringify({ ...body, model: call.model.upstreamModel, stream: false }),
+      call.signal,
+    );
     const { text, json } = await readJson(this.name, upstream);
     const choices = (json.choices ?? []) as OpenAiChoice[];
     return {

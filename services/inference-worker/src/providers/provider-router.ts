@@ -40,7 +40,9 @@ export class ProviderRouter implements OnApplicationShutdown {
     });
     this.adapters = {
       openai: isProviderConfigured(config, "openai") ? new OpenAiProvider(settings("openai", OPENAI_DEFAULT_BASE_URL)) : local,
-      anthropic: isProviderConfigured(config, "anthropic") ? new AnthropicProvider(settings("anthropic", ANTHROPIC_DEFAULT_BASE_URL)) : local,
+      anthropic: isProviderConfigured(config, "anthropic")
+        ? new AnthropicProvider(settings("anthropic", ANTHROPIC_DEFAULT_BASE_URL))
+        : local,
     };
   }
 
@@ -52,7 +54,9 @@ export class ProviderRouter implements OnApplicationShutdown {
   routes(modelId: string): Route[] {
     const model = this.registry.getModel(modelId);
     if (!model) throw new ModelNotServedError(modelId);
-    const fallbacks = (this.options.fallbacks?.[model.id] ?? []).map((id) => this.registry.getModel(id)).filter((m): m is Model => m !== undefined);
+    const fallbacks = (this.options.fallbacks?.[model.id] ?? [])
+      .map((id) => this.registry.getModel(id))
+      .filter((m): m is Model => m !== undefined);
     return [model, ...fallbacks].map((m) => ({ model: m, adapter: this.adapters[m.provider] }));
   }
 }

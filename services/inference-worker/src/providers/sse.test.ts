@@ -2,10 +2,10 @@ import { describe, expect, it } from "vitest";
 import { SseDecoder, type SseEvent } from "./sse.js";
 
 const STREAM =
-  ': comment\r\n' +
+  ": comment\r\n" +
   'event: message_start\r\ndata: {"type":"message_start","text":"héllo 🌍"}\r\n\r\n' +
   'data: {"a":1}\n\n' +
-  'data: line one\ndata: line two\n\n' +
+  "data: line one\ndata: line two\n\n" +
   'event: ping\ndata:{"type":"ping"}\n\n' +
   "data: [DONE]\n\n";
 

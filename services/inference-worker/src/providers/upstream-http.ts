@@ -9,7 +9,14 @@
 import type { IncomingHttpHeaders } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import { request, type Dispatcher } from "undici";
-import { InferenceCancelledError, InferenceError, UpstreamRejectedError, UpstreamStreamError, UpstreamTimeoutError, UpstreamUnavailableError } from "./errors.js";
+import {
+  InferenceCancelledError,
+  InferenceError,
+  UpstreamRejectedError,
+  UpstreamStreamError,
+  UpstreamTimeoutError,
+  UpstreamUnavailableError,
+} from "./errors.js";
 import { SseDecoder, type SseEvent } from "./sse.js";
 
 export interface UpstreamEndpoint {
@@ -70,7 +77,9 @@ export class AttemptDeadline {
     if (this.timedOut) return new UpstreamTimeoutError(provider, this.timeoutMs);
     if (err instanceof InferenceError) return err;
     const message = describe(err);
-    return streamed ? new UpstreamStreamError(provider, message, { cause: err }) : new UpstreamUnavailableError(provider, message, { cause: err });
+    return streamed
+      ? new UpstreamStreamError(provider, message, { cause: err })
+      : new UpstreamUnavailableError(provider, message, { cause: err });
   }
 }
 
@@ -84,7 +93,13 @@ export async function postUpstream(endpoint: UpstreamEndpoint, body: string, can
     const deadline = new AttemptDeadline(endpoint.timeoutMs, cancel);
     let failure: InferenceError;
     try {
-      const response = await request(endpoint.url, { method: "POST", headers: endpoint.headers, body, signal: deadline.signal, dispatcher: endpoint.dispatcher });
+      const response = await request(endpoint.url, {
+        method: "POST",
+        headers: endpoint.headers,
+        body,
+        signal: deadline.signal,
+        dispatcher: endpoint.dispatcher,
+      });
       if (response.statusCode >= 200 && response.statusCode < 300) return { body: response.body, deadline };
       failure = await httpError(endpoint.provider, response);
       deadline.close();
@@ -92,7 +107,8 @@ export async function postUpstream(endpoint: UpstreamEndpoint, body: string, can
       deadline.close();
       failure = deadline.classify(err, endpoint.provider, false);
     }
-    const retryAfterMs = failure instanceof UpstreamRejectedError || failure instanceof UpstreamUnavailableError ? failure.retryAfterMs : undefined;
+    const retryAfterMs =
+      failure instanceof UpstreamRejectedError || failure instanceof UpstreamUnavailableError ? failure.retryAfterMs : undefined;
     if (!failure.retryable || attempt >= endpoint.maxRetries || (retryAfterMs ?? 0) > MAX_RETRY_AFTER_MS) throw failure;
     try {
       await sleep(retryAfterMs ?? backoff(attempt, endpoint.backoffMs ?? 250), undefined, { signal: cancel });
@@ -103,7 +119,10 @@ export async function postUpstream(endpoint: UpstreamEndpoint, body: string, can
 }
 
 /** Reads a successful JSON response within the attempt's deadline. */
-export async function readJson(provider: string, { body, deadline }: UpstreamResponse): Promise<{ text: string; json: Record<string, unknown> }> {
+export async function readJson(
+  provider: string,
+  { body, deadline }: UpstreamResponse,
+): Promise<{ text: string; json: Record<string, unknown> }> {
   try {
     const text = await body.text();
     const json = JSON.parse(text) as unknown;

@@ -38,10 +38,21 @@ export async function startRecordingProxy(target: string): Promise<RecordingProx
     req.on("data", (chunk: Buffer) => chunks.push(chunk));
     req.on("end", () => {
       const body = Buffer.concat(chunks);
-      proxy.requests.push({ method: req.method ?? "GET", path: req.url ?? "/", headers: req.headers, body: body.length ? JSON.parse(body.toString("utf8")) : {} });
+      proxy.requests.push({
+        method: req.method ?? "GET",
+        path: req.url ?? "/",
+        headers: req.headers,
+        body: body.length ? JSON.parse(body.toString("utf8")) : {},
+      });
       const fakeHeaders = Object.fromEntries(Object.entries(proxy.fake).map(([name, value]) => [`x-fake-${name}`, value]));
       const forward = httpRequest(
-        { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: { ...req.headers, ...fakeHeaders, host: upstream.host, "content-length": String(body.length) } },
+        {
+          host: upstream.hostname,
+          port: upstream.port,
+          method: req.method,
+          path: req.url,
+          headers: { ...req.headers, ...fakeHeaders, host: upstream.host, "content-length": String(body.length) },
+        },
         (answer) => {
           res.writeHead(answer.statusCode ?? 502, answer.headers);
           answer.pipe(res);

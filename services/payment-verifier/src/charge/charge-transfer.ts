@@ -44,42 +44,61 @@ const mismatch = (reason: string) => new PaymentErrors.VerificationFailedError({
  * Checks the client's transaction (sender signature not yet verified) against the charge and the sponsor's
  * policy; returns the transfer it makes. Throws VerificationFailedError naming the first rule it breaks.
  */
-export function checkSponsoredTransfer(transaction: TempoTransaction, expected: ChargeExpectation, policy: SponsorPolicy, now: number): Tip20TransferCall {
+export function checkSponsoredTransfer(
+  transaction: TempoTransaction,
+  expected: ChargeExpectation,
+  policy: SponsorPolicy,
+  now: number,
+): Tip20TransferCall {
   const { feePayer } = transaction;
-  if (feePayer.kind === "none") throw mismatch("the transaction is not fee-sponsored (expected a 0x78 fee-payer envelope, as the challenge sets feePayer)");
+  if (feePayer.kind === "none")
+    throw mismatch("the transaction is not fee-sponsored (expected a 0x78 fee-payer envelope, as the challenge sets feePayer)");
   if (feePayer.kind === "signed") throw mismatch("the transaction already carries a fee payer signature");
   if (!transaction.signature) throw mismatch("the transaction is not signed by its sender");
-  if (transaction.chainId !== expected.chainId) throw mismatch(`the transaction is for chain ${transaction.chainId}, not ${expected.chainId}`);
+  if (transaction.chainId !== expected.chainId)
+    throw mismatch(`the transaction is for chain ${transaction.chainId}, not ${expected.chainId}`);
   if (transaction.hasKeyAuthorization) throw mismatch("key authorizations are not accepted in a sponsored transaction");
   if (transaction.hasAuthorizationList) throw mismatch("authorization lists are not accepted in a sponsored transaction");
   if (transaction.accessList.length > 0) throw mismatch("an access list is not accepted in a sponsored transaction");
 
-  if (transaction.calls.length !== 1) throw mismatch(`expected exactly one call (the transferWithMemo paying this charge), got ${transaction.calls.length}`);
+  if (transaction.calls.length !== 1)
+    throw mismatch(`expected exactly one call (the transferWithMemo paying this charge), got ${transaction.calls.length}`);
   const call = transaction.calls[0]!;
-  if (call.to !== expected.token) throw mismatch(`the call goes to ${call.to ?? "a contract creation"}, not the payment token ${expected.token}`);
+  if (call.to !== expected.token)
+    throw mismatch(`the call goes to ${call.to ?? "a contract creation"}, not the payment token ${expected.token}`);
   if (call.value !== 0n) throw mismatch("the call carries a native value");
   const transfer = decodeTip20TransferCall(call.data);
   if (!transfer?.memo) throw mismatch("the call is not a canonically encoded transferWithMemo(to, amount, memo)");
   if (transfer.to !== expected.payee) throw mismatch(`the transfer pays ${transfer.to}, not the payee ${expected.payee}`);
-  if (transfer.amount !== expected.amount) throw mismatch(`the transfer is for ${transfer.amount} base units, the challenge asks for ${expected.amount}`);
-  if (!isChallengeBoundMemo(transfer.memo, expected.realm, expected.challengeId)) throw mismatch("the transfer memo is not bound to this challenge and realm");
+  if (transfer.amount !== expected.amount)
+    throw mismatch(`the transfer is for ${transfer.amount} base units, the challenge asks for ${expected.amount}`);
+  if (!isChallengeBoundMemo(transfer.memo, expected.realm, expected.challengeId))
+    throw mismatch("the transfer memo is not bound to this challenge and realm");
 
-  if (transaction.feeToken !== undefined && transaction.feeToken !== policy.feeToken) throw mismatch(`fee token ${transaction.feeToken} is not accepted; the sponsor pays gas in ${policy.feeToken}`);
+  if (transaction.feeToken !== undefined && transaction.feeToken !== policy.feeToken)
+    throw mismatch(`fee token ${transaction.feeToken} is not accepted; the sponsor pays gas in ${policy.feeToken}`);
   const { gas, maxFeePerGas, maxPriorityFeePerGas } = transaction;
   if (gas === 0n) throw mismatch("the transaction must declare gas");
   if (gas > policy.maxGas) throw mismatch(`gas ${gas} exceeds the sponsor's limit of ${policy.maxGas}`);
   if (maxFeePerGas === 0n) throw mismatch("the transaction must declare maxFeePerGas");
-  if (maxFeePerGas > policy.maxFeePerGas) throw mismatch(`maxFeePerGas ${maxFeePerGas} exceeds the sponsor's limit of ${policy.maxFeePerGas}`);
-  if (gas * maxFeePerGas > policy.maxTotalFee) throw mismatch(`gas × maxFeePerGas = ${gas * maxFeePerGas} exceeds the sponsor's limit of ${policy.maxTotalFee}`);
+  if (maxFeePerGas > policy.maxFeePerGas)
+    throw mismatch(`maxFeePerGas ${maxFeePerGas} exceeds the sponsor's limit of ${policy.maxFeePerGas}`);
+  if (gas * maxFeePerGas > policy.maxTotalFee)
+    throw mismatch(`gas × maxFeePerGas = ${gas * maxFeePerGas} exceeds the sponsor's limit of ${policy.maxTotalFee}`);
   if (maxPriorityFeePerGas > maxFeePerGas) throw mismatch("maxPriorityFeePerGas exceeds maxFeePerGas");
-  if (maxPriorityFeePerGas > MAX_PRIORITY_FEE_PER_GAS) throw mismatch(`maxPriorityFeePerGas ${maxPriorityFeePerGas} exceeds the sponsor's limit of ${MAX_PRIORITY_FEE_PER_GAS}`);
+  if (maxPriorityFeePerGas > MAX_PRIORITY_FEE_PER_GAS)
+    throw mismatch(`maxPriorityFeePerGas ${maxPriorityFeePerGas} exceeds the sponsor's limit of ${MAX_PRIORITY_FEE_PER_GAS}`);
 
-  if (transaction.nonceKey !== EXPIRING_NONCE_KEY) throw mismatch("a sponsored transaction must use an expiring nonce (nonceKey 2^256 − 1)");
+  if (transaction.nonceKey !== EXPIRING_NONCE_KEY)
+    throw mismatch("a sponsored transaction must use an expiring nonce (nonceKey 2^256 − 1)");
   const { validBefore } = transaction;
   if (validBefore === undefined) throw mismatch("a sponsored transaction must declare validBefore");
   const nowSeconds = Math.floor(now / 1000);
   if (validBefore <= nowSeconds) throw mismatch(`the transaction expired at ${validBefore}`);
-  const latest = Math.min(nowSeconds + MAX_VALIDITY_WINDOW_SECONDS, Math.floor(expected.challengeExpiresAt / 1000) + VALIDITY_AFTER_CHALLENGE_SECONDS);
+  const latest = Math.min(
+    nowSeconds + MAX_VALIDITY_WINDOW_SECONDS,
+    Math.floor(expected.challengeExpiresAt / 1000) + VALIDITY_AFTER_CHALLENGE_SECONDS,
+  );
   if (validBefore > latest) throw mismatch(`validBefore ${validBefore} is later than the sponsor allows (${latest})`);
   return transfer;
 }
@@ -103,7 +122,9 @@ export function assertChargeTransferLogged(receipt: ChainReceipt, expected: Char
       return;
     }
   }
-  throw mismatch(`transaction ${receipt.transactionHash} has no TransferWithMemo of ${expected.amount} base units of ${expected.token} from ${sender} to ${expected.payee} bound to this challenge`);
+  throw mismatch(
+    `transaction ${receipt.transactionHash} has no TransferWithMemo of ${expected.amount} base units of ${expected.token} from ${sender} to ${expected.payee} bound to this challenge`,
+  );
 }
 
 const PKH_SOURCE = /^did:pkh:eip155:(0|[1-9]\d*):(0x[0-9a-fA-F]{40})$/;

@@ -9,7 +9,9 @@ import { FeeSponsor } from "./fee-sponsor.js";
 const TOKEN: Hex = "0x20c000000000000000000000e9343992dac325b3";
 const client = createClient({
   chain: tempoChain({ rpcUrl: "http://127.0.0.1:1", chainId: 4217, feeToken: TOKEN }),
-  transport: custom({ request: async ({ method }) => (method === "eth_chainId" ? numberToHex(4217) : Promise.reject(new Error(`unexpected ${method}`))) }),
+  transport: custom({
+    request: async ({ method }) => (method === "eth_chainId" ? numberToHex(4217) : Promise.reject(new Error(`unexpected ${method}`))),
+  }),
 });
 
 describe("FeeSponsor", () => {
@@ -19,13 +21,25 @@ describe("FeeSponsor", () => {
     expect(sponsor.address).toBe(privateKeyToAccount(feePayerKey).address.toLowerCase());
     const sender = privateKeyToAccount(generatePrivateKey());
     const envelope = await signTransaction(client, {
-      account: sender, chainId: 4217, calls: [{ to: TOKEN, data: encodeFunctionData({ abi: tip20Abi, functionName: "transfer", args: [TOKEN, 1n] }) }],
-      gas: 600_000n, maxFeePerGas: 24_000_000_000n, maxPriorityFeePerGas: 0n, nonceKey: maxUint256, nonce: 0, validBefore: 2_000_000_000, feePayer: true,
+      account: sender,
+      chainId: 4217,
+      calls: [{ to: TOKEN, data: encodeFunctionData({ abi: tip20Abi, functionName: "transfer", args: [TOKEN, 1n] }) }],
+      gas: 600_000n,
+      maxFeePerGas: 24_000_000_000n,
+      maxPriorityFeePerGas: 0n,
+      nonceKey: maxUint256,
+      nonce: 0,
+      validBefore: 2_000_000_000,
+      feePayer: true,
     } as never);
     const transaction = decodeTempoTransaction(envelope);
     const { serialized, hash } = sponsor.coSign(transaction, recoverSender(transaction));
     expect(hash).toBe(keccak256(serialized));
-    const broadcast = Transaction.deserialize(serialized) as { from: Hex; feeToken: Hex; feePayerSignature: { r: Hex; s: Hex; yParity: number } };
+    const broadcast = Transaction.deserialize(serialized) as {
+      from: Hex;
+      feeToken: Hex;
+      feePayerSignature: { r: Hex; s: Hex; yParity: number };
+    };
     expect(broadcast.from.toLowerCase()).toBe(sender.address.toLowerCase());
     expect(broadcast.feeToken.toLowerCase()).toBe(TOKEN);
     const ox = Transaction.z_TxEnvelopeTempo;

@@ -1,4 +1,13 @@
-import { addressOfPrivateKey, bytesToHex, feePayerSignPayload, hexToBytes, keccak256, serializeSponsoredTransaction, signDigest, type TempoTransaction } from "@worldrouter/chain";
+import {
+  addressOfPrivateKey,
+  bytesToHex,
+  feePayerSignPayload,
+  hexToBytes,
+  keccak256,
+  serializeSponsoredTransaction,
+  signDigest,
+  type TempoTransaction,
+} from "@worldrouter/chain";
 
 type Hex = `0x${string}`;
 

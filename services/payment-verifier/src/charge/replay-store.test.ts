@@ -34,7 +34,9 @@ describe("RedisReplayStore (real Redis)", () => {
     expect(await store.tryClaimAll([a, b], expires)).toEqual([]);
     expect(await other.tryClaimAll([c, b], expires)).toEqual([b]);
     expect(await other.tryClaim(c, expires)).toBe(true); // c was given back by the failed attempt
-    const raced = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? store : other).tryClaimAll([`${a}-x`, `${b}-x`], expires)));
+    const raced = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => (i % 2 ? store : other).tryClaimAll([`${a}-x`, `${b}-x`], expires)),
+    );
     expect(raced.filter((held) => held.length === 0)).toHaveLength(1);
   });
 });

@@ -13,7 +13,21 @@ import { bullPrefix } from "@worldrouter/contracts";
 import { Queue } from "bullmq";
 import type { Registry } from "prom-client";
 import { Credential } from "mppx";
-import { concat, createClient, custom, decodeFunctionData, encodeAbiParameters, encodeEventTopics, encodeFunctionData, keccak256, maxUint256, numberToHex, stringToHex, toHex, type Hex } from "viem";
+import {
+  concat,
+  createClient,
+  custom,
+  decodeFunctionData,
+  encodeAbiParameters,
+  encodeEventTopics,
+  encodeFunctionData,
+  keccak256,
+  maxUint256,
+  numberToHex,
+  stringToHex,
+  toHex,
+  type Hex,
+} from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { signTransaction } from "viem/actions";
 import { Transaction } from "viem/tempo";
@@ -39,8 +53,17 @@ function receiptFor(raw: Hex) {
   const { args } = decodeFunctionData({ abi: tip20Abi, data: tx.calls[0]!.data });
   const [to, amount, memo] = args as [Hex, bigint, Hex];
   return {
-    transactionHash: keccak256(raw), status: "0x1", from: tx.from.toLowerCase(), blockNumber: "0x2a",
-    logs: [{ address: TOKEN, topics: encodeEventTopics({ abi: tip20Abi, eventName: "TransferWithMemo", args: { from: tx.from, to, memo } }), data: encodeAbiParameters([{ type: "uint256" }], [amount]) }],
+    transactionHash: keccak256(raw),
+    status: "0x1",
+    from: tx.from.toLowerCase(),
+    blockNumber: "0x2a",
+    logs: [
+      {
+        address: TOKEN,
+        topics: encodeEventTopics({ abi: tip20Abi, eventName: "TransferWithMemo", args: { from: tx.from, to, memo } }),
+        data: encodeAbiParameters([{ type: "uint256" }], [amount]),
+      },
+    ],
   };
 }
 
@@ -61,14 +84,24 @@ beforeAll(async () => {
       if (method === "eth_call") return reply({ result: "0x" });
       if (method !== "eth_sendRawTransactionSync") return reply({ error: { code: -32601, message: "method not found" } });
       if (syncSend === "refuse") return reply({ error: { code: -32003, message: "insufficient funds for gas * price + value" } });
-      if (syncSend === "timeout") return reply({ error: { code: 4, message: "The transaction was added to the mempool but wasn't processed in 2s.", data: keccak256(params[0]) } });
+      if (syncSend === "timeout")
+        return reply({
+          error: { code: 4, message: "The transaction was added to the mempool but wasn't processed in 2s.", data: keccak256(params[0]) },
+        });
       return reply({ result: receiptFor(params[0]) });
     });
   });
   await new Promise<void>((resolve) => node.listen(0, "127.0.0.1", resolve));
   config = loadConfig({
-    ...process.env, WORLD_FILE: "/nonexistent", LOG_LEVEL: "silent", PUBLIC_URL: `https://${REALM}`, PAYEE_ADDRESS: PAYEE, TOKEN_ADDRESS: TOKEN, CHAIN_ID: "4217",
-    CHAIN_RPC_URL: `http://127.0.0.1:${(node.address() as AddressInfo).port}`, FEE_PAYER_PRIVATE_KEY: generatePrivateKey(),
+    ...process.env,
+    WORLD_FILE: "/nonexistent",
+    LOG_LEVEL: "silent",
+    PUBLIC_URL: `https://${REALM}`,
+    PAYEE_ADDRESS: PAYEE,
+    TOKEN_ADDRESS: TOKEN,
+    CHAIN_ID: "4217",
+    CHAIN_RPC_URL: `http://127.0.0.1:${(node.address() as AddressInfo).port}`,
+    FEE_PAYER_PRIVATE_KEY: generatePrivateKey(),
   });
   app = await NestFactory.createApplicationContext(PaymentVerifierModule.forRoot(config), { logger: false });
   verifier = app.get(VerifyChargeUseCase);
@@ -82,22 +115,41 @@ afterAll(async () => {
 
 const client = createClient({
   chain: tempoChain({ rpcUrl: "http://127.0.0.1:1", chainId: 4217, feeToken: TOKEN }),
-  transport: custom({ request: async ({ method }) => (method === "eth_chainId" ? numberToHex(4217) : Promise.reject(new Error(`unexpected ${method}`))) }),
+  transport: custom({
+    request: async ({ method }) => (method === "eth_chainId" ? numberToHex(4217) : Promise.reject(new Error(`unexpected ${method}`))),
+  }),
 });
 
 /** A verification request carrying what mppx's client sends in pull mode: a 0x78 envelope paying the challenge. */
 async function pullRequest(amount = 25n) {
   const body = JSON.stringify({ model: "gpt-4o-mini", nonce: Math.random() });
-  const challenge = createChargeChallenge({ secretKey: config.mpp.secretKey, realm: REALM, terms: { amount, currency: TOKEN, recipient: PAYEE, chainId: 4217, feePayer: true }, digest: bodyDigest(body), expiresAt: new Date(Date.now() + 120_000) });
+  const challenge = createChargeChallenge({
+    secretKey: config.mpp.secretKey,
+    realm: REALM,
+    terms: { amount, currency: TOKEN, recipient: PAYEE, chainId: 4217, feePayer: true },
+    digest: bodyDigest(body),
+    expiresAt: new Date(Date.now() + 120_000),
+  });
   const fingerprint = (value: string, bytes: number) => keccak256(stringToHex(value)).slice(0, 2 + bytes * 2) as Hex;
   const memo = concat(["0xef1ed712", "0x01", fingerprint(REALM, 10), toHex(0, { size: 10 }), fingerprint(challenge.id, 7)]);
   const payer = privateKeyToAccount(generatePrivateKey());
   const signature = await signTransaction(client, {
-    account: payer, chainId: 4217, calls: [{ to: TOKEN, data: encodeFunctionData({ abi: tip20Abi, functionName: "transferWithMemo", args: [PAYEE, amount, memo] }) }],
-    gas: 600_000n, maxFeePerGas: 24_000_000_000n, maxPriorityFeePerGas: 0n, nonceKey: maxUint256, nonce: 0, validBefore: Math.floor(Date.now() / 1000) + 25, feePayer: true,
+    account: payer,
+    chainId: 4217,
+    calls: [{ to: TOKEN, data: encodeFunctionData({ abi: tip20Abi, functionName: "transferWithMemo", args: [PAYEE, amount, memo] }) }],
+    gas: 600_000n,
+    maxFeePerGas: 24_000_000_000n,
+    maxPriorityFeePerGas: 0n,
+    nonceKey: maxUint256,
+    nonce: 0,
+    validBefore: Math.floor(Date.now() / 1000) + 25,
+    feePayer: true,
   } as never);
   const authorization = Credential.serialize(Credential.from({ challenge, payload: { type: "transaction", signature } } as never));
-  return { payer: payer.address.toLowerCase(), request: { requestId: newRequestId(), authorization, bodyDigest: bodyDigest(body), amount: amount.toString(), model: "gpt-4o-mini" } };
+  return {
+    payer: payer.address.toLowerCase(),
+    request: { requestId: newRequestId(), authorization, bodyDigest: bodyDigest(body), amount: amount.toString(), model: "gpt-4o-mini" },
+  };
 }
 
 /** An unlabelled counter of the verifier's metrics registry (what alerts read). */
@@ -116,14 +168,23 @@ describe("VerifyChargeUseCase, pull mode (real Redis + Postgres, scripted node)"
     const payment = await db.chargePayment.findUniqueOrThrow({ where: { txHash: (result as { txHash: string }).txHash } });
     expect(payment).toMatchObject({ payer, requestId: request.requestId, blockNumber: 42n, token: TOKEN, recipient: PAYEE });
     // The same credential again: the challenge is taken.
-    expect(await verifier.verify(request)).toMatchObject({ ok: false, problem: { type: "https://paymentauth.org/problems/invalid-challenge" } });
+    expect(await verifier.verify(request)).toMatchObject({
+      ok: false,
+      problem: { type: "https://paymentauth.org/problems/invalid-challenge" },
+    });
   });
 
   it("a broadcast the node refuses releases the claims: nothing was paid, the same credential may be retried", async () => {
     const { request } = await pullRequest();
     syncSend = "refuse";
     const refused = await verifier.verify(request);
-    expect(refused).toMatchObject({ ok: false, problem: { type: "https://paymentauth.org/problems/verification-failed", detail: expect.stringMatching(/the chain refused the transaction: .*insufficient funds/) } });
+    expect(refused).toMatchObject({
+      ok: false,
+      problem: {
+        type: "https://paymentauth.org/problems/verification-failed",
+        detail: expect.stringMatching(/the chain refused the transaction: .*insufficient funds/),
+      },
+    });
     expect(await paymentsFor(request.requestId)).toBe(0);
     syncSend = "receipt";
     expect(await verifier.verify(request)).toMatchObject({ ok: true });
@@ -134,10 +195,22 @@ describe("VerifyChargeUseCase, pull mode (real Redis + Postgres, scripted node)"
     const { request } = await pullRequest();
     syncSend = "timeout";
     const before = await counterValue("wr_charge_broadcast_unknown_total");
-    expect(await verifier.verify(request)).toMatchObject({ ok: false, problem: { type: "https://paymentauth.org/problems/verification-failed", detail: expect.stringMatching(/was broadcast but its outcome is unknown/) } });
+    expect(await verifier.verify(request)).toMatchObject({
+      ok: false,
+      problem: {
+        type: "https://paymentauth.org/problems/verification-failed",
+        detail: expect.stringMatching(/was broadcast but its outcome is unknown/),
+      },
+    });
     expect(await counterValue("wr_charge_broadcast_unknown_total")).toBe(before + 1);
     syncSend = "receipt";
-    expect(await verifier.verify(request)).toMatchObject({ ok: false, problem: { type: "https://paymentauth.org/problems/invalid-challenge", detail: expect.stringMatching(/already been paid or is being paid/) } });
+    expect(await verifier.verify(request)).toMatchObject({
+      ok: false,
+      problem: {
+        type: "https://paymentauth.org/problems/invalid-challenge",
+        detail: expect.stringMatching(/already been paid or is being paid/),
+      },
+    });
     expect(await paymentsFor(request.requestId)).toBe(0);
   });
 
@@ -146,10 +219,16 @@ describe("VerifyChargeUseCase, pull mode (real Redis + Postgres, scripted node)"
     const { request } = await pullRequest();
     const tampered = { ...request, amount: "26" };
     calls.length = 0;
-    expect(await verifier.verify(tampered)).toMatchObject({ ok: false, problem: { type: "https://paymentauth.org/problems/invalid-challenge" } });
+    expect(await verifier.verify(tampered)).toMatchObject({
+      ok: false,
+      problem: { type: "https://paymentauth.org/problems/invalid-challenge" },
+    });
     const credential = Credential.deserialize(request.authorization);
     const garbage = Credential.serialize({ ...credential, payload: { type: "transaction", signature: "0x78c0" } } as never);
-    expect(await verifier.verify({ ...request, authorization: garbage })).toMatchObject({ ok: false, problem: { type: "https://paymentauth.org/problems/invalid-payload", detail: expect.stringMatching(/13 to 15/) } });
+    expect(await verifier.verify({ ...request, authorization: garbage })).toMatchObject({
+      ok: false,
+      problem: { type: "https://paymentauth.org/problems/invalid-payload", detail: expect.stringMatching(/13 to 15/) },
+    });
     expect(calls).toEqual([]);
     // Neither rejection claimed the challenge: the real credential still pays.
     expect(await verifier.verify(request)).toMatchObject({ ok: true });
@@ -167,7 +246,9 @@ describe("VerifyChargeUseCase, recording a payment that settled on-chain", () =>
         IF nextval('test_insert_attempts') <= ${n} THEN RAISE EXCEPTION 'injected failure'; END IF;
         RETURN NEW;
       END $$ LANGUAGE plpgsql`);
-    await db.$executeRawUnsafe(`CREATE OR REPLACE TRIGGER "test_fail_insert" BEFORE INSERT ON "charge_payments" FOR EACH ROW EXECUTE FUNCTION test_fail_insert()`);
+    await db.$executeRawUnsafe(
+      `CREATE OR REPLACE TRIGGER "test_fail_insert" BEFORE INSERT ON "charge_payments" FOR EACH ROW EXECUTE FUNCTION test_fail_insert()`,
+    );
   }
   afterAll(async () => {
     await db.$executeRawUnsafe(`DROP TRIGGER IF EXISTS "test_fail_insert" ON "charge_payments"`);
@@ -188,7 +269,14 @@ describe("VerifyChargeUseCase, recording a payment that settled on-chain", () =>
     // 5 attempts in the request, then the queued job fails twice more (retried after 1 s and 2 s) and succeeds.
     await failNextInserts(7);
     const result = await verifier.verify(request);
-    expect(result).toMatchObject({ ok: false, problem: { type: "https://worldrouter.dev/problems/payment-not-recorded", status: 503, detail: expect.stringMatching(new RegExp(`refunded to ${payer} automatically: do not pay this challenge again`)) } });
+    expect(result).toMatchObject({
+      ok: false,
+      problem: {
+        type: "https://worldrouter.dev/problems/payment-not-recorded",
+        status: 503,
+        detail: expect.stringMatching(new RegExp(`refunded to ${payer} automatically: do not pay this challenge again`)),
+      },
+    });
     expect(await counterValue("wr_charge_recording_deferred_total")).toBe(before + 1);
     expect(await paymentsFor(request.requestId)).toBe(0);
     await expect.poll(() => paymentsFor(request.requestId), { timeout: 15_000, interval: 200 }).toBe(1);
@@ -196,7 +284,11 @@ describe("VerifyChargeUseCase, recording a payment that settled on-chain", () =>
     expect(payment).toMatchObject({ payer, status: "verified" });
     const payments = new Queue("payments", { connection: redisOptions(config.redis.url), prefix: bullPrefix(config.redis.namespace) });
     try {
-      expect((await payments.getJob(`payment-${payment.id}`))?.data).toMatchObject({ paymentId: payment.id, requestId: request.requestId, payer });
+      expect((await payments.getJob(`payment-${payment.id}`))?.data).toMatchObject({
+        paymentId: payment.id,
+        requestId: request.requestId,
+        payer,
+      });
     } finally {
       await payments.close();
     }

@@ -1,6 +1,15 @@
 import { Inject, Injectable, type OnApplicationShutdown } from "@nestjs/common";
 import type { Config } from "@worldrouter/config";
-import { ChainRpcClient, decodeTempoTransaction, JsonRpcError, recoverSender, SECP256K1_BACKEND, SignatureError, TempoTransactionError, type TempoTransaction } from "@worldrouter/chain";
+import {
+  ChainRpcClient,
+  decodeTempoTransaction,
+  JsonRpcError,
+  recoverSender,
+  SECP256K1_BACKEND,
+  SignatureError,
+  TempoTransactionError,
+  type TempoTransaction,
+} from "@worldrouter/chain";
 import type { ChargeRecordJob, VerifyPaymentRequest, VerifyPaymentResult } from "@worldrouter/contracts";
 import { PgPool } from "@worldrouter/db";
 import { chargeRequest, paymentProblem, PaymentErrors, serializeChargeReceipt, verifyChallengeId } from "@worldrouter/mpp";
@@ -9,7 +18,13 @@ import { CONFIG, JobQueues, LOGGER, METRICS, PermanentJobError } from "@worldrou
 import type { Counter, Histogram, Registry } from "prom-client";
 import { Credential, Expires } from "mppx";
 import { Methods } from "mppx/tempo";
-import { assertChargeTransferLogged, checkSponsoredTransfer, parseCredentialSource, type ChargeExpectation, type SponsorPolicy } from "./charge-transfer.js";
+import {
+  assertChargeTransferLogged,
+  checkSponsoredTransfer,
+  parseCredentialSource,
+  type ChargeExpectation,
+  type SponsorPolicy,
+} from "./charge-transfer.js";
 import { FeeSponsor, type SponsoredTransaction } from "./fee-sponsor.js";
 import { RedisReplayStore } from "./replay-store.js";
 
@@ -26,7 +41,11 @@ type RecordPaymentInput = SettledTransfer & { requestId: string; challengeId: st
  */
 export class ChargeNotRecordedError extends Error {
   override readonly name = "ChargeNotRecordedError";
-  constructor(readonly txHash: string, readonly payer: string, deferred: boolean) {
+  constructor(
+    readonly txHash: string,
+    readonly payer: string,
+    deferred: boolean,
+  ) {
     super(
       deferred
         ? `your payment settled on-chain (transaction ${txHash}) but could not be recorded right now; it is recorded as soon as possible and refunded to ${payer} automatically: do not pay this challenge again`
@@ -86,17 +105,42 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(METRICS) metrics: Registry,
   ) {
-    this.outcomes = counter(metrics, "wr_charge_verifications_total", "Charge credentials by outcome (verified, or the problem type)", ["outcome"]);
-    this.phase = histogram(metrics, "wr_charge_verify_phase_ms", "Verification phases: checks (no chain), chain (simulate, broadcast, confirm), record (Postgres + payments event)", ["phase"]);
-    this.unrecorded = counter(metrics, "wr_charge_unrecorded_total", "Charges settled on-chain that could not be recorded nor queued for recording (reconcile by hand)");
-    this.deferred = counter(metrics, "wr_charge_recording_deferred_total", "Charges settled on-chain whose recording was handed to the charge-records queue (the client got a 503; refunded by the orphan sweep)");
-    this.unknownOutcome = counter(metrics, "wr_charge_broadcast_unknown_total", "Sponsored charges broadcast whose outcome is unknown (may still be mined; claims kept; reconcile by hand)");
+    this.outcomes = counter(metrics, "wr_charge_verifications_total", "Charge credentials by outcome (verified, or the problem type)", [
+      "outcome",
+    ]);
+    this.phase = histogram(
+      metrics,
+      "wr_charge_verify_phase_ms",
+      "Verification phases: checks (no chain), chain (simulate, broadcast, confirm), record (Postgres + payments event)",
+      ["phase"],
+    );
+    this.unrecorded = counter(
+      metrics,
+      "wr_charge_unrecorded_total",
+      "Charges settled on-chain that could not be recorded nor queued for recording (reconcile by hand)",
+    );
+    this.deferred = counter(
+      metrics,
+      "wr_charge_recording_deferred_total",
+      "Charges settled on-chain whose recording was handed to the charge-records queue (the client got a 503; refunded by the orphan sweep)",
+    );
+    this.unknownOutcome = counter(
+      metrics,
+      "wr_charge_broadcast_unknown_total",
+      "Sponsored charges broadcast whose outcome is unknown (may still be mined; claims kept; reconcile by hand)",
+    );
     const { chain, sponsor } = config;
     this.chain = new ChainRpcClient({ url: chain.rpcUrl, timeoutMs: chain.rpcTimeoutMs });
     // The sponsor pays gas in the payment token: it holds it anyway, and the token has FeeAMM liquidity.
     this.sponsor = chain.feePayerPrivateKey ? new FeeSponsor(chain.feePayerPrivateKey, chain.token, sponsor.maxInFlight) : undefined;
-    this.sponsorPolicy = { feeToken: chain.token, maxGas: sponsor.maxGas, maxFeePerGas: sponsor.maxFeePerGas, maxTotalFee: sponsor.maxTotalFee };
-    if (SECP256K1_BACKEND !== "native") logger.warn("no native secp256k1 build for this platform: signatures are checked in pure JS (~25x slower per charge)");
+    this.sponsorPolicy = {
+      feeToken: chain.token,
+      maxGas: sponsor.maxGas,
+      maxFeePerGas: sponsor.maxFeePerGas,
+      maxTotalFee: sponsor.maxTotalFee,
+    };
+    if (SECP256K1_BACKEND !== "native")
+      logger.warn("no native secp256k1 build for this platform: signatures are checked in pure JS (~25x slower per charge)");
   }
 
   async verify(request: VerifyPaymentRequest): Promise<VerifyPaymentResult> {
@@ -107,7 +151,15 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
     } catch (err) {
       if (err instanceof ChargeNotRecordedError) {
         this.outcomes.inc({ outcome: "not-recorded" });
-        return { ok: false, problem: { type: "https://worldrouter.dev/problems/payment-not-recorded", title: "Payment Not Recorded", status: 503, detail: err.message } };
+        return {
+          ok: false,
+          problem: {
+            type: "https://worldrouter.dev/problems/payment-not-recorded",
+            title: "Payment Not Recorded",
+            status: 503,
+            detail: err.message,
+          },
+        };
       }
       this.outcomes.inc({ outcome: err instanceof PaymentErrors.PaymentError ? err.type.split("/").pop()! : "internal-error" });
       if (err instanceof PaymentErrors.PaymentError) {
@@ -115,7 +167,12 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
         return { ok: false, problem: paymentProblem(err) };
       }
       this.logger.error({ requestId: request.requestId, err }, "charge verification failed unexpectedly");
-      return { ok: false, problem: paymentProblem(new PaymentErrors.VerificationFailedError({ reason: `the payment could not be verified: ${(err as Error).message}` })) };
+      return {
+        ok: false,
+        problem: paymentProblem(
+          new PaymentErrors.VerificationFailedError({ reason: `the payment could not be verified: ${(err as Error).message}` }),
+        ),
+      };
     }
   }
 
@@ -125,30 +182,59 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
     const challenge = credential.challenge;
     const { config } = this;
     if (!verifyChallengeId(challenge, config.mpp.secretKey)) {
-      throw new PaymentErrors.InvalidChallengeError({ id: challenge.id, reason: "challenge was not issued by this server (HMAC mismatch)" });
+      throw new PaymentErrors.InvalidChallengeError({
+        id: challenge.id,
+        reason: "challenge was not issued by this server (HMAC mismatch)",
+      });
     }
     if (challenge.realm !== config.gateway.realm || challenge.method !== "tempo" || challenge.intent !== "charge") {
-      throw new PaymentErrors.InvalidChallengeError({ id: challenge.id, reason: `expected a tempo charge challenge for realm ${config.gateway.realm}` });
+      throw new PaymentErrors.InvalidChallengeError({
+        id: challenge.id,
+        reason: `expected a tempo charge challenge for realm ${config.gateway.realm}`,
+      });
     }
     if (challenge.digest !== request.bodyDigest) {
-      throw new PaymentErrors.InvalidChallengeError({ id: challenge.id, reason: "the request body differs from the one this challenge was issued for" });
+      throw new PaymentErrors.InvalidChallengeError({
+        id: challenge.id,
+        reason: "the request body differs from the one this challenge was issued for",
+      });
     }
     Expires.assert(challenge.expires, challenge.id);
-    const expected = chargeRequest({ amount: BigInt(request.amount), currency: config.chain.token, recipient: config.chain.payee!, chainId: config.chain.chainId, feePayer: true });
+    const expected = chargeRequest({
+      amount: BigInt(request.amount),
+      currency: config.chain.token,
+      recipient: config.chain.payee!,
+      chainId: config.chain.chainId,
+      feePayer: true,
+    });
     const offered = challenge.request as Partial<typeof expected>;
-    if (offered.amount !== expected.amount || offered.currency?.toLowerCase() !== expected.currency || offered.recipient?.toLowerCase() !== expected.recipient || offered.methodDetails?.chainId !== expected.methodDetails.chainId) {
-      throw new PaymentErrors.InvalidChallengeError({ id: challenge.id, reason: `challenge terms do not match this request (expected ${expected.amount} base units of ${expected.currency} to ${expected.recipient} on chain ${expected.methodDetails.chainId})` });
+    if (
+      offered.amount !== expected.amount ||
+      offered.currency?.toLowerCase() !== expected.currency ||
+      offered.recipient?.toLowerCase() !== expected.recipient ||
+      offered.methodDetails?.chainId !== expected.methodDetails.chainId
+    ) {
+      throw new PaymentErrors.InvalidChallengeError({
+        id: challenge.id,
+        reason: `challenge terms do not match this request (expected ${expected.amount} base units of ${expected.currency} to ${expected.recipient} on chain ${expected.methodDetails.chainId})`,
+      });
     }
     const payload = Methods.charge.schema.credential.payload.safeParse(credential.payload);
     if (!payload.success || payload.data.type === "proof") throw new PaymentErrors.InvalidPayloadError();
 
     const expiresAt = Date.parse(challenge.expires!);
     const charge: ChargeExpectation = {
-      token: expected.currency, payee: expected.recipient, amount: BigInt(expected.amount), chainId: expected.methodDetails.chainId,
-      realm: challenge.realm, challengeId: challenge.id, challengeExpiresAt: expiresAt,
+      token: expected.currency,
+      payee: expected.recipient,
+      amount: BigInt(expected.amount),
+      chainId: expected.methodDetails.chainId,
+      realm: challenge.realm,
+      challengeId: challenge.id,
+      challengeExpiresAt: expiresAt,
     };
     // Everything the chain is not needed for, before anything is claimed.
-    const sponsored = payload.data.type === "transaction" ? this.prepareSponsoredTransaction(payload.data.signature as Hex, charge) : undefined;
+    const sponsored =
+      payload.data.type === "transaction" ? this.prepareSponsoredTransaction(payload.data.signature as Hex, charge) : undefined;
     const pushedBy = payload.data.type === "hash" ? parseCredentialSource(credential.source, charge.chainId) : undefined;
 
     // One challenge never makes a payer pay twice, one transaction never pays twice: both claimed before the chain
@@ -157,7 +243,10 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
     const txKey = sponsored && `charge:tx:${sponsored.sponsored.hash}`;
     const held = await this.replay.tryClaimAll(txKey ? [challengeKey, txKey] : [challengeKey], expiresAt);
     if (held.includes(challengeKey)) {
-      throw new PaymentErrors.InvalidChallengeError({ id: challenge.id, reason: "this challenge has already been paid or is being paid; request a new one" });
+      throw new PaymentErrors.InvalidChallengeError({
+        id: challenge.id,
+        reason: "this challenge has already been paid or is being paid; request a new one",
+      });
     }
     if (held.length > 0) throw new PaymentErrors.VerificationFailedError({ reason: "Transaction hash has already been used" });
     const onChain = performance.now();
@@ -167,14 +256,20 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
       : await this.confirmPushedTransfer((payload.data as { hash: Hex }).hash.toLowerCase() as Hex, pushedBy, charge, challengeKey);
     const recording = performance.now();
     this.phase.observe({ phase: "chain" }, recording - onChain);
-    const result = await this.recordPaymentWithRetry({ ...settled, requestId: request.requestId, challengeId: challenge.id, amount: charge.amount });
+    const result = await this.recordPaymentWithRetry({
+      ...settled,
+      requestId: request.requestId,
+      challengeId: challenge.id,
+      amount: charge.amount,
+    });
     this.phase.observe({ phase: "record" }, performance.now() - recording);
     return result;
   }
 
   /** Decodes the client's transaction once, checks it, recovers its sender and co-signs it (no I/O). */
   private prepareSponsoredTransaction(serialized: Hex, charge: ChargeExpectation): PreparedSponsorship {
-    if (!this.sponsor) throw new PaymentErrors.VerificationFailedError({ reason: "fee-sponsored payments are unavailable: no fee payer is configured" });
+    if (!this.sponsor)
+      throw new PaymentErrors.VerificationFailedError({ reason: "fee-sponsored payments are unavailable: no fee payer is configured" });
     let transaction: TempoTransaction;
     try {
       transaction = decodeTempoTransaction(serialized);
@@ -187,11 +282,14 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
     try {
       sender = recoverSender(transaction);
     } catch (err) {
-      if (err instanceof SignatureError) throw new PaymentErrors.VerificationFailedError({ reason: `the sender signature is invalid: ${err.message}` });
+      if (err instanceof SignatureError)
+        throw new PaymentErrors.VerificationFailedError({ reason: `the sender signature is invalid: ${err.message}` });
       throw err;
     }
     if (transaction.feePayer.kind === "sender" && transaction.feePayer.sender !== sender) {
-      throw new PaymentErrors.VerificationFailedError({ reason: `the envelope names sender ${transaction.feePayer.sender}, but the signature is ${sender}'s` });
+      throw new PaymentErrors.VerificationFailedError({
+        reason: `the envelope names sender ${transaction.feePayer.sender}, but the signature is ${sender}'s`,
+      });
     }
     const call = transaction.calls[0]!;
     return { sponsored: this.sponsor.coSign(transaction, sender), sender, transfer: { from: sender, to: call.to!, data: call.data } };
@@ -202,13 +300,18 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
    * would revert), broadcasts it synchronously and confirms the transfer from that receipt. The claims are given
    * back only while nothing can have reached the chain, or when the node refused the transaction.
    */
-  private async broadcastSponsoredTransaction({ sponsored, sender, transfer }: PreparedSponsorship, charge: ChargeExpectation, claims: string[]): Promise<SettledTransfer> {
+  private async broadcastSponsoredTransaction(
+    { sponsored, sender, transfer }: PreparedSponsorship,
+    charge: ChargeExpectation,
+    claims: string[],
+  ): Promise<SettledTransfer> {
     let broadcast = false;
     try {
       try {
         await this.chain.call(transfer);
       } catch (err) {
-        if (err instanceof JsonRpcError) throw new PaymentErrors.VerificationFailedError({ reason: `the transfer would fail on-chain: ${err.message}` });
+        if (err instanceof JsonRpcError)
+          throw new PaymentErrors.VerificationFailedError({ reason: `the transfer would fail on-chain: ${err.message}` });
         throw err;
       }
       const receipt = await this.sponsor!.withBroadcastSlot(() => {
@@ -216,7 +319,9 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
         return this.chain.sendRawTransactionSync(sponsored.serialized);
       });
       if (receipt.transactionHash !== sponsored.hash) {
-        throw new PaymentErrors.VerificationFailedError({ reason: `the node reports transaction ${receipt.transactionHash}, not the broadcast ${sponsored.hash}` });
+        throw new PaymentErrors.VerificationFailedError({
+          reason: `the node reports transaction ${receipt.transactionHash}, not the broadcast ${sponsored.hash}`,
+        });
       }
       assertChargeTransferLogged(receipt, charge, sender);
       return { txHash: sponsored.hash, payer: sender, blockNumber: receipt.blockNumber };
@@ -230,13 +335,23 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
       if (err instanceof PaymentErrors.PaymentError) throw err;
       // Broadcast with an unknown outcome: it may still be mined (until its validBefore), so both claims stay.
       this.unknownOutcome.inc();
-      this.logger.error({ err, txHash: sponsored.hash, payer: sender, challengeId: charge.challengeId, amount: charge.amount.toString() }, "sponsored charge broadcast with unknown outcome; check the transaction and reconcile");
-      throw new PaymentErrors.VerificationFailedError({ reason: `transaction ${sponsored.hash} was broadcast but its outcome is unknown (${(err as Error).message}); request a new challenge` });
+      this.logger.error(
+        { err, txHash: sponsored.hash, payer: sender, challengeId: charge.challengeId, amount: charge.amount.toString() },
+        "sponsored charge broadcast with unknown outcome; check the transaction and reconcile",
+      );
+      throw new PaymentErrors.VerificationFailedError({
+        reason: `transaction ${sponsored.hash} was broadcast but its outcome is unknown (${(err as Error).message}); request a new challenge`,
+      });
     }
   }
 
   /** One receipt lookup, the transfer checks of mppx's validateHashCredential, then the hash is claimed once. */
-  private async confirmPushedTransfer(hash: Hex, source: Hex | undefined, charge: ChargeExpectation, challengeKey: string): Promise<SettledTransfer> {
+  private async confirmPushedTransfer(
+    hash: Hex,
+    source: Hex | undefined,
+    charge: ChargeExpectation,
+    challengeKey: string,
+  ): Promise<SettledTransfer> {
     try {
       const receipt = await this.chain.getTransactionReceipt(hash);
       if (!receipt) throw new PaymentErrors.VerificationFailedError({ reason: `transaction ${hash} is not mined (no receipt)` });
@@ -272,15 +387,27 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
   }
 
   private async deferRecording(input: RecordPaymentInput, cause: Error): Promise<ChargeNotRecordedError> {
-    const facts = { requestId: input.requestId, challengeId: input.challengeId, txHash: input.txHash, payer: input.payer, amount: input.amount.toString() };
+    const facts = {
+      requestId: input.requestId,
+      challengeId: input.challengeId,
+      txHash: input.txHash,
+      payer: input.payer,
+      amount: input.amount.toString(),
+    };
     try {
       await this.queues.enqueue("charge-records", { ...facts, blockNumber: input.blockNumber.toString(), settledAt: Date.now() });
       this.deferred.inc();
-      this.logger.error({ err: cause, ...facts }, "charge settled on-chain but Postgres refused the record; recording deferred to the charge-records queue (it will be refunded)");
+      this.logger.error(
+        { err: cause, ...facts },
+        "charge settled on-chain but Postgres refused the record; recording deferred to the charge-records queue (it will be refunded)",
+      );
       return new ChargeNotRecordedError(input.txHash, input.payer, true);
     } catch (err) {
       this.unrecorded.inc();
-      this.logger.error({ err, cause, ...facts }, "PAID BUT UNRECORDED: charge settled on-chain but could not be recorded nor queued; reconcile by hand");
+      this.logger.error(
+        { err, cause, ...facts },
+        "PAID BUT UNRECORDED: charge settled on-chain but could not be recorded nor queued; reconcile by hand",
+      );
       return new ChargeNotRecordedError(input.txHash, input.payer, false);
     }
   }
@@ -288,7 +415,13 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
   /** The `charge-records` queue's handler: throws (and is retried) until the payment is recorded. */
   async recordDeferred(job: ChargeRecordJob): Promise<void> {
     try {
-      await this.recordPayment({ ...job, txHash: job.txHash as Hex, payer: job.payer as Hex, amount: BigInt(job.amount), blockNumber: BigInt(job.blockNumber) });
+      await this.recordPayment({
+        ...job,
+        txHash: job.txHash as Hex,
+        payer: job.payer as Hex,
+        amount: BigInt(job.amount),
+        blockNumber: BigInt(job.blockNumber),
+      });
     } catch (err) {
       // The transaction is recorded for another request: retrying cannot change that.
       if (err instanceof PaymentErrors.PaymentError) throw new PermanentJobError(err.message);
@@ -302,18 +435,45 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
     const { rows } = await this.db.query<{ id: string }>({
       name: "record-charge-payment",
       text: RECORD_CHARGE_PAYMENT,
-      values: [input.challengeId, input.txHash, input.requestId, from, config.chain.payee!, config.chain.token, config.chain.chainId, input.amount.toString(), input.blockNumber.toString()],
+      values: [
+        input.challengeId,
+        input.txHash,
+        input.requestId,
+        from,
+        config.chain.payee!,
+        config.chain.token,
+        config.chain.chainId,
+        input.amount.toString(),
+        input.blockNumber.toString(),
+      ],
     });
     const payment = rows[0];
-    if (!payment) throw new PaymentErrors.VerificationFailedError({ reason: `transaction ${input.txHash} has already paid for another request` });
+    if (!payment)
+      throw new PaymentErrors.VerificationFailedError({ reason: `transaction ${input.txHash} has already paid for another request` });
     const verifiedAt = new Date();
     await this.queues.enqueue("payments", {
-      kind: "charge.verified", paymentId: payment.id, challengeId: input.challengeId, requestId: input.requestId, txHash: input.txHash,
-      payer: from, recipient: config.chain.payee!, token: config.chain.token, chainId: config.chain.chainId, amount: input.amount.toString(),
-      blockNumber: input.blockNumber.toString(), verifiedAt: verifiedAt.getTime(),
+      kind: "charge.verified",
+      paymentId: payment.id,
+      challengeId: input.challengeId,
+      requestId: input.requestId,
+      txHash: input.txHash,
+      payer: from,
+      recipient: config.chain.payee!,
+      token: config.chain.token,
+      chainId: config.chain.chainId,
+      amount: input.amount.toString(),
+      blockNumber: input.blockNumber.toString(),
+      verifiedAt: verifiedAt.getTime(),
     });
     this.logger.info({ requestId: input.requestId, txHash: input.txHash, payer: from, amount: input.amount.toString() }, "charge verified");
-    return { ok: true, paymentId: payment.id, payer: from, txHash: input.txHash, amount: input.amount.toString(), receipt: serializeChargeReceipt({ reference: input.txHash, timestamp: verifiedAt }) };
+    return {
+      ok: true,
+      paymentId: payment.id,
+      payer: from,
+      txHash: input.txHash,
+      amount: input.amount.toString(),
+      receipt: serializeChargeReceipt({ reference: input.txHash, timestamp: verifiedAt }),
+    };
   }
 
   async onApplicationShutdown() {

@@ -80,23 +80,60 @@ export class LedgerRepository {
     const { rows } = await this.pool.query<{ claimed: boolean }>({
       name: "settlement.record-charge-payment",
       text: RECORD_CHARGE_PAYMENT,
-      values: [event.paymentId, event.chainId, event.amount, event.txHash, event.blockNumber, new Date(event.verifiedAt), ...postingParams(posting)],
+      values: [
+        event.paymentId,
+        event.chainId,
+        event.amount,
+        event.txHash,
+        event.blockNumber,
+        new Date(event.verifiedAt),
+        ...postingParams(posting),
+      ],
     });
     return rows[0]!.claimed;
   }
 
   async recordUsage(event: UsageEvent, actualCost: bigint | null, charge: ChargeUsage | null): Promise<UsageRecorded> {
-    const { rows } = await this.pool.query<{ claimed: boolean; mismatch: boolean; paymentStatus: string | null; payer: string | null; paid: string | null }>({
+    const { rows } = await this.pool.query<{
+      claimed: boolean;
+      mismatch: boolean;
+      paymentStatus: string | null;
+      payer: string | null;
+      paid: string | null;
+    }>({
       name: "settlement.record-usage",
       text: RECORD_USAGE,
       values: [
-        event.requestId, event.intent, event.model, event.provider, event.payer, event.chargePaymentId ?? null, event.channelId ?? null, event.status, event.promptTokens,
-        event.completionTokens, event.cachedTokens, event.estimatedCost, actualCost?.toString() ?? null, event.finishReason, event.errorClass, event.ttftMs, event.latencyMs, new Date(event.completedAt),
-        charge?.paymentId ?? null, charge?.facts.payer ?? null, charge?.facts.paid.toString() ?? null, charge?.posting ? "consumed" : "refunding",
+        event.requestId,
+        event.intent,
+        event.model,
+        event.provider,
+        event.payer,
+        event.chargePaymentId ?? null,
+        event.channelId ?? null,
+        event.status,
+        event.promptTokens,
+        event.completionTokens,
+        event.cachedTokens,
+        event.estimatedCost,
+        actualCost?.toString() ?? null,
+        event.finishReason,
+        event.errorClass,
+        event.ttftMs,
+        event.latencyMs,
+        new Date(event.completedAt),
+        charge?.paymentId ?? null,
+        charge?.facts.payer ?? null,
+        charge?.facts.paid.toString() ?? null,
+        charge?.posting ? "consumed" : "refunding",
         ...(charge?.posting ? postingParams(charge.posting) : [null, null, null, null, null]),
       ],
     });
     const row = rows[0]!;
-    return { claimed: row.claimed, mismatch: row.mismatch ? { payer: row.payer!, paid: BigInt(row.paid!) } : null, paymentStatus: row.paymentStatus };
+    return {
+      claimed: row.claimed,
+      mismatch: row.mismatch ? { payer: row.payer!, paid: BigInt(row.paid!) } : null,
+      paymentStatus: row.paymentStatus,
+    };
   }
 }

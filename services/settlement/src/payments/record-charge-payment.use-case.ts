@@ -10,6 +10,9 @@ export class RecordChargePaymentUseCase {
 
   /** Idempotent: a redelivered event changes nothing (and returns false). */
   async record(event: ChargeVerifiedEvent): Promise<boolean> {
-    return this.ledger.recordChargePayment(event, chargeReceived({ paymentId: event.paymentId, payer: event.payer, token: event.token, amount: BigInt(event.amount) }));
+    return this.ledger.recordChargePayment(
+      event,
+      chargeReceived({ paymentId: event.paymentId, payer: event.payer, token: event.token, amount: BigInt(event.amount) }),
+    );
   }
 }

@@ -33,20 +33,36 @@ export class RefundChargeUseCase {
       const signed = await this.wallet.signTokenTransfer(payment.payer as Hex, amount, `worldrouter:refund:${paymentId}`);
       try {
         row = await this.db.settlement.create({
-          data: { kind: "refund", chainId: this.config.chain.chainId, amount: payment.amount, txHash: signed.txHash, rawTransaction: signed.rawTransaction, status: "submitted", chargePaymentId: paymentId },
+          data: {
+            kind: "refund",
+            chainId: this.config.chain.chainId,
+            amount: payment.amount,
+            txHash: signed.txHash,
+            rawTransaction: signed.rawTransaction,
+            status: "submitted",
+            chargePaymentId: paymentId,
+          },
         });
       } catch (err) {
         if (!(err instanceof Prisma.PrismaClientKnownRequestError && err.code === "P2002")) throw err;
-        row = await this.db.settlement.findUniqueOrThrow({ where: { kind_chargePaymentId: { kind: "refund", chargePaymentId: paymentId } } });
+        row = await this.db.settlement.findUniqueOrThrow({
+          where: { kind_chargePaymentId: { kind: "refund", chargePaymentId: paymentId } },
+        });
       }
     }
     const receipt = await this.wallet.broadcast(row.rawTransaction as Hex, row.txHash as Hex);
     if (receipt.status !== "success") {
-      await this.db.settlement.update({ where: { id: row.id }, data: { status: "failed", error: `refund transaction reverted in block ${receipt.blockNumber}` } });
+      await this.db.settlement.update({
+        where: { id: row.id },
+        data: { status: "failed", error: `refund transaction reverted in block ${receipt.blockNumber}` },
+      });
       throw new PermanentJobError(`refund ${row.txHash} for payment ${paymentId} reverted; needs an operator`);
     }
     await this.db.$transaction(async (tx) => {
-      await tx.settlement.update({ where: { id: row.id }, data: { status: "confirmed", blockNumber: receipt.blockNumber, confirmedAt: new Date(), rawTransaction: null } });
+      await tx.settlement.update({
+        where: { id: row.id },
+        data: { status: "confirmed", blockNumber: receipt.blockNumber, confirmedAt: new Date(), rawTransaction: null },
+      });
       await postLedgerTransaction(tx, chargeRefund({ paymentId, payer: payment.payer, token: payment.token, amount }));
       await tx.chargePayment.update({ where: { id: paymentId }, data: { status: "refunded" } });
     });

@@ -22,10 +22,14 @@ export class SweepOrphanedChargesUseCase implements OnApplicationBootstrap {
   ) {}
 
   async onApplicationBootstrap() {
-    await this.queues.queue("settlement").upsertJobScheduler("charges.sweep", { every: SWEEP_EVERY_MS }, {
-      name: "settlement",
-      data: { kind: "charges.sweep", reference: "orphaned-charges", requestedAt: 0 },
-    });
+    await this.queues.queue("settlement").upsertJobScheduler(
+      "charges.sweep",
+      { every: SWEEP_EVERY_MS },
+      {
+        name: "settlement",
+        data: { kind: "charges.sweep", reference: "orphaned-charges", requestedAt: 0 },
+      },
+    );
   }
 
   async sweep(): Promise<string[]> {

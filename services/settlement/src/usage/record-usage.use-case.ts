@@ -25,7 +25,13 @@ export class RecordUsageUseCase {
   async record(event: UsageEvent): Promise<void> {
     const model = this.models.getModel(event.model);
     const cost = model
-      ? actualCost({ model, promptTokens: BigInt(event.promptTokens), completionTokens: BigInt(event.completionTokens), cachedTokens: BigInt(event.cachedTokens), cacheWriteTokens: BigInt(event.cacheWriteTokens) })
+      ? actualCost({
+          model,
+          promptTokens: BigInt(event.promptTokens),
+          completionTokens: BigInt(event.completionTokens),
+          cachedTokens: BigInt(event.cachedTokens),
+          cacheWriteTokens: BigInt(event.cacheWriteTokens),
+        })
       : null;
     const paymentId = event.intent === "charge" ? event.chargePaymentId : undefined;
     if (!paymentId) {
@@ -36,7 +42,9 @@ export class RecordUsageUseCase {
     const charge = (facts: PaymentFacts): ChargeUsage => ({
       paymentId,
       facts,
-      posting: servedNothing ? null : chargeUsage({ requestId: event.requestId, payer: facts.payer, paid: facts.paid, actualCost: cost ?? facts.paid }),
+      posting: servedNothing
+        ? null
+        : chargeUsage({ requestId: event.requestId, payer: facts.payer, paid: facts.paid, actualCost: cost ?? facts.paid }),
     });
     // The gateway charged the estimate, so the event already states what was paid and by whom; the payment
     // row stays the truth: if it disagrees nothing was written, and the posting is rebuilt from the row.
@@ -46,7 +54,10 @@ export class RecordUsageUseCase {
     // Also on a redelivery after a crash between the write and the enqueue: a payment marked `refunding`
     // always gets its refund job (the job id makes this idempotent).
     if (servedNothing && recorded.paymentStatus === "refunding") {
-      this.logger.warn({ requestId: event.requestId, paymentId, errorClass: event.errorClass }, "inference served nothing after payment; refunding on-chain");
+      this.logger.warn(
+        { requestId: event.requestId, paymentId, errorClass: event.errorClass },
+        "inference served nothing after payment; refunding on-chain",
+      );
       await this.queues.enqueue("settlement", { kind: "refund", reference: paymentId, requestedAt: Date.now() });
     }
   }

@@ -68,7 +68,14 @@ export async function openChannel(
   const data = encodeFunctionData({
     abi: channelEscrowAbi,
     functionName: "open",
-    args: [local.payee.address, request.operator ?? ZERO_ADDRESS, local.world.token.address, request.deposit, salt, request.authorizedSigner ?? ZERO_ADDRESS],
+    args: [
+      local.payee.address,
+      request.operator ?? ZERO_ADDRESS,
+      local.world.token.address,
+      request.deposit,
+      salt,
+      request.authorizedSigner ?? ZERO_ADDRESS,
+    ],
   });
   const prepared = await prepareTransactionRequest(wallet, {
     account: request.payer,
@@ -117,7 +124,11 @@ export async function writeEscrow(local: LocalWorld, account: PrivateKeyAccount,
 /** Simulates an escrow call (eth_call) and returns the custom error it reverts with; the artifact ABI carries the errors. */
 export async function escrowRevertReason(local: LocalWorld, account: PrivateKeyAccount, call: EscrowWrite): Promise<string> {
   try {
-    await local.clients.publicClient.call({ account, to: local.world.escrow, data: encodeFunctionData({ abi: channelEscrowAbi, ...call }) });
+    await local.clients.publicClient.call({
+      account,
+      to: local.world.escrow,
+      data: encodeFunctionData({ abi: channelEscrowAbi, ...call }),
+    });
   } catch (err) {
     // The node's JSON-RPC error carries the raw revert data.
     const withData = err instanceof BaseError ? err.walk((e) => typeof (e as { data?: unknown }).data === "string") : null;
@@ -129,11 +140,21 @@ export async function escrowRevertReason(local: LocalWorld, account: PrivateKeyA
 }
 
 export function tokenBalance(local: LocalWorld, owner: Address): Promise<bigint> {
-  return local.clients.publicClient.readContract({ address: local.world.token.address, abi: tip20Abi, functionName: "balanceOf", args: [owner] });
+  return local.clients.publicClient.readContract({
+    address: local.world.token.address,
+    abi: tip20Abi,
+    functionName: "balanceOf",
+    args: [owner],
+  });
 }
 
 export function channelState(local: LocalWorld, channelId: Hex) {
-  return local.clients.publicClient.readContract({ address: local.world.escrow, abi: channelEscrowAbi, functionName: "getChannelState", args: [channelId] });
+  return local.clients.publicClient.readContract({
+    address: local.world.escrow,
+    abi: channelEscrowAbi,
+    functionName: "getChannelState",
+    args: [channelId],
+  });
 }
 
 export function randomSalt(): Hex {

@@ -5,7 +5,8 @@ export interface SseEvent {
 }
 
 export function parseSse(text: string): SseEvent[] {
-  if (text.length > 0 && !text.endsWith("\n\n")) throw new Error(`stream does not end with a complete event: ${JSON.stringify(text.slice(-80))}`);
+  if (text.length > 0 && !text.endsWith("\n\n"))
+    throw new Error(`stream does not end with a complete event: ${JSON.stringify(text.slice(-80))}`);
   return text
     .split("\n\n")
     .filter((block) => block.length > 0)
