@@ -11,7 +11,10 @@ export const InferenceJob = z.object({
   body: z.record(z.string(), z.unknown()),
   stream: z.boolean(),
   promptTokens: z.number().int().nonnegative(),
+  /** The seed estimate: ceil(prompt_tokens × input_price × overhead). */
   estimatedCost: BaseUnits,
+  /** What the client paid for this request (charge: the price in its challenge). */
+  chargedCost: BaseUnits,
   chargePaymentId: z.string().uuid().optional(),
   channelId: Hash32.optional(),
   /** The gateway instance's reply stream (`replyStreamKey`): chunks go there, tagged with the request id. */
@@ -36,7 +39,10 @@ export const UsageEvent = z.object({
   completionTokens: z.number().int().nonnegative(),
   cachedTokens: z.number().int().nonnegative(),
   cacheWriteTokens: z.number().int().nonnegative().default(0),
+  /** The seed estimate: ceil(prompt_tokens × input_price × overhead). */
   estimatedCost: BaseUnits,
+  /** What the client paid for this request (charge: the price in its challenge). */
+  chargedCost: BaseUnits,
   finishReason: z.string().nullable(),
   errorClass: z.string().nullable(),
   ttftMs: z.number().int().nonnegative().nullable(),

@@ -107,6 +107,7 @@ describe("BullMQ between services", () => {
       cachedTokens: 0,
       cacheWriteTokens: 0,
       estimatedCost: "3",
+      chargedCost: "3",
       finishReason: "stop",
       errorClass: null,
       ttftMs: 12,

@@ -80,6 +80,7 @@ function inferenceJob(model: string, body: Record<string, unknown>, overrides: P
     stream: body.stream === true,
     promptTokens: found ? countPromptTokens(found, USER_MESSAGES as ChatMessage[]) : 0,
     estimatedCost: "100",
+    chargedCost: "100",
     replyTo: `${config.redis.namespace}:replies:test-${newRequestId()}`,
     enqueuedAt: Date.now(),
     ...overrides,
@@ -144,6 +145,7 @@ describe("RunInference", () => {
       errorClass: null,
       payer: PAYER,
       estimatedCost: "100",
+      chargedCost: "100",
     });
     expect(usage.ttftMs).not.toBeNull();
     expect(usage.latencyMs).toBeGreaterThanOrEqual(usage.ttftMs!);

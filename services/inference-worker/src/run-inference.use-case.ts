@@ -169,6 +169,7 @@ class ServedTokens {
       status,
       ...tokens,
       estimatedCost: job.estimatedCost,
+      chargedCost: job.chargedCost,
       finishReason: this.finishReason,
       errorClass: failure?.name ?? null,
       ttftMs: this.firstOutputAt === null ? null : Math.max(0, this.firstOutputAt - job.enqueuedAt),

@@ -95,6 +95,7 @@ describe("settlement ledger (real Postgres)", () => {
     cachedTokens: 0,
     cacheWriteTokens: 0,
     estimatedCost: "225",
+    chargedCost: "225",
     finishReason: "stop",
     errorClass: null,
     ttftMs: 12,
@@ -226,10 +227,12 @@ describe("settlement ledger (real Postgres)", () => {
     expect(await db.inferenceRequest.count({ where: { id: requestId } })).toBe(1);
   });
 
-  it("bills what the payment row says was paid when the event's estimate disagrees", async () => {
+  it("bills what the payment row says was paid when the event's charged amount disagrees", async () => {
     const { payer, requestId, payment, event } = await paidRequest(2000n);
     await app.get(RecordChargePaymentUseCase).record(event);
-    await app.get(RecordUsageUseCase).record(usage({ requestId, payer, paymentId: payment.id }, { estimatedCost: "1500" }));
+    await app
+      .get(RecordUsageUseCase)
+      .record(usage({ requestId, payer, paymentId: payment.id }, { estimatedCost: "1500", chargedCost: "1500" }));
     const lines = await db.ledgerEntry.findMany({ where: { transaction: { reference: requestId } } });
     expect(Object.fromEntries(lines.map((l) => [l.account, l.amount.toFixed()]))).toEqual({
       [`liability:payer_prepaid:${payer}`]: "2000",
@@ -237,7 +240,9 @@ describe("settlement ledger (real Postgres)", () => {
       "revenue:estimate_variance": "-650",
     });
     expect(await accountBalance(db, `liability:payer_prepaid:${payer}`)).toBe(0n);
-    expect((await db.inferenceRequest.findUniqueOrThrow({ where: { id: requestId } })).estimatedCost.toFixed()).toBe("1500");
+    const request = await db.inferenceRequest.findUniqueOrThrow({ where: { id: requestId } });
+    expect(request.estimatedCost.toFixed()).toBe("1500");
+    expect(request.chargedCost?.toFixed()).toBe("1500");
   });
 
   it("records a session request's usage without touching charge payments or the ledger", async () => {

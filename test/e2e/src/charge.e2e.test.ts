@@ -121,7 +121,7 @@ describe("charge intent", () => {
     const expectedActual = (BigInt(row.promptTokens) * 150_000n + BigInt(row.completionTokens) * 600_000n + 999_999n) / 1_000_000n;
     expect(BigInt(row.actualCost)).toBe(expectedActual);
     const payment = (await e2e.db.query(`SELECT * FROM charge_payments WHERE "requestId" = $1`, [requestId])).rows[0];
-    expect(row.estimatedCost).toBe(payment.amount);
+    expect(row.chargedCost).toBe(payment.amount);
     await expect
       .poll(
         async () =>

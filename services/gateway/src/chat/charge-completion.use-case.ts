@@ -131,6 +131,7 @@ export class ChargeCompletion {
         stream,
         promptTokens: quote.promptTokens,
         estimatedCost: quote.amount.toString(),
+        chargedCost: quote.amount.toString(),
         chargePaymentId: verified.paymentId,
       },
       command.clientGone(),

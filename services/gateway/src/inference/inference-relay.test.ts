@@ -60,6 +60,7 @@ function request(model: string, body: Record<string, unknown> = {}): InferenceRe
     stream: body.stream === true,
     promptTokens: 12,
     estimatedCost: "50",
+    chargedCost: "50",
   };
 }
 

@@ -27,9 +27,9 @@ claim AS (
   ON CONFLICT DO NOTHING RETURNING "key"),
 request AS (
   INSERT INTO "inference_requests" ("id", "intent", "model", "provider", "payer", "chargePaymentId", "channelId", "status", "promptTokens",
-    "completionTokens", "cachedTokens", "estimatedCost", "actualCost", "finishReason", "errorClass", "ttftMs", "latencyMs", "completedAt")
+    "completionTokens", "cachedTokens", "estimatedCost", "chargedCost", "actualCost", "finishReason", "errorClass", "ttftMs", "latencyMs", "completedAt")
   SELECT $1::text, $2::"PaymentIntent", $3::text, $4::text, $5::text, $6::uuid, $7::text, $8::"InferenceStatus", $9::int,
-    $10::int, $11::int, $12::numeric, $13::numeric, $14::text, $15::text, $16::int, $17::int, $18::timestamptz FROM claim),
+    $10::int, $11::int, $12::numeric, $28::numeric, $13::numeric, $14::text, $15::text, $16::int, $17::int, $18::timestamptz FROM claim),
 settled AS (
   UPDATE "charge_payments" SET "status" = $22::"ChargePaymentStatus", "updatedAt" = now()
   WHERE "id" = $19::uuid AND "status" = 'verified' AND EXISTS (SELECT 1 FROM claim)
@@ -127,6 +127,7 @@ export class LedgerRepository {
         charge?.facts.paid.toString() ?? null,
         charge?.posting ? "consumed" : "refunding",
         ...(charge?.posting ? postingParams(charge.posting) : [null, null, null, null, null]),
+        event.chargedCost,
       ],
     });
     const row = rows[0]!;

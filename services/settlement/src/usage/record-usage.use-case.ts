@@ -46,9 +46,9 @@ export class RecordUsageUseCase {
         ? null
         : chargeUsage({ requestId: event.requestId, payer: facts.payer, paid: facts.paid, actualCost: cost ?? facts.paid }),
     });
-    // The gateway charged the estimate, so the event already states what was paid and by whom; the payment
+    // The event states what was paid and by whom; the payment
     // row stays the truth: if it disagrees nothing was written, and the posting is rebuilt from the row.
-    let recorded = await this.ledger.recordUsage(event, cost, charge({ payer: event.payer, paid: BigInt(event.estimatedCost) }));
+    let recorded = await this.ledger.recordUsage(event, cost, charge({ payer: event.payer, paid: BigInt(event.chargedCost) }));
     if (recorded.mismatch) recorded = await this.ledger.recordUsage(event, cost, charge(recorded.mismatch));
     if (recorded.mismatch) throw new Error(`usage ${event.requestId}: payment ${paymentId} changed its payer or amount while being billed`);
     // Also on a redelivery after a crash between the write and the enqueue: a payment marked `refunding`
