@@ -4,5 +4,6 @@ export * from "./core.module.js";
 export * from "./queues.module.js";
 export * from "./job-handlers.js";
 export * from "./rpc-transport.js";
+export * from "./stream-reader.js";
 export * from "./bootstrap.js";
 export * from "./readiness.js";

@@ -1,5 +1,3 @@
-import { randomBytes } from "node:crypto";
-import { hostname } from "node:os";
 import {
   Inject,
   Injectable,
@@ -16,12 +14,12 @@ import {
   inferenceWorkersKey,
 } from "@worldrouter/contracts";
 import { counter, histogram, type Logger } from "@worldrouter/observability";
-import { CONFIG, LOGGER, METRICS, redisOptions } from "@worldrouter/runtime";
+import { CONFIG, flatRecord, LOGGER, METRICS, processInstanceId, redisOptions, StreamReader, type StreamEntry } from "@worldrouter/runtime";
 import { Redis } from "ioredis";
 import type { Counter, Histogram, Registry } from "prom-client";
 import { RunInference } from "./run-inference.use-case.js";
 
-/** XREADGROUP BLOCK timeout; shutdown does not wait for it (the connection is dropped). */
+/** XREADGROUP BLOCK timeout (shutdown unblocks the read at once). */
 const READ_BLOCK_MS = 5_000;
 /** Heartbeat period (a worker silent for INFERENCE_WORKER_TTL_MS is dead). */
 const HEARTBEAT_EVERY_MS = 10_000;
@@ -38,19 +36,13 @@ const REAP_EVERY_MS = 60_000;
 @Injectable()
 export class InferenceJobConsumer implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown {
   /** This process's consumer name in the group. */
-  readonly consumer = `${hostname().replace(/[^A-Za-z0-9_-]/g, "")}-${process.pid}-${randomBytes(4).toString("hex")}`;
+  readonly consumer = processInstanceId();
   private readonly streamKey: string;
   private readonly workersKey: string;
   private readonly concurrency: number;
-  /** Blocking reads only (a blocked connection cannot send anything else). */
-  private readonly reader: Redis;
+  private readonly reader: StreamReader;
   private readonly commands: Redis;
   private readonly running = new Set<Promise<void>>();
-  private slotFreed: (() => void) | undefined;
-  private stopping = false;
-  private loop: Promise<void> | undefined;
-  /** The reader's Redis client id, to end its blocking read cleanly at shutdown. */
-  private readerId: number | undefined;
   private timers: NodeJS.Timeout[] = [];
   private readonly processed: Counter<"queue" | "outcome">;
   private readonly duration: Histogram<"queue">;
@@ -65,10 +57,22 @@ export class InferenceJobConsumer implements OnApplicationBootstrap, BeforeAppli
     this.streamKey = inferenceJobStreamKey(config.redis.namespace);
     this.workersKey = inferenceWorkersKey(config.redis.namespace);
     this.concurrency = config.inference.concurrency;
-    this.reader = new Redis({ ...redisOptions(config.redis.url), lazyConnect: true, maxRetriesPerRequest: null });
     this.commands = new Redis({ ...redisOptions(config.redis.url), lazyConnect: true });
-    for (const connection of [this.reader, this.commands])
-      connection.on("error", (err: Error) => this.logger.warn({ err: err.message }, "inference dispatch redis error"));
+    const onError = (err: Error) => this.logger.warn({ err: err.message }, "inference dispatch redis error");
+    this.commands.on("error", onError);
+    // From "0": jobs dispatched before any worker existed are taken too (acknowledged entries are deleted).
+    this.reader = new StreamReader({
+      redisUrl: config.redis.url,
+      commands: this.commands,
+      stream: this.streamKey,
+      group: { name: INFERENCE_CONSUMER_GROUP, consumer: this.consumer, startId: "0" },
+      capacity: () => this.concurrency - this.running.size,
+      blockMs: READ_BLOCK_MS,
+      onEntries: (entries) => {
+        for (const entry of entries) this.start(entry);
+      },
+      onError,
+    });
     // Same series as the BullMQ consumers, so dashboards see one `inference` queue.
     this.processed = counter(metrics, "wr_jobs_processed_total", "Jobs handled, by queue and outcome", ["queue", "outcome"]);
     this.duration = histogram(metrics, "wr_job_duration_ms", "Job handling time", ["queue"]);
@@ -80,9 +84,8 @@ export class InferenceJobConsumer implements OnApplicationBootstrap, BeforeAppli
   }
 
   async onApplicationBootstrap() {
-    await Promise.all([this.reader.connect(), this.commands.connect()]);
-    this.readerId = (await this.reader.client("ID")) as number;
-    await this.ensureGroup();
+    await this.commands.connect();
+    await this.reader.start();
     await this.heartbeat();
     this.timers = [
       setInterval(
@@ -95,22 +98,13 @@ export class InferenceJobConsumer implements OnApplicationBootstrap, BeforeAppli
       ),
     ];
     for (const timer of this.timers) timer.unref();
-    this.loop = this.consume();
   }
 
-  /**
-   * Stop taking jobs, let in-flight runs finish (before other modules close their connections). The blocked read
-   * is ended as if it timed out (CLIENT UNBLOCK … TIMEOUT): dropping the connection instead could lose entries
-   * Redis delivered in that instant, leaving them pending on a worker that no longer exists.
-   */
+  /** Stop taking jobs, let in-flight runs finish (before other modules close their connections). */
   async beforeApplicationShutdown() {
-    this.stopping = true;
     for (const timer of this.timers) clearInterval(timer);
-    if (this.readerId !== undefined) await this.commands.client("UNBLOCK", this.readerId, "TIMEOUT").catch(() => undefined);
-    this.slotFreed?.();
-    await this.loop;
+    await this.reader.stop();
     await Promise.all(this.running);
-    this.reader.disconnect();
   }
 
   async onApplicationShutdown() {
@@ -118,59 +112,15 @@ export class InferenceJobConsumer implements OnApplicationBootstrap, BeforeAppli
     await this.commands.quit();
   }
 
-  /** From "0": jobs dispatched before any worker existed are taken too (acknowledged entries are deleted). */
-  private async ensureGroup(): Promise<void> {
-    try {
-      await this.commands.xgroup("CREATE", this.streamKey, INFERENCE_CONSUMER_GROUP, "0", "MKSTREAM");
-    } catch (err) {
-      if (!/BUSYGROUP/.test((err as Error).message)) throw err;
-    }
-  }
-
   /** Jobs running here now. */
   get inFlight(): number {
     return this.running.size;
   }
 
-  private async consume(): Promise<void> {
-    while (!this.stopping) {
-      const free = this.concurrency - this.running.size;
-      if (free <= 0) {
-        await new Promise<void>((resolve) => (this.slotFreed = resolve));
-        continue;
-      }
-      let batches: [string, [string, string[]][]][] | null;
-      try {
-        batches = (await this.reader.xreadgroup(
-          "GROUP",
-          INFERENCE_CONSUMER_GROUP,
-          this.consumer,
-          "COUNT",
-          free,
-          "BLOCK",
-          READ_BLOCK_MS,
-          "STREAMS",
-          this.streamKey,
-          ">",
-        )) as typeof batches;
-      } catch (err) {
-        if (this.stopping) return;
-        this.logger.warn({ err: (err as Error).message }, "inference dispatch read failed; retrying");
-        // The stream (and its group) vanished, e.g. Redis was flushed: recreate it.
-        if (/NOGROUP/.test((err as Error).message)) await this.ensureGroup().catch(() => undefined);
-        await new Promise((resolve) => setTimeout(resolve, 200));
-        continue;
-      }
-      for (const [, entries] of batches ?? []) for (const [id, fields] of entries) this.start(id, fields);
-    }
-  }
-
-  private start(id: string, fields: string[]): void {
+  private start({ id, fields }: StreamEntry): void {
     const run: Promise<void> = this.handle(id, fields).finally(() => {
       this.running.delete(run);
-      const freed = this.slotFreed;
-      this.slotFreed = undefined;
-      freed?.();
+      this.reader.wake();
     });
     this.running.add(run);
   }
@@ -223,7 +173,7 @@ export class InferenceJobConsumer implements OnApplicationBootstrap, BeforeAppli
     const live = new Set([...alive, this.consumer]);
     let dropped = 0;
     for (const info of consumers) {
-      const name = String(toRecord(info).name);
+      const name = String(flatRecord(info).name);
       if (live.has(name)) continue;
       for (;;) {
         const pending = (await this.commands.xpending(this.streamKey, INFERENCE_CONSUMER_GROUP, "-", "+", 100, name)) as [
@@ -260,11 +210,4 @@ function parseEntry(fields: string[]): { ok: true; job: InferenceJob } | { ok: f
   }
   const parsed = InferenceJob.safeParse(data);
   return parsed.success ? { ok: true, job: parsed.data } : { ok: false, error: parsed.error.message };
-}
-
-/** XINFO replies are flat [key, value, key, value, …] arrays. */
-function toRecord(flat: unknown[]): Record<string, unknown> {
-  const record: Record<string, unknown> = {};
-  for (let i = 0; i + 1 < flat.length; i += 2) record[String(flat[i])] = flat[i + 1];
-  return record;
 }

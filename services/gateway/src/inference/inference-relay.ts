@@ -1,5 +1,3 @@
-import { randomBytes } from "node:crypto";
-import { hostname } from "node:os";
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from "@nestjs/common";
 import type { Config } from "@worldrouter/config";
 import {
@@ -13,14 +11,14 @@ import {
   type StreamMessage,
 } from "@worldrouter/contracts";
 import type { Logger } from "@worldrouter/observability";
-import { CONFIG, LOGGER, redisOptions } from "@worldrouter/runtime";
+import { CONFIG, LOGGER, processInstanceId, redisOptions, StreamReader, type StreamEntry } from "@worldrouter/runtime";
 import { Redis } from "ioredis";
 
 export type InferenceRequest = Omit<InferenceJob, "replyTo" | "enqueuedAt">;
 
 /** Entries fetched per XREAD: big batches when many streams are busy, one round trip when few are. */
 const READ_BATCH = 1000;
-/** XREAD BLOCK timeout; shutdown does not wait for it (the connection is dropped). */
+/** XREAD BLOCK timeout (shutdown unblocks the read at once). */
 const READ_BLOCK_MS = 5_000;
 
 /**
@@ -33,9 +31,9 @@ const READ_BLOCK_MS = 5_000;
 @Injectable()
 export class InferenceRelay implements OnApplicationBootstrap, OnApplicationShutdown {
   /** This gateway process; its reply stream is `replyStreamKey(namespace, instanceId)`. */
-  readonly instanceId = `${hostname().replace(/[^A-Za-z0-9_-]/g, "")}-${process.pid}-${randomBytes(4).toString("hex")}`;
+  readonly instanceId = processInstanceId();
   readonly streamKey: string;
-  private readonly reader: Redis;
+  private readonly reader: StreamReader;
   private readonly commands: Redis;
   private readonly pending = new Map<string, PendingRequest>();
   private readonly cancelChannel: string;
@@ -43,9 +41,6 @@ export class InferenceRelay implements OnApplicationBootstrap, OnApplicationShut
   private readonly workersKey: string;
   /** No message for this long → the worker is presumed gone: the request ends with a 504. */
   private readonly idleTimeoutMs: number;
-  private lastId = "0-0";
-  private stopping = false;
-  private loop: Promise<void> | undefined;
 
   constructor(
     @Inject(CONFIG) config: Config,
@@ -56,21 +51,29 @@ export class InferenceRelay implements OnApplicationBootstrap, OnApplicationShut
     this.jobStreamKey = inferenceJobStreamKey(config.redis.namespace);
     this.workersKey = inferenceWorkersKey(config.redis.namespace);
     this.idleTimeoutMs = config.upstream.timeoutMs * (config.upstream.maxRetries + 1) + 30_000;
-    this.reader = new Redis({ ...redisOptions(config.redis.url), lazyConnect: true, maxRetriesPerRequest: null });
     this.commands = new Redis({ ...redisOptions(config.redis.url), lazyConnect: true });
-    for (const connection of [this.reader, this.commands])
-      connection.on("error", (err: Error) => this.logger.warn({ err: err.message }, "relay redis error"));
+    const onError = (err: Error) => this.logger.warn({ err: err.message }, "reply stream redis error");
+    this.commands.on("error", onError);
+    // This instance's own stream, read from its start: every entry on it is for a request of this process.
+    this.reader = new StreamReader({
+      redisUrl: config.redis.url,
+      commands: this.commands,
+      stream: this.streamKey,
+      startId: "0-0",
+      capacity: () => READ_BATCH,
+      blockMs: READ_BLOCK_MS,
+      onEntries: (entries) => this.dispatch(entries),
+      onError,
+    });
   }
 
   async onApplicationBootstrap() {
-    await Promise.all([this.reader.connect(), this.commands.connect()]);
-    this.loop = this.readReplies();
+    await this.commands.connect();
+    await this.reader.start();
   }
 
   async onApplicationShutdown() {
-    this.stopping = true;
-    this.reader.disconnect();
-    await this.loop;
+    await this.reader.stop();
     for (const request of this.pending.values())
       request.push({
         type: "error",
@@ -144,41 +147,18 @@ export class InferenceRelay implements OnApplicationBootstrap, OnApplicationShut
     signal.removeEventListener("abort", onAbort);
   }
 
-  private async readReplies(): Promise<void> {
-    while (!this.stopping) {
-      let batches: [string, [string, string[]][]][] | null;
-      try {
-        batches = (await this.reader.xread(
-          "COUNT",
-          READ_BATCH,
-          "BLOCK",
-          READ_BLOCK_MS,
-          "STREAMS",
-          this.streamKey,
-          this.lastId,
-        )) as typeof batches;
-      } catch (err) {
-        if (this.stopping) return;
-        this.logger.warn({ err: (err as Error).message }, "reply stream read failed; retrying");
-        await new Promise((resolve) => setTimeout(resolve, 200));
+  private dispatch(entries: StreamEntry[]): void {
+    for (const { fields } of entries) {
+      const { requestId, messages } = decodeReplyEntry(fields);
+      // Unknown ids: requests that ended here already (cancelled, timed out).
+      const pending = requestId === undefined ? undefined : this.pending.get(requestId);
+      if (!pending) continue;
+      if (!messages) {
+        this.logger.warn({ requestId }, "malformed reply stream entry");
         continue;
       }
-      for (const [, entries] of batches ?? []) {
-        for (const [id, fields] of entries) {
-          this.lastId = id;
-          this.dispatch(fields);
-        }
-      }
+      for (const message of messages) pending.push(message);
     }
-  }
-
-  private dispatch(fields: string[]): void {
-    const { requestId, messages } = decodeReplyEntry(fields);
-    // Unknown ids: requests that ended here already (cancelled, timed out).
-    const pending = requestId === undefined ? undefined : this.pending.get(requestId);
-    if (!pending) return;
-    if (!messages) return void this.logger.warn({ requestId }, "malformed reply stream entry");
-    for (const message of messages) pending.push(message);
   }
 }
 
