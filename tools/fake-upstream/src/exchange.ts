@@ -84,8 +84,9 @@ export class Exchange {
     this.stats.disconnectInjected();
     const socket = this.req.socket;
     clearTimeout(this.timer);
-    // Mid-response: flush what was written, then close, so the client reads K events and then a broken body.
-    if (this.res.headersSent) socket.end(() => socket.destroy());
+    // Mid-response: flush what was written, then close, so the client reads K events and then a broken body. The
+    // response's writes reach the socket on the next tick (Node 22+ corks them), so the close waits for that.
+    if (this.res.headersSent) setImmediate(() => socket.end(() => socket.destroy()));
     else socket.destroy();
   }
 
