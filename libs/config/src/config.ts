@@ -23,6 +23,8 @@ export interface Config {
   gateway: { host: string; port: number; publicUrl: string; realm: string; maxBodyBytes: number; rpcTimeoutMs: number };
   health: { paymentVerifierPort: number; inferenceWorkerPort: number; settlementPort: number };
   shutdownTimeoutMs: number;
+  /** The request/reply transport's server side (the caller's timeout is `gateway.rpcTimeoutMs`). */
+  rpc: { concurrency: number; reclaimIdleMs: number };
   mpp: { secretKey: string; challengeTtlSeconds: number };
   pricing: { overhead: string; minimumCharge: bigint };
   chain: {
@@ -113,6 +115,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       settlementPort: v.SETTLEMENT_HEALTH_PORT,
     },
     shutdownTimeoutMs: v.SHUTDOWN_TIMEOUT_MS,
+    rpc: { concurrency: v.RPC_CONCURRENCY, reclaimIdleMs: v.RPC_RECLAIM_IDLE_MS },
     mpp: { secretKey: v.MPP_SECRET_KEY, challengeTtlSeconds: v.CHALLENGE_TTL_SECONDS },
     pricing: { overhead: v.PRICE_OVERHEAD, minimumCharge: BigInt(v.MIN_CHARGE) },
     chain: {

@@ -77,6 +77,17 @@ export const ENV = {
     default: "60000",
     description: "Timeout of gateway → payment-verifier RPC calls; covers broadcasting and confirming the payment on-chain.",
   },
+  RPC_CONCURRENCY: {
+    schema: z.coerce.number().int().min(1),
+    default: "256",
+    description: "RPC requests (payment verifications) one payment-verifier process handles at once; more wait in the request stream.",
+  },
+  RPC_RECLAIM_IDLE_MS: {
+    schema: z.coerce.number().int().min(100),
+    default: "15000",
+    description:
+      "An RPC request held this long by a replica that stopped signalling (crashed) is taken over by another replica and rerun, if its caller still waits.",
+  },
   ORPHANED_PAYMENT_MINUTES: {
     schema: z.coerce.number().int().min(1),
     default: "15",

@@ -2,6 +2,7 @@ export * from "./primitives.js";
 export * from "./jobs.js";
 export * from "./queues.js";
 export * from "./rpc.js";
+export * from "./rpc-streams.js";
 export * from "./stream.js";
 export * from "./reply-entry.js";
 export * from "./inference-jobs.js";

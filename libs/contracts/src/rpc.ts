@@ -1,7 +1,11 @@
 import { z } from "zod";
 import { Address, BaseUnits, Hash32, RequestId } from "./primitives.js";
 
-/** Request/response patterns on the @nestjs/microservices Redis transport (gateway → payment-verifier). */
+/**
+ * Request/response patterns (gateway → payment-verifier) on the Redis Streams transport (`rpc-streams.ts`), and the
+ * service that serves them (its replicas share one request stream).
+ */
+export const RPC_SERVICE = "payment-verifier";
 export const RPC = {
   verifyPayment: "payment.verify",
   ping: "payment.ping",

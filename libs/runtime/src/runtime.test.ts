@@ -1,68 +1,16 @@
 import "reflect-metadata";
-import { Controller, Injectable, Module, type INestApplicationContext, type INestMicroservice } from "@nestjs/common";
+import { Injectable, Module, type INestApplicationContext } from "@nestjs/common";
 import { NestFactory } from "@nestjs/core";
-import { MessagePattern, Payload } from "@nestjs/microservices";
 import { loadConfig, type Config } from "@worldrouter/config";
 import { newRequestId } from "@worldrouter/observability";
-import { firstValueFrom, timeout } from "rxjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  CoreModule,
-  createRpcClient,
-  createRpcServer,
-  JobConsumersModule,
-  JobHandler,
-  JobQueues,
-  MissingJobHandlerError,
-  QueuesModule,
-  type JobPayload,
-} from "./index.js";
+import { CoreModule, JobConsumersModule, JobHandler, JobQueues, MissingJobHandlerError, QueuesModule, type JobPayload } from "./index.js";
 
 const config: Config = loadConfig({
   ...process.env,
   WORLD_FILE: "/nonexistent",
   PAYEE_ADDRESS: "0x00000000000000000000000000000000000000aa",
   LOG_LEVEL: "silent",
-});
-
-@Controller()
-class EchoController {
-  @MessagePattern("test.echo")
-  echo(@Payload() message: { n: number }) {
-    return { doubled: message.n * 2 };
-  }
-}
-
-describe("Redis transport RPC (namespaced)", () => {
-  let server: INestMicroservice;
-  beforeAll(async () => {
-    @Module({ imports: [CoreModule.forRoot("rpc-server", config)], controllers: [EchoController] })
-    class ServerModule {}
-    server = await NestFactory.createMicroservice(ServerModule, { strategy: createRpcServer(config), logger: false });
-    await server.listen();
-  });
-  afterAll(() => server.close());
-
-  it("round-trips a request between two Nest apps", async () => {
-    const client = createRpcClient(config);
-    await client.connect();
-    try {
-      const replies = await Promise.all([1, 2, 3].map((n) => firstValueFrom(client.send("test.echo", { n }))));
-      expect(replies).toEqual([{ doubled: 2 }, { doubled: 4 }, { doubled: 6 }]);
-    } finally {
-      await client.close();
-    }
-  });
-
-  it("is invisible to a client in another namespace", async () => {
-    const other = createRpcClient({ ...config, redis: { ...config.redis, namespace: `${config.redis.namespace}-other` } });
-    await other.connect();
-    try {
-      await expect(firstValueFrom(other.send("test.echo", { n: 1 }).pipe(timeout(500)))).rejects.toThrow(/timeout/i);
-    } finally {
-      await other.close();
-    }
-  });
 });
 
 describe("BullMQ between services", () => {

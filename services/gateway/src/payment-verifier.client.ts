@@ -1,17 +1,19 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from "@nestjs/common";
-import type { ClientRedis } from "@nestjs/microservices";
 import type { Config } from "@worldrouter/config";
-import { PingResult, RPC, VerifyPaymentResult, type VerifyPaymentRequest } from "@worldrouter/contracts";
-import { CONFIG, createRpcClient } from "@worldrouter/runtime";
-import { firstValueFrom, timeout } from "rxjs";
+import { PingResult, RPC, RPC_SERVICE, VerifyPaymentResult, type VerifyPaymentRequest } from "@worldrouter/contracts";
+import { CONFIG, createRpcClient, METRICS, type StreamRpcClient } from "@worldrouter/runtime";
+import type { Registry } from "prom-client";
 
-/** Typed request/response calls to payment-verifier over the Redis transport. */
+/** Readiness pings wait this long: a verifier that slow is not ready. */
+const PING_TIMEOUT_MS = 2000;
+
+/** Typed request/response calls to payment-verifier (one replica answers each; see `@worldrouter/runtime` stream-rpc-client). */
 @Injectable()
 export class PaymentVerifierClient implements OnApplicationBootstrap, OnApplicationShutdown {
-  private readonly client: ClientRedis;
+  private readonly client: StreamRpcClient;
 
-  constructor(@Inject(CONFIG) private readonly config: Config) {
-    this.client = createRpcClient(config);
+  constructor(@Inject(CONFIG) config: Config, @Inject(METRICS) metrics: Registry) {
+    this.client = createRpcClient(config, RPC_SERVICE, metrics);
   }
 
   async onApplicationBootstrap() {
@@ -22,15 +24,12 @@ export class PaymentVerifierClient implements OnApplicationBootstrap, OnApplicat
     await this.client.close();
   }
 
+  /** Times out after RPC_TIMEOUT_MS (`RpcTimeoutError`). */
   async verifyPayment(request: VerifyPaymentRequest): Promise<VerifyPaymentResult> {
-    return VerifyPaymentResult.parse(await this.call(RPC.verifyPayment, request));
+    return VerifyPaymentResult.parse(await this.client.call(RPC.verifyPayment, request));
   }
 
   async ping(): Promise<PingResult> {
-    return PingResult.parse(await this.call(RPC.ping, {}, 2000));
-  }
-
-  private call(pattern: string, payload: unknown, ms = this.config.gateway.rpcTimeoutMs): Promise<unknown> {
-    return firstValueFrom(this.client.send(pattern, payload).pipe(timeout(ms)));
+    return PingResult.parse(await this.client.call(RPC.ping, {}, PING_TIMEOUT_MS));
   }
 }

@@ -1,12 +1,16 @@
 import "reflect-metadata";
 import { NestFactory } from "@nestjs/core";
+import type { AsyncMicroserviceOptions } from "@nestjs/microservices";
 import { loadConfigOrExit } from "@worldrouter/config";
-import { createRpcServer, infrastructureChecks, runService, useServiceLogger } from "@worldrouter/runtime";
+import { RPC_SERVICE } from "@worldrouter/contracts";
+import { createRpcServer, infrastructureChecks, METRICS, runService, useServiceLogger } from "@worldrouter/runtime";
+import type { Registry } from "prom-client";
 import { PaymentVerifierModule } from "./payment-verifier.module.js";
 
 const config = loadConfigOrExit("payment-verifier");
-const app = await NestFactory.createMicroservice(PaymentVerifierModule.forRoot(config), {
-  strategy: createRpcServer(config),
+const app = await NestFactory.createMicroservice<AsyncMicroserviceOptions>(PaymentVerifierModule.forRoot(config), {
+  useFactory: (metrics: Registry) => ({ strategy: createRpcServer(config, RPC_SERVICE, metrics) }),
+  inject: [METRICS],
   bufferLogs: true,
 });
 useServiceLogger(app);
