@@ -24,13 +24,13 @@ export class RedisReplayStore implements OnApplicationShutdown {
   }
 
   /**
-   * Claims every key until `expires`, or none, in one round trip: returns the keys someone else already held
-   * (empty = all claimed). Keys won in a failed attempt are given back.
+   * Claims every key for `holder` until `expires`, or none, in one round trip: returns the keys someone else
+   * already held (empty = all claimed). Keys won in a failed attempt are given back.
    */
-  async tryClaimAll(keys: readonly string[], expires: number): Promise<string[]> {
+  async tryClaimAll(keys: readonly string[], expires: number, holder = "1"): Promise<string[]> {
     const ttl = Math.max(1000, expires - Date.now());
     const pipeline = this.redis.pipeline();
-    for (const key of keys) pipeline.set(this.prefix + key, "1", "PX", ttl, "NX");
+    for (const key of keys) pipeline.set(this.prefix + key, holder, "PX", ttl, "NX");
     const results = (await pipeline.exec()) ?? [];
     const held: string[] = [];
     const won: string[] = [];
@@ -41,6 +41,11 @@ export class RedisReplayStore implements OnApplicationShutdown {
     });
     if (held.length > 0 && won.length > 0) await this.redis.del(...won.map((key) => this.prefix + key));
     return held;
+  }
+
+  /** Who holds a claim (the `holder` given to tryClaimAll), if anyone. */
+  async holder(key: string): Promise<string | null> {
+    return this.redis.get(this.prefix + key);
   }
 
   /** Gives a claim back (only its holder does, and only when nothing was paid under it). */

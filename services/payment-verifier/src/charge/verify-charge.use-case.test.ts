@@ -167,11 +167,18 @@ describe("VerifyChargeUseCase, pull mode (real Redis + Postgres, scripted node)"
     expect(calls).toEqual(["eth_call", "eth_sendRawTransactionSync"]);
     const payment = await db.chargePayment.findUniqueOrThrow({ where: { txHash: (result as { txHash: string }).txHash } });
     expect(payment).toMatchObject({ payer, requestId: request.requestId, blockNumber: 42n, token: TOKEN, recipient: PAYEE });
-    // The same credential again: the challenge is taken.
-    expect(await verifier.verify(request)).toMatchObject({
+    // The same credential for another request: the challenge is taken.
+    expect(await verifier.verify({ ...request, requestId: newRequestId() })).toMatchObject({
       ok: false,
       problem: { type: "https://paymentauth.org/problems/invalid-challenge" },
     });
+    // The same request delivered again (the RPC transport reruns a request whose replica died): the recorded answer,
+    // with no chain call and no second payment.
+    calls.length = 0;
+    const again = await verifier.verify(request);
+    expect(again).toMatchObject({ ok: true, paymentId: (result as { paymentId: string }).paymentId, payer, amount: "25" });
+    expect(calls).toEqual([]);
+    expect(await paymentsFor(request.requestId)).toBe(1);
   });
 
   it("a broadcast the node refuses releases the claims: nothing was paid, the same credential may be retried", async () => {
@@ -204,12 +211,18 @@ describe("VerifyChargeUseCase, pull mode (real Redis + Postgres, scripted node)"
     });
     expect(await counterValue("wr_charge_broadcast_unknown_total")).toBe(before + 1);
     syncSend = "receipt";
-    expect(await verifier.verify(request)).toMatchObject({
+    expect(await verifier.verify({ ...request, requestId: newRequestId() })).toMatchObject({
       ok: false,
       problem: {
         type: "https://paymentauth.org/problems/invalid-challenge",
         detail: expect.stringMatching(/already been paid or is being paid/),
       },
+    });
+    // The same request delivered again while its first run's outcome is unknown: a server problem (>= 500, so the
+    // gateway issues no new challenge), never a new challenge to pay.
+    expect(await verifier.verify(request)).toMatchObject({
+      ok: false,
+      problem: { type: "https://worldrouter.dev/problems/payment-verification-interrupted", status: 503 },
     });
     expect(await paymentsFor(request.requestId)).toBe(0);
   });

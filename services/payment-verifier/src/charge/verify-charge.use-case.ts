@@ -55,6 +55,25 @@ export class ChargeNotRecordedError extends Error {
 }
 
 /**
+ * The challenge was claimed by an earlier delivery of this same request (the RPC transport reran it after the
+ * replica running it stopped), and that run left no payment record: it may still be running or have died after
+ * broadcasting. Not a payment problem: the client must not pay again (no new challenge).
+ */
+export class VerificationInterruptedError extends Error {
+  override readonly name = "VerificationInterruptedError";
+  constructor(readonly challengeId: string) {
+    super(
+      `an earlier attempt at verifying this payment (challenge ${challengeId}) was interrupted and its outcome is not known yet; if it settled on-chain it is refunded automatically: do not pay this challenge again`,
+    );
+  }
+}
+
+/** What an earlier delivery of the same request recorded (see VerificationInterruptedError). */
+const RECORDED_CHARGE_PAYMENT = `
+SELECT "id", "payer", "txHash", "amount"::text AS "amount", "createdAt" FROM "charge_payments"
+WHERE "challengeId" = $1::text AND "requestId" = $2::text`;
+
+/**
  * The payment row, or (a retry after a later step failed) the row our own earlier attempt wrote: same tx,
  * challenge and request. No row back = that tx or challenge already paid for something else. One prepared
  * statement on the raw pool (Prisma's query path measured 2-3x the CPU per statement).
@@ -149,6 +168,18 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
       this.outcomes.inc({ outcome: "verified" });
       return result;
     } catch (err) {
+      if (err instanceof VerificationInterruptedError) {
+        this.outcomes.inc({ outcome: "interrupted" });
+        return {
+          ok: false,
+          problem: {
+            type: "https://worldrouter.dev/problems/payment-verification-interrupted",
+            title: "Payment Verification Interrupted",
+            status: 503,
+            detail: err.message,
+          },
+        };
+      }
       if (err instanceof ChargeNotRecordedError) {
         this.outcomes.inc({ outcome: "not-recorded" });
         return {
@@ -241,8 +272,9 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
     // (a pulled transaction's hash is known now: one round trip for both; a pushed one is claimed once its receipt checks out).
     const challengeKey = `charge:challenge:${challenge.id}`;
     const txKey = sponsored && `charge:tx:${sponsored.sponsored.hash}`;
-    const held = await this.replay.tryClaimAll(txKey ? [challengeKey, txKey] : [challengeKey], expiresAt);
+    const held = await this.replay.tryClaimAll(txKey ? [challengeKey, txKey] : [challengeKey], expiresAt, request.requestId);
     if (held.includes(challengeKey)) {
+      if ((await this.replay.holder(challengeKey)) === request.requestId) return this.answerRedelivery(request.requestId, challenge.id);
       throw new PaymentErrors.InvalidChallengeError({
         id: challenge.id,
         reason: "this challenge has already been paid or is being paid; request a new one",
@@ -264,6 +296,29 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
     });
     this.phase.observe({ phase: "record" }, performance.now() - recording);
     return result;
+  }
+
+  /**
+   * The same request again (the RPC transport delivers a request twice when the replica running it stopped): the
+   * answer the first run recorded, or VerificationInterruptedError while there is none. Never a new challenge.
+   */
+  private async answerRedelivery(requestId: string, challengeId: string): Promise<VerifyPaymentResult> {
+    const { rows } = await this.db.query<{ id: string; payer: Hex; txHash: Hex; amount: string; createdAt: Date }>({
+      name: "recorded-charge-payment",
+      text: RECORDED_CHARGE_PAYMENT,
+      values: [challengeId, requestId],
+    });
+    const payment = rows[0];
+    if (!payment) throw new VerificationInterruptedError(challengeId);
+    this.logger.info({ requestId, txHash: payment.txHash }, "charge verification redelivered: answered from its record");
+    return {
+      ok: true,
+      paymentId: payment.id,
+      payer: payment.payer,
+      txHash: payment.txHash,
+      amount: payment.amount,
+      receipt: serializeChargeReceipt({ reference: payment.txHash, timestamp: payment.createdAt }),
+    };
   }
 
   /** Decodes the client's transaction once, checks it, recovers its sender and co-signs it (no I/O). */
