@@ -5,3 +5,4 @@ export * from "./rpc.js";
 export * from "./stream.js";
 export * from "./reply-entry.js";
 export * from "./inference-jobs.js";
+export * from "./money-events.js";

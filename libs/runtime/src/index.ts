@@ -5,5 +5,6 @@ export * from "./queues.module.js";
 export * from "./job-handlers.js";
 export * from "./rpc-transport.js";
 export * from "./stream-reader.js";
+export * from "./money-events.js";
 export * from "./bootstrap.js";
 export * from "./readiness.js";
