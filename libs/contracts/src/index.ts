@@ -6,3 +6,4 @@ export * from "./rpc-streams.js";
 export * from "./stream.js";
 export * from "./reply-entry.js";
 export * from "./inference-jobs.js";
+export * from "./money-events.js";

@@ -1,20 +1,12 @@
 import type { z } from "zod";
-import { ChargeRecordJob, ChargeVerifiedEvent, SettlementJob, UsageEvent } from "./jobs.js";
+import { ChargeRecordJob, SettlementJob } from "./jobs.js";
 
 /**
- * The BullMQ queues, their payload schemas and options: the one place services take queue names from.
- * `usage` and `payments` carry money facts and must never be lost: many attempts, exponential backoff, failed
- * jobs kept for inspection. (Inference jobs do not go through BullMQ: see `inference-jobs.ts`.)
+ * The BullMQ queues, their payload schemas and options: the one place services take queue names from. BullMQ
+ * carries delayed, retried and scheduled work; failed jobs are kept for inspection. (Inference jobs and money
+ * events do not go through BullMQ: see `inference-jobs.ts` and `money-events.ts`.)
  */
 export const QUEUES = {
-  usage: {
-    schema: UsageEvent,
-    options: { attempts: 25, backoff: { type: "exponential", delay: 200 }, removeOnComplete: { age: 3600 }, removeOnFail: false },
-  },
-  payments: {
-    schema: ChargeVerifiedEvent,
-    options: { attempts: 25, backoff: { type: "exponential", delay: 200 }, removeOnComplete: { age: 3600 }, removeOnFail: false },
-  },
   // Money already moved on-chain: retried for about 12 days (exponential from 1 s) until Postgres takes the record.
   "charge-records": {
     schema: ChargeRecordJob,
@@ -32,8 +24,6 @@ export type JobOf<Q extends QueueName> = z.infer<(typeof QUEUES)[Q]["schema"]>;
 
 /** Job ids make enqueueing idempotent: BullMQ ignores a second add with the same id. */
 export const jobId = {
-  usage: (job: JobOf<"usage">) => `usage-${job.requestId}`,
-  payments: (job: JobOf<"payments">) => `payment-${job.paymentId}`,
   "charge-records": (job: JobOf<"charge-records">) => `charge-record-${job.txHash}`,
   settlement: (job: JobOf<"settlement">) => `settle-${job.kind}-${job.reference}`,
 } satisfies { [Q in QueueName]: (job: JobOf<Q>) => string };

@@ -11,6 +11,8 @@ export type * from "./generated/prisma/models.js";
  */
 export const PgPool = pg.Pool;
 export type PgPool = pg.Pool;
+/** A connection taken from the pool (an explicit transaction runs on one). */
+export type PgClient = pg.PoolClient;
 
 export function createPgPool(databaseUrl: string, options: { poolSize?: number } = {}): PgPool {
   const pool = new pg.Pool({ connectionString: databaseUrl, max: options.poolSize ?? 10 });

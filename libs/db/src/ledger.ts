@@ -54,6 +54,67 @@ export function ledgerPostingCtes(when: string, first: number): string {
     RETURNING "transactionId")`;
 }
 
+/** One posting of a batch, written only if the statement takes the claim `gate` (an event's idempotency key). */
+export interface GatedPosting {
+  gate: string;
+  posting: LedgerPosting;
+}
+
+/**
+ * A batch's statement parameters, in the order `ledgerBatchPostingCtes` numbers them: per posting its kind,
+ * reference, idempotency key and gate; then every line as (posting number from 1, account, amount). Each posting
+ * is checked as `postingParams` checks one.
+ */
+export function batchPostingParams(
+  postings: GatedPosting[],
+): [
+  kinds: string[],
+  references: string[],
+  idempotencyKeys: string[],
+  gates: string[],
+  lineOf: number[],
+  accounts: string[],
+  amounts: string[],
+] {
+  const out: ReturnType<typeof batchPostingParams> = [[], [], [], [], [], [], []];
+  for (const [index, { gate, posting }] of postings.entries()) {
+    const [kind, reference, key, accounts, amounts] = postingParams(posting);
+    out[0].push(kind);
+    out[1].push(reference);
+    out[2].push(key);
+    out[3].push(gate);
+    for (let i = 0; i < accounts.length; i++) {
+      out[4].push(index + 1);
+      out[5].push(accounts[i]!);
+      out[6].push(amounts[i]!);
+    }
+  }
+  return out;
+}
+
+/**
+ * The multi-row `ledgerPostingCtes`: CTEs `ledger_postings`, `ledger_header` and `ledger_lines` (name them last)
+ * insert each posting whose gate is among the `"key"`s the CTE `claims` returned (the claims this statement took),
+ * none whose idempotency key was already posted. `$first`…`$first+6` are `batchPostingParams(postings)`.
+ */
+export function ledgerBatchPostingCtes(claims: string, first: number): string {
+  return `ledger_postings AS (
+    SELECT p.* FROM unnest($${first}::text[], $${first + 1}::text[], $${first + 2}::text[], $${first + 3}::text[]) WITH ORDINALITY
+      AS p("kind", "reference", "idempotencyKey", "gate", "n")
+    WHERE p."gate" IN (SELECT "key" FROM ${claims})),
+  ledger_header AS (
+    INSERT INTO "ledger_transactions" ("id", "kind", "reference", "idempotencyKey")
+    SELECT gen_random_uuid(), "kind", "reference", "idempotencyKey" FROM ledger_postings
+    ON CONFLICT ("idempotencyKey") DO NOTHING RETURNING "id", "idempotencyKey"),
+  ledger_lines AS (
+    INSERT INTO "ledger_entries" ("transactionId", "account", "amount")
+    SELECT ledger_header."id", line."account", line."amount"
+    FROM unnest($${first + 4}::int[], $${first + 5}::text[], $${first + 6}::numeric[]) AS line("n", "account", "amount")
+    JOIN ledger_postings ON ledger_postings."n" = line."n"
+    JOIN ledger_header ON ledger_header."idempotencyKey" = ledger_postings."idempotencyKey"
+    RETURNING "transactionId")`;
+}
+
 const POST_LEDGER_TRANSACTION = `WITH always AS (SELECT 1), ${ledgerPostingCtes("always", 1)} SELECT count(*)::int AS "lines" FROM ledger_lines`;
 
 /** Writes one balanced ledger transaction. Returns false when the idempotency key was already posted. */

@@ -6,5 +6,6 @@ export * from "./job-handlers.js";
 export * from "./stream-rpc-server.js";
 export * from "./stream-rpc-client.js";
 export * from "./stream-reader.js";
+export * from "./money-events.js";
 export * from "./bootstrap.js";
 export * from "./readiness.js";

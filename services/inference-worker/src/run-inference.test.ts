@@ -3,22 +3,22 @@ import type { INestApplicationContext } from "@nestjs/common";
 import { NestFactory } from "@nestjs/core";
 import { loadConfig, type Config } from "@worldrouter/config";
 import {
-  bullPrefix,
   cancelChannel,
   INFERENCE_CONSUMER_GROUP,
   inferenceJobStreamKey,
   inferenceWorkersKey,
-  jobId,
+  MONEY_EVENT_FIELD,
+  moneyEventStreamKey,
+  type MoneyEvent,
   type InferenceJob,
   type StreamMessage,
   type UsageEvent,
 } from "@worldrouter/contracts";
 import { newRequestId } from "@worldrouter/observability";
 import { countCompletionTokens, countPromptTokens, createModelRegistry, getModel, type ChatMessage } from "@worldrouter/pricing";
-import { JobQueues, redisOptions } from "@worldrouter/runtime";
-import { Queue } from "bullmq";
+import { MoneyEventPublisher, redisOptions } from "@worldrouter/runtime";
 import { Redis } from "ioredis";
-import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it, type MockInstance, vi } from "vitest";
 import { InferenceJobConsumer } from "./inference-job-consumer.js";
 import { InferenceWorkerModule } from "./inference-worker.module.js";
 import { ProviderRouter } from "./providers/provider-router.js";
@@ -30,7 +30,7 @@ let up: Upstreams;
 let config: Config;
 let app: INestApplicationContext;
 let redis: Redis;
-let usageEnqueues: { mock: { calls: [string, unknown][] } };
+let published: MockInstance<MoneyEventPublisher["publish"]>;
 
 function testConfig(env: Record<string, string>): Config {
   return loadConfig({
@@ -56,7 +56,7 @@ beforeAll(async () => {
     { logger: false },
   );
   await app.init();
-  usageEnqueues = vi.spyOn(app.get(JobQueues), "enqueue") as unknown as typeof usageEnqueues;
+  published = vi.spyOn(app.get(MoneyEventPublisher), "publish");
   redis = new Redis(redisOptions(config.redis.url));
 });
 afterAll(async () => {
@@ -107,11 +107,9 @@ async function replies(job: InferenceJob): Promise<StreamMessage[]> {
 
 /** The one usage event of a request (fails if there were zero or several). */
 function usageOf(requestId: string): UsageEvent {
-  const events = usageEnqueues.mock.calls.filter(
-    ([queue, payload]) => queue === "usage" && (payload as UsageEvent).requestId === requestId,
-  );
+  const events = published.mock.calls.filter(([event]) => event.kind === "inference.usage" && event.requestId === requestId);
   expect(events).toHaveLength(1);
-  return events[0]![1] as UsageEvent;
+  return events[0]![0] as UsageEvent;
 }
 
 const chunkData = (messages: StreamMessage[]) => messages.flatMap((m) => (m.type === "chunk" ? [JSON.parse(m.data)] : []));
@@ -149,12 +147,39 @@ describe("RunInference", () => {
     });
     expect(usage.ttftMs).not.toBeNull();
     expect(usage.latencyMs).toBeGreaterThanOrEqual(usage.ttftMs!);
-    const queued = await new Queue("usage", { connection: redisOptions(config.redis.url), prefix: bullPrefix(config.redis.namespace) });
+    const inStream = (await redis.xrange(moneyEventStreamKey(config.redis.namespace), "-", "+"))
+      .map(([, fields]) => JSON.parse(fields[fields.indexOf(MONEY_EVENT_FIELD) + 1]!) as MoneyEvent)
+      .filter((event) => event.requestId === job.requestId);
+    expect(inStream.map((event) => event.kind)).toEqual(["inference.started", "inference.usage"]);
+    expect(inStream[1]).toMatchObject({ completionTokens: 24 });
+  });
+
+  it.each([true, false])("relays nothing before the inference start is in Redis (stream: %s)", async (stream) => {
+    up.proxy.fake = { tokens: "5" };
+    const job = inferenceJob("gpt-4o-mini", { stream });
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const publisher = app.get(MoneyEventPublisher);
+    const publish = publisher.publish.bind(publisher);
+    let startedCalls = 0;
+    published.mockImplementation(async (event) => {
+      if (event.kind === "inference.started" && event.requestId === job.requestId) {
+        startedCalls++;
+        await held;
+      }
+      return publish(event);
+    });
     try {
-      expect((await queued.getJob(jobId.usage(usage)))?.data).toMatchObject({ requestId: job.requestId, completionTokens: 24 });
+      const run = app.get(RunInference).run(job);
+      await expect.poll(() => startedCalls).toBe(1);
+      expect(await redis.xlen(job.replyTo)).toBe(0);
+      release();
+      await run;
     } finally {
-      await queued.close();
+      published.mockRestore();
+      published = vi.spyOn(publisher, "publish");
     }
+    expect((await replies(job)).length).toBeGreaterThan(0);
   });
 
   it("writes one completion then end for a non-streamed Anthropic request, with cache-aware usage", async () => {
@@ -294,7 +319,9 @@ describe("RunInference", () => {
     const job = inferenceJob("claude-haiku-4-5", { stream: true });
     await dispatch(config, job);
     await expect.poll(async () => (await replies(job)).at(-1), { timeout: 10_000 }).toEqual({ type: "end" });
-    await expect.poll(() => usageEnqueues.mock.calls.some(([, p]) => (p as UsageEvent).requestId === job.requestId)).toBe(true);
+    await expect
+      .poll(() => published.mock.calls.some(([event]) => event.kind === "inference.usage" && event.requestId === job.requestId))
+      .toBe(true);
     expect(usageOf(job.requestId).provider).toBe("anthropic");
     expect(await redis.pttl(job.replyTo)).toBeGreaterThan(0); // a dead gateway's reply stream expires
     await expect.poll(() => redis.xlen(inferenceJobStreamKey(config.redis.namespace))).toBe(0);
@@ -397,13 +424,13 @@ describe("shutdown", () => {
     });
     const worker = await NestFactory.createApplicationContext(InferenceWorkerModule.forRoot(own), { logger: false });
     await worker.init();
-    const usage = vi.spyOn(worker.get(JobQueues), "enqueue");
+    const usage = vi.spyOn(worker.get(MoneyEventPublisher), "publish");
     up.proxy.fake = { "latency-ms": "5", tokens: "40" };
     const job = inferenceJob("gpt-4o-mini", { stream: true }, { replyTo: `${own.redis.namespace}:replies:test` });
     await dispatch(own, job);
     await expect.poll(async () => (await replies(job)).length, { interval: 5 }).toBeGreaterThan(0);
     await worker.close();
     expect((await replies(job)).at(-1)).toEqual({ type: "end" });
-    expect(usage.mock.calls.filter(([name]) => name === "usage")).toHaveLength(1);
+    expect(usage.mock.calls.filter(([event]) => event.kind === "inference.usage")).toHaveLength(1);
   });
 });

@@ -1,8 +1,8 @@
 import { Inject, Injectable } from "@nestjs/common";
-import type { InferenceJob, StreamMessage, UsageEvent } from "@worldrouter/contracts";
+import type { InferenceJob, InferenceStartedEvent, StreamMessage, UsageEvent } from "@worldrouter/contracts";
 import { counter, histogram, type Logger } from "@worldrouter/observability";
 import { countCompletionTokens, type Model } from "@worldrouter/pricing";
-import { JobQueues, LOGGER, METRICS } from "@worldrouter/runtime";
+import { LOGGER, METRICS, MoneyEventPublisher } from "@worldrouter/runtime";
 import type { Registry } from "prom-client";
 import { InferenceCancellations } from "./inference-cancellations.js";
 import {
@@ -20,7 +20,9 @@ import { ReplyStreams, type ReplyWriter } from "./reply-streams.js";
 /**
  * Runs one inference job: calls the model's provider, writes its output to the job's reply stream (chunks then
  * `end`, or one completion; or `error`), and reports exactly one usage event whatever happened — with the
- * tokens actually served when the stream failed or the client went away.
+ * tokens actually served when the stream failed or the client went away. Before the first output is relayed,
+ * its `inference.started` money event is in Redis (one awaited XADD): a payment whose inference delivered
+ * anything is never taken for an orphan and refunded.
  */
 @Injectable()
 export class RunInference {
@@ -31,7 +33,7 @@ export class RunInference {
     @Inject(ProviderRouter) private readonly router: ProviderRouter,
     @Inject(ReplyStreams) private readonly replies: ReplyStreams,
     @Inject(InferenceCancellations) private readonly cancellations: InferenceCancellations,
-    @Inject(JobQueues) private readonly queues: JobQueues,
+    @Inject(MoneyEventPublisher) private readonly moneyEvents: MoneyEventPublisher,
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(METRICS) metrics: Registry,
   ) {
@@ -72,7 +74,7 @@ export class RunInference {
       .catch((err: Error) => this.logger.warn({ requestId: job.requestId, err: err.message }, "reply stream write failed"));
 
     const usage = served.usageEvent(failure);
-    await this.queues.enqueue("usage", usage);
+    await this.moneyEvents.publish(usage);
     this.outcomes.inc({ provider: usage.provider, status: usage.status, error: usage.errorClass ?? "" });
     if (usage.ttftMs !== null) this.ttft.observe({ provider: usage.provider }, usage.ttftMs);
     return usage;
@@ -88,14 +90,14 @@ export class RunInference {
         if (!job.stream) {
           const completion = await route.adapter.complete(call);
           served.add(completion.text, completion.usage, completion.finishReason ?? undefined);
-          served.firstOutput();
+          await this.recordStart(served);
           await reply.write({ type: "completion", data: completion.data });
           return;
         }
         for await (const chunk of route.adapter.stream(call)) {
           served.add(chunk.text, chunk.usage, chunk.finishReason);
           if (chunk.data === undefined) continue;
-          served.firstOutput();
+          if (!served.streamed) await this.recordStart(served);
           const full = reply.write({ type: "chunk", data: chunk.data });
           if (full) await full;
         }
@@ -109,6 +111,12 @@ export class RunInference {
         );
       }
     }
+  }
+
+  /** Before the first output leaves: the start of the inference is durable once Redis has its event. */
+  private async recordStart(served: ServedTokens): Promise<void> {
+    await this.moneyEvents.publish(served.startedEvent());
+    served.firstOutput();
   }
 
   private async writeSafely(reply: ReplyWriter, message: StreamMessage): Promise<void> {
@@ -151,6 +159,23 @@ class ServedTokens {
     this.firstOutputAt ??= Date.now();
   }
 
+  startedEvent(): InferenceStartedEvent {
+    const job = this.job;
+    return {
+      kind: "inference.started",
+      requestId: job.requestId,
+      model: this.route?.model.id ?? job.model,
+      provider: this.route?.adapter.name ?? "none",
+      intent: job.intent,
+      payer: job.payer,
+      ...(job.chargePaymentId ? { chargePaymentId: job.chargePaymentId } : {}),
+      ...(job.channelId ? { channelId: job.channelId } : {}),
+      estimatedCost: job.estimatedCost,
+      chargedCost: job.chargedCost,
+      startedAt: Date.now(),
+    };
+  }
+
   usageEvent(failure: InferenceError | undefined): UsageEvent {
     const job = this.job;
     const now = Date.now();
@@ -159,6 +184,7 @@ class ServedTokens {
     const tokens =
       this.accepted && model ? this.tokens(model) : { promptTokens: 0, completionTokens: 0, cachedTokens: 0, cacheWriteTokens: 0 };
     return {
+      kind: "inference.usage",
       requestId: job.requestId,
       model: model?.id ?? job.model,
       provider: this.route?.adapter.name ?? "none",

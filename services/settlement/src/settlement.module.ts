@@ -4,13 +4,14 @@ import { DatabaseModule } from "@worldrouter/db";
 import { CoreModule, JobConsumersModule, QueuesModule } from "@worldrouter/runtime";
 import { PayeeWallet } from "./chain/payee-wallet.js";
 import { LedgerRepository } from "./ledger/ledger.repository.js";
-import { RecordChargePaymentUseCase } from "./payments/record-charge-payment.use-case.js";
+import { ApplyMoneyEventsUseCase } from "./money-events/apply-money-events.use-case.js";
+import { MoneyEventConsumer } from "./money-events/money-event-consumer.js";
+import { MoneyEventStream } from "./money-events/money-event-stream.js";
 import { RefundChargeUseCase } from "./refunds/refund-charge.use-case.js";
 import { SettlementJobs } from "./settlement.jobs.js";
 import { SweepOrphanedChargesUseCase } from "./sweeps/sweep-orphaned-charges.use-case.js";
-import { RecordUsageUseCase } from "./usage/record-usage.use-case.js";
 
-/** Writes the ledger from payment and usage events and settles on-chain. */
+/** Writes the ledger from the money-event stream (payments, inference starts, usage) and settles on-chain. */
 @Module({})
 export class SettlementModule {
   static forRoot(config: Config): DynamicModule {
@@ -21,12 +22,13 @@ export class SettlementModule {
         DatabaseModule.forRoot(config.databaseUrl),
         QueuesModule.forRoot(config, ["settlement"]),
         // Chain writes run one at a time: the payee's transactions take sequential nonces.
-        JobConsumersModule.forRoot({ consumes: ["usage", "payments", "settlement"], concurrency: { settlement: 1 } }),
+        JobConsumersModule.forRoot({ consumes: ["settlement"], concurrency: { settlement: 1 } }),
       ],
       providers: [
         SettlementJobs,
-        RecordUsageUseCase,
-        RecordChargePaymentUseCase,
+        MoneyEventStream,
+        ApplyMoneyEventsUseCase,
+        MoneyEventConsumer,
         RefundChargeUseCase,
         SweepOrphanedChargesUseCase,
         PayeeWallet,

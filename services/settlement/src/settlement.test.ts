@@ -3,16 +3,18 @@ import { randomBytes, randomUUID } from "node:crypto";
 import type { INestApplicationContext } from "@nestjs/common";
 import { NestFactory } from "@nestjs/core";
 import { loadConfig } from "@worldrouter/config";
-import type { ChargeVerifiedEvent, UsageEvent } from "@worldrouter/contracts";
+import type { ChargeVerifiedEvent, InferenceStartedEvent, MoneyEvent, UsageEvent } from "@worldrouter/contracts";
 import { accountBalance, createPrismaClient, Prisma, type PrismaClient } from "@worldrouter/db";
 import { newRequestId } from "@worldrouter/observability";
-import { JobQueues } from "@worldrouter/runtime";
+import { MONEY_EVENT_FIELD, MONEY_EVENTS_GROUP, moneyEventStreamKey } from "@worldrouter/contracts";
+import { ensureConsumerGroup, JobQueues, redisOptions } from "@worldrouter/runtime";
+import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { chargeReceived, chargeRefund, chargeUsage } from "./ledger/charge-postings.js";
-import { RecordChargePaymentUseCase } from "./payments/record-charge-payment.use-case.js";
+import { ApplyMoneyEventsUseCase } from "./money-events/apply-money-events.use-case.js";
+import { MoneyEventConsumer } from "./money-events/money-event-consumer.js";
 import { SettlementModule } from "./settlement.module.js";
 import { SweepOrphanedChargesUseCase } from "./sweeps/sweep-orphaned-charges.use-case.js";
-import { RecordUsageUseCase } from "./usage/record-usage.use-case.js";
 
 const hex = (bytes: number) => `0x${randomBytes(bytes).toString("hex")}`;
 const token = "0x20c0000000000000000000000000000000000abc";
@@ -82,7 +84,10 @@ describe("settlement ledger (real Postgres)", () => {
     return { payer, requestId, payment, event };
   }
 
+  const apply = (...events: MoneyEvent[]) => app.get(ApplyMoneyEventsUseCase).apply(events);
+
   const usage = (p: { requestId: string; payer: string; paymentId: string }, overrides: Partial<UsageEvent> = {}): UsageEvent => ({
+    kind: "inference.usage",
     requestId: p.requestId,
     model: "gpt-4o-mini",
     provider: "openai",
@@ -106,15 +111,13 @@ describe("settlement ledger (real Postgres)", () => {
 
   it("records a payment once and bills usage at actual cost, the variance visible, the ledger balanced", async () => {
     const { payer, requestId, payment, event } = await paidRequest(225n);
-    const recordPayment = app.get(RecordChargePaymentUseCase);
-    await recordPayment.record(event);
-    await recordPayment.record(event);
+    await apply(event);
+    await apply(event);
     expect(await accountBalance(db, `liability:payer_prepaid:${payer}`)).toBe(-225n);
     expect(await db.settlement.count({ where: { chargePaymentId: payment.id, kind: "charge", status: "confirmed" } })).toBe(1);
 
-    const recordUsage = app.get(RecordUsageUseCase);
-    await recordUsage.record(usage({ requestId, payer, paymentId: payment.id }));
-    await recordUsage.record(usage({ requestId, payer, paymentId: payment.id }));
+    await apply(usage({ requestId, payer, paymentId: payment.id }));
+    await apply(usage({ requestId, payer, paymentId: payment.id }));
     // gpt-4o-mini: 1000 × $0.15/1M + 2000 × $0.60/1M = 150 + 1200 = 1350 base units; paid 225 → variance −1125 (a loss).
     const row = await db.inferenceRequest.findUniqueOrThrow({ where: { id: requestId } });
     expect(row.actualCost?.toFixed()).toBe("1350");
@@ -133,15 +136,13 @@ describe("settlement ledger (real Postgres)", () => {
 
   it("does not bill a paid request that served nothing: it is marked for an on-chain refund", async () => {
     const { payer, requestId, payment, event } = await paidRequest(300n);
-    await app.get(RecordChargePaymentUseCase).record(event);
-    await app
-      .get(RecordUsageUseCase)
-      .record(
-        usage(
-          { requestId, payer, paymentId: payment.id },
-          { status: "failed", completionTokens: 0, finishReason: null, errorClass: "upstream_unavailable" },
-        ),
-      );
+    await apply(event);
+    await apply(
+      usage(
+        { requestId, payer, paymentId: payment.id },
+        { status: "failed", completionTokens: 0, finishReason: null, errorClass: "upstream_unavailable" },
+      ),
+    );
     expect((await db.chargePayment.findUniqueOrThrow({ where: { id: payment.id } })).status).toBe("refunding");
     expect(await db.ledgerTransaction.count({ where: { reference: requestId } })).toBe(0);
     expect(await accountBalance(db, `liability:payer_prepaid:${payer}`)).toBe(-300n);
@@ -150,7 +151,7 @@ describe("settlement ledger (real Postgres)", () => {
 
   it("refunds a verified charge that never reached an inference, and a late usage event cannot bill it too", async () => {
     const { payer, requestId, payment, event } = await paidRequest(500n);
-    await app.get(RecordChargePaymentUseCase).record(event);
+    await apply(event);
     const fresh = await paidRequest(700n);
     await db.$executeRaw`UPDATE charge_payments SET "createdAt" = now() - interval '1 hour' WHERE id = ${payment.id}::uuid`;
 
@@ -162,9 +163,79 @@ describe("settlement ledger (real Postgres)", () => {
     expect(refundJob?.data).toMatchObject({ kind: "refund", reference: payment.id });
     expect(await app.get(SweepOrphanedChargesUseCase).sweep()).not.toContain(payment.id);
 
-    await app.get(RecordUsageUseCase).record(usage({ requestId, payer, paymentId: payment.id }));
+    await apply(usage({ requestId, payer, paymentId: payment.id }));
     expect((await db.chargePayment.findUniqueOrThrow({ where: { id: payment.id } })).status).toBe("refunding");
     expect(await db.ledgerTransaction.count({ where: { reference: requestId } })).toBe(0);
+  });
+
+  const started = (p: { requestId: string; payer: string; paymentId: string }): InferenceStartedEvent => ({
+    kind: "inference.started",
+    requestId: p.requestId,
+    model: "gpt-4o-mini",
+    provider: "openai",
+    intent: "charge",
+    payer: p.payer,
+    chargePaymentId: p.paymentId,
+    estimatedCost: "225",
+    chargedCost: "225",
+    startedAt: Date.now(),
+  });
+  const age = (paymentId: string) =>
+    db.$executeRaw`UPDATE charge_payments SET "createdAt" = now() - interval '1 hour' WHERE id = ${paymentId}::uuid`;
+
+  it("never refunds a payment whose inference started (a long stream, no usage yet); refunds one that never started", async () => {
+    const serving = await paidRequest(500n);
+    const orphan = await paidRequest(600n);
+    await apply(serving.event, orphan.event, started({ ...serving, paymentId: serving.payment.id }));
+    await age(serving.payment.id);
+    await age(orphan.payment.id);
+
+    const swept = await app.get(SweepOrphanedChargesUseCase).sweep();
+    expect(swept).toContain(orphan.payment.id);
+    expect(swept).not.toContain(serving.payment.id);
+    expect((await db.chargePayment.findUniqueOrThrow({ where: { id: serving.payment.id } })).status).toBe("verified");
+    const row = await db.inferenceRequest.findUniqueOrThrow({ where: { id: serving.requestId } });
+    expect(row).toMatchObject({ status: "pending", completedAt: null });
+    expect(row.startedAt).not.toBeNull();
+
+    // The stream ends: billed as usual, its start kept.
+    await apply(usage({ requestId: serving.requestId, payer: serving.payer, paymentId: serving.payment.id }));
+    expect((await db.chargePayment.findUniqueOrThrow({ where: { id: serving.payment.id } })).status).toBe("consumed");
+    const done = await db.inferenceRequest.findUniqueOrThrow({ where: { id: serving.requestId } });
+    expect(done.status).toBe("succeeded");
+    expect(done.startedAt).toEqual(row.startedAt);
+    expect(await accountBalance(db, `liability:payer_prepaid:${serving.payer}`)).toBe(0n);
+  });
+
+  it("does not sweep while money events wait unapplied (settlement down past the window); sweeps once they are in", async () => {
+    const orphan = await paidRequest(800n);
+    await age(orphan.payment.id);
+    // A settlement replica took the orphan's start 2 minutes ago and died before applying it.
+    const own = loadConfig({
+      ...process.env,
+      WORLD_FILE: "/nonexistent",
+      PAYEE_ADDRESS: config.chain.payee!,
+      LOG_LEVEL: "silent",
+      REDIS_NAMESPACE: `${config.redis.namespace}-guard`,
+    });
+    const redis = new Redis(redisOptions(own.redis.url));
+    const stream = moneyEventStreamKey(own.redis.namespace);
+    await ensureConsumerGroup(redis, stream, MONEY_EVENTS_GROUP);
+    const event = started({ requestId: orphan.requestId, payer: orphan.payer, paymentId: orphan.payment.id });
+    await redis.xadd(stream, `${Date.now() - 120_000}-0`, MONEY_EVENT_FIELD, JSON.stringify(event));
+    await redis.xreadgroup("GROUP", MONEY_EVENTS_GROUP, "dead-replica", "COUNT", 10, "STREAMS", stream, ">");
+    const second = await NestFactory.createApplicationContext(SettlementModule.forRoot(own), { logger: false });
+    try {
+      expect(await second.get(SweepOrphanedChargesUseCase).sweep()).toEqual([]);
+      expect((await db.chargePayment.findUniqueOrThrow({ where: { id: orphan.payment.id } })).status).toBe("verified");
+
+      expect(await second.get(MoneyEventConsumer).reclaim(0)).toBe(1);
+      expect(await second.get(SweepOrphanedChargesUseCase).sweep()).not.toContain(orphan.payment.id);
+      expect((await db.chargePayment.findUniqueOrThrow({ where: { id: orphan.payment.id } })).status).toBe("verified");
+    } finally {
+      await second.close();
+      redis.disconnect();
+    }
   });
 
   const ledgerTransactions = (reference: string) => db.ledgerTransaction.count({ where: { reference } });
@@ -172,9 +243,8 @@ describe("settlement ledger (real Postgres)", () => {
 
   it("a redelivered payment event posts once, also when both deliveries race", async () => {
     const { payer, payment, event } = await paidRequest(400n);
-    const recordPayment = app.get(RecordChargePaymentUseCase);
-    expect(await Promise.all([recordPayment.record(event), recordPayment.record(event)])).toEqual(expect.arrayContaining([true, false]));
-    expect(await recordPayment.record(event)).toBe(false);
+    await Promise.all([apply(event), apply(event)]);
+    await apply(event);
     expect(await ledgerTransactions(payment.id)).toBe(1);
     expect(await db.settlement.count({ where: { chargePaymentId: payment.id } })).toBe(1);
     expect(await accountBalance(db, `liability:payer_prepaid:${payer}`)).toBe(-400n);
@@ -182,11 +252,10 @@ describe("settlement ledger (real Postgres)", () => {
 
   it("a redelivered usage event posts once, also when both deliveries race", async () => {
     const { payer, requestId, payment, event } = await paidRequest(225n);
-    await app.get(RecordChargePaymentUseCase).record(event);
-    const recordUsage = app.get(RecordUsageUseCase);
+    await apply(event);
     const u = usage({ requestId, payer, paymentId: payment.id });
-    await Promise.all([recordUsage.record(u), recordUsage.record(u)]);
-    await recordUsage.record(u);
+    await Promise.all([apply(u), apply(u)]);
+    await apply(u);
     expect(await ledgerTransactions(requestId)).toBe(1);
     expect(await db.inferenceRequest.count({ where: { id: requestId } })).toBe(1);
     expect(await accountBalance(db, `liability:payer_prepaid:${payer}`)).toBe(0n);
@@ -195,8 +264,8 @@ describe("settlement ledger (real Postgres)", () => {
 
   it.each(["refunding", "refunded"] as const)("usage for a payment already %s bills nothing and leaves it as it is", async (status) => {
     const { payer, requestId, payment, event } = await paidRequest(500n, status);
-    await app.get(RecordChargePaymentUseCase).record(event);
-    await app.get(RecordUsageUseCase).record(usage({ requestId, payer, paymentId: payment.id }));
+    await apply(event);
+    await apply(usage({ requestId, payer, paymentId: payment.id }));
     expect((await db.chargePayment.findUniqueOrThrow({ where: { id: payment.id } })).status).toBe(status);
     expect(await ledgerTransactions(requestId)).toBe(0);
     expect(await accountBalance(db, `liability:payer_prepaid:${payer}`)).toBe(-500n);
@@ -205,7 +274,7 @@ describe("settlement ledger (real Postgres)", () => {
 
   it("served nothing: the payment goes to `refunding` and its refund is queued, also on redelivery after a crash before the enqueue", async () => {
     const { payer, requestId, payment, event } = await paidRequest(300n);
-    await app.get(RecordChargePaymentUseCase).record(event);
+    await apply(event);
     const failed = usage(
       { requestId, payer, paymentId: payment.id },
       { status: "failed", completionTokens: 0, finishReason: null, errorClass: "upstream_unavailable" },
@@ -213,11 +282,11 @@ describe("settlement ledger (real Postgres)", () => {
     const queues = app.get(JobQueues);
     const enqueue = vi.spyOn(queues, "enqueue").mockRejectedValueOnce(new Error("process died before the enqueue"));
     try {
-      await expect(app.get(RecordUsageUseCase).record(failed)).rejects.toThrow(/process died/);
+      await expect(apply(failed)).rejects.toThrow(/process died/);
       expect((await db.chargePayment.findUniqueOrThrow({ where: { id: payment.id } })).status).toBe("refunding");
       expect(await refundJob(payment.id)).toBeUndefined();
 
-      await app.get(RecordUsageUseCase).record(failed);
+      await apply(failed);
       expect((await refundJob(payment.id))?.data).toMatchObject({ kind: "refund", reference: payment.id });
       expect(enqueue).toHaveBeenCalledTimes(2);
     } finally {
@@ -229,10 +298,8 @@ describe("settlement ledger (real Postgres)", () => {
 
   it("bills what the payment row says was paid when the event's charged amount disagrees", async () => {
     const { payer, requestId, payment, event } = await paidRequest(2000n);
-    await app.get(RecordChargePaymentUseCase).record(event);
-    await app
-      .get(RecordUsageUseCase)
-      .record(usage({ requestId, payer, paymentId: payment.id }, { estimatedCost: "1500", chargedCost: "1500" }));
+    await apply(event);
+    await apply(usage({ requestId, payer, paymentId: payment.id }, { estimatedCost: "1500", chargedCost: "1500" }));
     const lines = await db.ledgerEntry.findMany({ where: { transaction: { reference: requestId } } });
     expect(Object.fromEntries(lines.map((l) => [l.account, l.amount.toFixed()]))).toEqual({
       [`liability:payer_prepaid:${payer}`]: "2000",
@@ -247,14 +314,9 @@ describe("settlement ledger (real Postgres)", () => {
 
   it("records a session request's usage without touching charge payments or the ledger", async () => {
     const requestId = newRequestId();
-    await app
-      .get(RecordUsageUseCase)
-      .record(
-        usage(
-          { requestId, payer: hex(20), paymentId: randomUUID() },
-          { intent: "session", chargePaymentId: undefined, channelId: hex(32) },
-        ),
-      );
+    await apply(
+      usage({ requestId, payer: hex(20), paymentId: randomUUID() }, { intent: "session", chargePaymentId: undefined, channelId: hex(32) }),
+    );
     const row = await db.inferenceRequest.findUniqueOrThrow({ where: { id: requestId } });
     expect(row.intent).toBe("session");
     expect(row.chargePaymentId).toBeNull();

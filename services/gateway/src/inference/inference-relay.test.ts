@@ -2,11 +2,11 @@ import "reflect-metadata";
 import { Module, type INestApplicationContext } from "@nestjs/common";
 import { NestFactory } from "@nestjs/core";
 import { loadConfig, type Config } from "@worldrouter/config";
-import { bullPrefix, jobId, type StreamMessage, type UsageEvent } from "@worldrouter/contracts";
+import { MONEY_EVENT_FIELD, moneyEventStreamKey, type MoneyEvent, type StreamMessage, type UsageEvent } from "@worldrouter/contracts";
 import { startFakeUpstream, type FakeUpstream } from "@worldrouter/fake-upstream";
 import { newRequestId } from "@worldrouter/observability";
 import { CoreModule, redisOptions } from "@worldrouter/runtime";
-import { Queue } from "bullmq";
+import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 // The worker runs in-process so the test drives the real dispatch stream and reply stream end to end.
 import { InferenceWorkerModule } from "../../../inference-worker/src/inference-worker.module.js";
@@ -19,7 +19,7 @@ let config: Config;
 let gateway: INestApplicationContext;
 let worker: INestApplicationContext;
 let relay: InferenceRelay;
-let usageQueue: Queue;
+let redis: Redis;
 
 beforeAll(async () => {
   fast = await startFakeUpstream({ port: 0, defaults: { completionTokens: 24 } });
@@ -40,10 +40,10 @@ beforeAll(async () => {
   worker = await NestFactory.createApplicationContext(InferenceWorkerModule.forRoot(config), { logger: false });
   await Promise.all([gateway.init(), worker.init()]);
   relay = gateway.get(InferenceRelay);
-  usageQueue = new Queue("usage", { connection: redisOptions(config.redis.url), prefix: bullPrefix(config.redis.namespace) });
+  redis = new Redis(redisOptions(config.redis.url));
 });
 afterAll(async () => {
-  await usageQueue.close();
+  redis.disconnect();
   await gateway.close();
   await worker.close();
   await fast.close();
@@ -71,11 +71,17 @@ async function collect(messages: AsyncIterable<StreamMessage>): Promise<StreamMe
 }
 
 async function usageOf(requestId: string): Promise<UsageEvent> {
-  let job: Awaited<ReturnType<Queue["getJob"]>>;
+  let usage: MoneyEvent | undefined;
   await expect
-    .poll(async () => (job = await usageQueue.getJob(jobId.usage({ requestId } as UsageEvent))), { timeout: 10_000 })
+    .poll(
+      async () =>
+        (usage = (await redis.xrange(moneyEventStreamKey(config.redis.namespace), "-", "+"))
+          .map(([, fields]) => JSON.parse(fields[fields.indexOf(MONEY_EVENT_FIELD) + 1]!) as MoneyEvent)
+          .find((event) => event.kind === "inference.usage" && event.requestId === requestId)),
+      { timeout: 10_000 },
+    )
     .toBeDefined();
-  return job!.data as UsageEvent;
+  return usage as UsageEvent;
 }
 
 describe("InferenceRelay", () => {

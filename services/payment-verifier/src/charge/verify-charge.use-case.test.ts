@@ -9,8 +9,8 @@ import { createPrismaClient, type PrismaClient } from "@worldrouter/db";
 import { bodyDigest, createChargeChallenge } from "@worldrouter/mpp";
 import { newRequestId } from "@worldrouter/observability";
 import { METRICS, redisOptions } from "@worldrouter/runtime";
-import { bullPrefix } from "@worldrouter/contracts";
-import { Queue } from "bullmq";
+import { MONEY_EVENT_FIELD, moneyEventStreamKey } from "@worldrouter/contracts";
+import { Redis } from "ioredis";
 import type { Registry } from "prom-client";
 import { Credential } from "mppx";
 import {
@@ -275,7 +275,7 @@ describe("VerifyChargeUseCase, recording a payment that settled on-chain", () =>
     expect(await paymentsFor(request.requestId)).toBe(1);
   });
 
-  it("hands a record Postgres keeps refusing to the durable queue: 503 (no new challenge), then recorded once with its payments event", async () => {
+  it("hands a record Postgres keeps refusing to the durable queue: 503 (no new challenge), then recorded once with its charge.verified money event", async () => {
     syncSend = "receipt";
     const { payer, request } = await pullRequest();
     const before = await counterValue("wr_charge_recording_deferred_total");
@@ -295,15 +295,15 @@ describe("VerifyChargeUseCase, recording a payment that settled on-chain", () =>
     await expect.poll(() => paymentsFor(request.requestId), { timeout: 15_000, interval: 200 }).toBe(1);
     const payment = await db.chargePayment.findFirstOrThrow({ where: { requestId: request.requestId } });
     expect(payment).toMatchObject({ payer, status: "verified" });
-    const payments = new Queue("payments", { connection: redisOptions(config.redis.url), prefix: bullPrefix(config.redis.namespace) });
+    const redis = new Redis(redisOptions(config.redis.url));
     try {
-      expect((await payments.getJob(`payment-${payment.id}`))?.data).toMatchObject({
-        paymentId: payment.id,
-        requestId: request.requestId,
-        payer,
-      });
+      const entries = await redis.xrange(moneyEventStreamKey(config.redis.namespace), "-", "+");
+      const events = entries
+        .map(([, fields]) => JSON.parse(fields[fields.indexOf(MONEY_EVENT_FIELD) + 1]!))
+        .filter((event) => event.paymentId === payment.id);
+      expect(events).toEqual([expect.objectContaining({ kind: "charge.verified", requestId: request.requestId, payer })]);
     } finally {
-      await payments.close();
+      redis.disconnect();
     }
   }, 30_000);
 });

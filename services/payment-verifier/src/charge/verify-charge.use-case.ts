@@ -14,7 +14,7 @@ import type { ChargeRecordJob, VerifyPaymentRequest, VerifyPaymentResult } from 
 import { PgPool } from "@worldrouter/db";
 import { chargeRequest, paymentProblem, PaymentErrors, serializeChargeReceipt, verifyChallengeId } from "@worldrouter/mpp";
 import { counter, histogram, type Logger } from "@worldrouter/observability";
-import { CONFIG, JobQueues, LOGGER, METRICS, PermanentJobError } from "@worldrouter/runtime";
+import { CONFIG, JobQueues, LOGGER, METRICS, MoneyEventPublisher, PermanentJobError } from "@worldrouter/runtime";
 import type { Counter, Histogram, Registry } from "prom-client";
 import { Credential, Expires } from "mppx";
 import { Methods } from "mppx/tempo";
@@ -120,6 +120,7 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
     @Inject(CONFIG) private readonly config: Config,
     @Inject(PgPool) private readonly db: PgPool,
     @Inject(JobQueues) private readonly queues: JobQueues,
+    @Inject(MoneyEventPublisher) private readonly moneyEvents: MoneyEventPublisher,
     @Inject(RedisReplayStore) private readonly replay: RedisReplayStore,
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(METRICS) metrics: Registry,
@@ -130,7 +131,7 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
     this.phase = histogram(
       metrics,
       "wr_charge_verify_phase_ms",
-      "Verification phases: checks (no chain), chain (simulate, broadcast, confirm), record (Postgres + payments event)",
+      "Verification phases: checks (no chain), chain (simulate, broadcast, confirm), record (Postgres + charge.verified money event)",
       ["phase"],
     );
     this.unrecorded = counter(
@@ -506,7 +507,7 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
     if (!payment)
       throw new PaymentErrors.VerificationFailedError({ reason: `transaction ${input.txHash} has already paid for another request` });
     const verifiedAt = new Date();
-    await this.queues.enqueue("payments", {
+    await this.moneyEvents.publish({
       kind: "charge.verified",
       paymentId: payment.id,
       challengeId: input.challengeId,

@@ -1,140 +1,194 @@
 import { Inject, Injectable } from "@nestjs/common";
-import type { ChargeVerifiedEvent, UsageEvent } from "@worldrouter/contracts";
-import { ledgerPostingCtes, PgPool, postingParams, type LedgerPosting } from "@worldrouter/db";
+import type { ChargeVerifiedEvent, InferenceStartedEvent, UsageEvent } from "@worldrouter/contracts";
+import { batchPostingParams, ledgerBatchPostingCtes, PgPool, type GatedPosting, type PgClient } from "@worldrouter/db";
 
-// Charge payment: claim · `Settlement` row of the on-chain transfer · "charge received" posting.
-const RECORD_CHARGE_PAYMENT = `
-WITH claim AS (
-  INSERT INTO "processed_events" ("consumer", "key") VALUES ('settlement.payments', $1::text)
+// Charge payments: claims · `Settlement` rows of the on-chain transfers · their "charge received" postings.
+const RECORD_CHARGE_PAYMENTS = `
+WITH input AS (
+  SELECT * FROM unnest($1::text[], $2::int[], $3::numeric[], $4::text[], $5::bigint[], $6::timestamptz[])
+    AS e("paymentId", "chainId", "amount", "txHash", "blockNumber", "verifiedAt")),
+claim AS (
+  INSERT INTO "processed_events" ("consumer", "key") SELECT 'settlement.payments', "paymentId" FROM input
   ON CONFLICT DO NOTHING RETURNING "key"),
 charge AS (
   INSERT INTO "settlements" ("id", "kind", "chainId", "amount", "txHash", "status", "blockNumber", "chargePaymentId", "confirmedAt")
-  SELECT gen_random_uuid(), 'charge', $2::int, $3::numeric, $4::text, 'confirmed', $5::bigint, $1::uuid, $6::timestamptz FROM claim),
-${ledgerPostingCtes("claim", 7)}
-SELECT EXISTS (SELECT 1 FROM claim) AS "claimed"`;
+  SELECT gen_random_uuid(), 'charge', input."chainId", input."amount", input."txHash", 'confirmed', input."blockNumber",
+    input."paymentId"::uuid, input."verifiedAt"
+  FROM input JOIN claim ON claim."key" = input."paymentId"),
+${ledgerBatchPostingCtes("claim", 7)}
+SELECT count(*)::int AS "claimed" FROM claim`;
 
-// Usage: claim · `InferenceRequest` row · for a charge still `verified`, its new status and (when consumed)
-// the usage posting. The posting was built from the payment's payer and amount as the caller expects them
-// ($20, $21); if the row disagrees, nothing at all is written and the row's own facts are returned
-// (`mismatch`) so the caller can rebuild the posting and run the statement again.
-const RECORD_USAGE = `
-WITH payment AS (
-  SELECT "status", "payer", "amount" FROM "charge_payments" WHERE "id" = $19::uuid),
-mismatch AS (
-  SELECT 1 FROM payment WHERE "status" = 'verified' AND ("payer" <> $20::text OR "amount" <> $21::numeric)),
+// Inference starts: the request's row, `pending` until its usage completes it. The row's primary key is the
+// claim; a start arriving after its usage only fills in `startedAt`.
+const RECORD_INFERENCE_STARTS = `
+INSERT INTO "inference_requests" ("id", "intent", "model", "provider", "payer", "chargePaymentId", "channelId", "status",
+  "estimatedCost", "chargedCost", "startedAt")
+SELECT e."id", e."intent", e."model", e."provider", e."payer", e."chargePaymentId", e."channelId", 'pending',
+  e."estimatedCost", e."chargedCost", e."startedAt"
+FROM unnest($1::text[], $2::"PaymentIntent"[], $3::text[], $4::text[], $5::text[], $6::uuid[], $7::text[], $8::numeric[],
+  $9::numeric[], $10::timestamptz[])
+  AS e("id", "intent", "model", "provider", "payer", "chargePaymentId", "channelId", "estimatedCost", "chargedCost", "startedAt")
+ON CONFLICT ("id") DO UPDATE SET "startedAt" = EXCLUDED."startedAt" WHERE "inference_requests"."startedAt" IS NULL`;
+
+// The charge payments a batch's usage bills, locked (in id order, so two replicas cannot deadlock on them) until
+// COMMIT: the status read here is the status the usage statement moves. `applied`: its `charge.verified` is in.
+const LOCK_CHARGE_PAYMENTS = `
+SELECT c."id"::text AS "id", c."status"::text AS "status", c."payer", c."amount"::text AS "amount",
+  EXISTS (SELECT 1 FROM "processed_events" p WHERE p."consumer" = 'settlement.payments' AND p."key" = c."id"::text) AS "applied"
+FROM "charge_payments" c WHERE c."id" = ANY($1::uuid[]) ORDER BY c."id" FOR UPDATE OF c`;
+
+// Usage: claims · `InferenceRequest` rows (completing a started one) · charge payments still `verified` moved to
+// `consumed` or `refunding` · the usage postings of the consumed ones.
+const RECORD_USAGES = `
+WITH input AS (
+  SELECT * FROM unnest($1::text[], $2::"PaymentIntent"[], $3::text[], $4::text[], $5::text[], $6::uuid[], $7::text[],
+    $8::"InferenceStatus"[], $9::int[], $10::int[], $11::int[], $12::numeric[], $13::numeric[], $14::numeric[], $15::text[],
+    $16::text[], $17::int[], $18::int[], $19::timestamptz[], $20::"ChargePaymentStatus"[])
+    AS e("id", "intent", "model", "provider", "payer", "chargePaymentId", "channelId", "status", "promptTokens", "completionTokens",
+      "cachedTokens", "estimatedCost", "chargedCost", "actualCost", "finishReason", "errorClass", "ttftMs", "latencyMs", "completedAt",
+      "paymentStatus")),
 claim AS (
-  INSERT INTO "processed_events" ("consumer", "key") SELECT 'settlement.usage', $1::text WHERE NOT EXISTS (SELECT 1 FROM mismatch)
+  INSERT INTO "processed_events" ("consumer", "key") SELECT 'settlement.usage', "id" FROM input
   ON CONFLICT DO NOTHING RETURNING "key"),
+claimed AS (
+  SELECT input.* FROM input JOIN claim ON claim."key" = input."id"),
 request AS (
   INSERT INTO "inference_requests" ("id", "intent", "model", "provider", "payer", "chargePaymentId", "channelId", "status", "promptTokens",
-    "completionTokens", "cachedTokens", "estimatedCost", "chargedCost", "actualCost", "finishReason", "errorClass", "ttftMs", "latencyMs", "completedAt")
-  SELECT $1::text, $2::"PaymentIntent", $3::text, $4::text, $5::text, $6::uuid, $7::text, $8::"InferenceStatus", $9::int,
-    $10::int, $11::int, $12::numeric, $28::numeric, $13::numeric, $14::text, $15::text, $16::int, $17::int, $18::timestamptz FROM claim),
+    "completionTokens", "cachedTokens", "estimatedCost", "chargedCost", "actualCost", "finishReason", "errorClass", "ttftMs", "latencyMs",
+    "completedAt")
+  SELECT "id", "intent", "model", "provider", "payer", "chargePaymentId", "channelId", "status", "promptTokens", "completionTokens",
+    "cachedTokens", "estimatedCost", "chargedCost", "actualCost", "finishReason", "errorClass", "ttftMs", "latencyMs", "completedAt"
+  FROM claimed
+  ON CONFLICT ("id") DO UPDATE SET "model" = EXCLUDED."model", "provider" = EXCLUDED."provider", "status" = EXCLUDED."status",
+    "promptTokens" = EXCLUDED."promptTokens", "completionTokens" = EXCLUDED."completionTokens", "cachedTokens" = EXCLUDED."cachedTokens",
+    "estimatedCost" = EXCLUDED."estimatedCost", "chargedCost" = EXCLUDED."chargedCost", "actualCost" = EXCLUDED."actualCost",
+    "finishReason" = EXCLUDED."finishReason", "errorClass" = EXCLUDED."errorClass", "ttftMs" = EXCLUDED."ttftMs",
+    "latencyMs" = EXCLUDED."latencyMs", "completedAt" = EXCLUDED."completedAt"),
 settled AS (
-  UPDATE "charge_payments" SET "status" = $22::"ChargePaymentStatus", "updatedAt" = now()
-  WHERE "id" = $19::uuid AND "status" = 'verified' AND EXISTS (SELECT 1 FROM claim)
-  RETURNING "status"),
-billed AS (
-  SELECT 1 FROM settled WHERE "status" = 'consumed'),
-${ledgerPostingCtes("billed", 23)}
-SELECT EXISTS (SELECT 1 FROM claim) AS "claimed", EXISTS (SELECT 1 FROM mismatch) AS "mismatch",
-  COALESCE((SELECT "status" FROM settled), payment."status")::text AS "paymentStatus", payment."payer", payment."amount"::text AS "paid"
-FROM (SELECT 1) AS one LEFT JOIN payment ON true`;
+  UPDATE "charge_payments" SET "status" = claimed."paymentStatus", "updatedAt" = now()
+  FROM claimed
+  WHERE "charge_payments"."id" = claimed."chargePaymentId" AND claimed."paymentStatus" IS NOT NULL AND "charge_payments"."status" = 'verified'),
+${ledgerBatchPostingCtes("claim", 21)}
+SELECT count(*)::int AS "claimed" FROM claim`;
 
-/** A charge payment's immutable facts a usage posting is built from. */
-export interface PaymentFacts {
+/** A charge payment as a batch's usage finds it, locked. */
+export interface LockedChargePayment {
+  status: string;
   payer: string;
   paid: bigint;
+  /** Its `charge.verified` event is applied (usage waits for it). */
+  applied: boolean;
+}
+
+/** One usage event to record, with the payment status it moves a still-`verified` payment to (null: none). */
+export interface UsageRecord {
+  event: UsageEvent;
+  actualCost: bigint | null;
+  paymentStatus: "consumed" | "refunding" | null;
 }
 
 /**
- * What a usage event does to its charge payment if the payment is still `verified`: `consumed` and billed
- * by `posting`, or (`posting` null: the inference served nothing) `refunding`.
- */
-export interface ChargeUsage {
-  paymentId: string;
-  facts: PaymentFacts;
-  posting: LedgerPosting | null;
-}
-
-export interface UsageRecorded {
-  claimed: boolean;
-  /** Nothing was written: the payment's row disagrees with `facts`; these are its own. */
-  mismatch: PaymentFacts | null;
-  /** The payment's status after the statement (null without a charge payment). */
-  paymentStatus: string | null;
-}
-
-/**
- * Settlement's write per consumed event, each ONE prepared statement on the raw pool: the event's claim, the
- * rows it adds, the payment status it moves and its ledger posting commit together or not at all, without
- * an interactive transaction (no BEGIN/COMMIT round trips, no per-query compilation). A redelivered event
- * finds its claim taken and changes nothing.
+ * Settlement's writes of money events, a batch at a time: one multi-row statement per kind, all inside the ONE
+ * transaction `inTransaction` opens (so a batch commits whole or not at all). Each statement takes its events'
+ * idempotency claims in `processed_events` itself and writes only for the claims it took: a redelivered event
+ * changes nothing. Postings are built by the caller (pure functions) and balanced twice: here, and by the
+ * database at commit.
  */
 @Injectable()
 export class LedgerRepository {
   constructor(@Inject(PgPool) private readonly pool: PgPool) {}
 
-  /** Returns false when the event was already recorded. */
-  async recordChargePayment(event: ChargeVerifiedEvent, posting: LedgerPosting): Promise<boolean> {
-    const { rows } = await this.pool.query<{ claimed: boolean }>({
-      name: "settlement.record-charge-payment",
-      text: RECORD_CHARGE_PAYMENT,
+  async inTransaction<T>(work: (tx: PgClient) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    try {
+      await client.query("BEGIN");
+      const result = await work(client);
+      await client.query("COMMIT");
+      return result;
+    } catch (err) {
+      await client.query("ROLLBACK").catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  /** Returns how many were new. */
+  async recordChargePayments(tx: PgClient, events: ChargeVerifiedEvent[], postings: GatedPosting[]): Promise<number> {
+    const { rows } = await tx.query<{ claimed: number }>({
+      name: "settlement.record-charge-payments",
+      text: RECORD_CHARGE_PAYMENTS,
       values: [
-        event.paymentId,
-        event.chainId,
-        event.amount,
-        event.txHash,
-        event.blockNumber,
-        new Date(event.verifiedAt),
-        ...postingParams(posting),
+        events.map((e) => e.paymentId),
+        events.map((e) => e.chainId),
+        events.map((e) => e.amount),
+        events.map((e) => e.txHash),
+        events.map((e) => e.blockNumber),
+        events.map((e) => new Date(e.verifiedAt)),
+        ...batchPostingParams(postings),
       ],
     });
     return rows[0]!.claimed;
   }
 
-  async recordUsage(event: UsageEvent, actualCost: bigint | null, charge: ChargeUsage | null): Promise<UsageRecorded> {
-    const { rows } = await this.pool.query<{
-      claimed: boolean;
-      mismatch: boolean;
-      paymentStatus: string | null;
-      payer: string | null;
-      paid: string | null;
-    }>({
-      name: "settlement.record-usage",
-      text: RECORD_USAGE,
+  async recordInferenceStarts(tx: PgClient, events: InferenceStartedEvent[]): Promise<void> {
+    await tx.query({
+      name: "settlement.record-inference-starts",
+      text: RECORD_INFERENCE_STARTS,
       values: [
-        event.requestId,
-        event.intent,
-        event.model,
-        event.provider,
-        event.payer,
-        event.chargePaymentId ?? null,
-        event.channelId ?? null,
-        event.status,
-        event.promptTokens,
-        event.completionTokens,
-        event.cachedTokens,
-        event.estimatedCost,
-        actualCost?.toString() ?? null,
-        event.finishReason,
-        event.errorClass,
-        event.ttftMs,
-        event.latencyMs,
-        new Date(event.completedAt),
-        charge?.paymentId ?? null,
-        charge?.facts.payer ?? null,
-        charge?.facts.paid.toString() ?? null,
-        charge?.posting ? "consumed" : "refunding",
-        ...(charge?.posting ? postingParams(charge.posting) : [null, null, null, null, null]),
-        event.chargedCost,
+        events.map((e) => e.requestId),
+        events.map((e) => e.intent),
+        events.map((e) => e.model),
+        events.map((e) => e.provider),
+        events.map((e) => e.payer),
+        events.map((e) => e.chargePaymentId ?? null),
+        events.map((e) => e.channelId ?? null),
+        events.map((e) => e.estimatedCost),
+        events.map((e) => e.chargedCost),
+        events.map((e) => new Date(e.startedAt)),
       ],
     });
-    const row = rows[0]!;
-    return {
-      claimed: row.claimed,
-      mismatch: row.mismatch ? { payer: row.payer!, paid: BigInt(row.paid!) } : null,
-      paymentStatus: row.paymentStatus,
-    };
+  }
+
+  async lockChargePayments(tx: PgClient, paymentIds: string[]): Promise<Map<string, LockedChargePayment>> {
+    const { rows } = await tx.query<{ id: string; status: string; payer: string; amount: string; applied: boolean }>({
+      name: "settlement.lock-charge-payments",
+      text: LOCK_CHARGE_PAYMENTS,
+      values: [paymentIds],
+    });
+    return new Map(rows.map((r) => [r.id, { status: r.status, payer: r.payer, paid: BigInt(r.amount), applied: r.applied }]));
+  }
+
+  /** Returns how many were new. */
+  async recordUsages(tx: PgClient, records: UsageRecord[], postings: GatedPosting[]): Promise<number> {
+    const events = records.map((r) => r.event);
+    const { rows } = await tx.query<{ claimed: number }>({
+      name: "settlement.record-usages",
+      text: RECORD_USAGES,
+      values: [
+        events.map((e) => e.requestId),
+        events.map((e) => e.intent),
+        events.map((e) => e.model),
+        events.map((e) => e.provider),
+        events.map((e) => e.payer),
+        events.map((e) => e.chargePaymentId ?? null),
+        events.map((e) => e.channelId ?? null),
+        events.map((e) => e.status),
+        events.map((e) => e.promptTokens),
+        events.map((e) => e.completionTokens),
+        events.map((e) => e.cachedTokens),
+        events.map((e) => e.estimatedCost),
+        events.map((e) => e.chargedCost),
+        records.map((r) => r.actualCost?.toString() ?? null),
+        events.map((e) => e.finishReason),
+        events.map((e) => e.errorClass),
+        events.map((e) => e.ttftMs),
+        events.map((e) => e.latencyMs),
+        events.map((e) => new Date(e.completedAt)),
+        records.map((r) => r.paymentStatus),
+        ...batchPostingParams(postings),
+      ],
+    });
+    return rows[0]!.claimed;
   }
 }

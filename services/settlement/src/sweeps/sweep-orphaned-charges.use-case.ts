@@ -3,20 +3,28 @@ import type { Config } from "@worldrouter/config";
 import { PrismaClient } from "@worldrouter/db";
 import type { Logger } from "@worldrouter/observability";
 import { CONFIG, JobQueues, LOGGER } from "@worldrouter/runtime";
+import { MoneyEventStream } from "../money-events/money-event-stream.js";
 
 const SWEEP_EVERY_MS = 60_000;
+/** Money events pending longer than this mean settlement is behind (or a replica died holding them): no sweep. */
+const SWEEP_MAX_PENDING_AGE_MS = 60_000;
 
 /**
- * Safety net for money: a charge that was verified on-chain but never produced an inference (the gateway
- * crashed or timed out between payment and enqueue) would otherwise stay owed forever. Every minute, such
- * payments older than ORPHANED_PAYMENT_MINUTES are moved to `refunding` (atomically, so a late usage event
- * cannot also bill them) and refunded on-chain.
+ * Safety net for money: a charge that was verified on-chain but whose inference never started (the gateway
+ * crashed or timed out between payment and dispatch, the worker died before its first output) would otherwise
+ * stay owed forever. Every minute, such payments older than ORPHANED_PAYMENT_MINUTES are moved to `refunding`
+ * (atomically, so a late usage event cannot also bill them) and refunded on-chain. "Never started" means no
+ * `inference_requests` row: the worker's `inference.started` event creates it before any output is delivered.
+ * That is only known once settlement has applied every money event: while the group has undelivered entries, or
+ * entries pending longer than SWEEP_MAX_PENDING_AGE_MS (a settlement down past the window applies its backlog
+ * first), the sweep does nothing.
  */
 @Injectable()
 export class SweepOrphanedChargesUseCase implements OnApplicationBootstrap {
   constructor(
     @Inject(PrismaClient) private readonly db: PrismaClient,
     @Inject(JobQueues) private readonly queues: JobQueues,
+    @Inject(MoneyEventStream) private readonly moneyEvents: MoneyEventStream,
     @Inject(CONFIG) private readonly config: Config,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
@@ -33,6 +41,11 @@ export class SweepOrphanedChargesUseCase implements OnApplicationBootstrap {
   }
 
   async sweep(): Promise<string[]> {
+    const backlog = await this.moneyEvents.backlog();
+    if (backlog.undelivered || (backlog.oldestPendingAgeMs ?? 0) > SWEEP_MAX_PENDING_AGE_MS) {
+      this.logger.warn(backlog, "orphaned-charge sweep skipped: settlement has not applied every money event yet");
+      return [];
+    }
     const orphaned = await this.db.$queryRaw<{ id: string }[]>`
       UPDATE "charge_payments" SET "status" = 'refunding', "updatedAt" = now()
       WHERE "status" = 'verified'
