@@ -1,4 +1,4 @@
-import { collectDefaultMetrics, Counter, Histogram, Registry } from "prom-client";
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 
 /** One Prometheus registry per service process, with Node's default metrics and a `service` label. */
 export function createMetricsRegistry(service: string): Registry {
@@ -19,4 +19,16 @@ export function counter(registry: Registry, name: string, help: string, labelNam
 
 export function histogram(registry: Registry, name: string, help: string, labelNames: string[] = [], buckets = LATENCY_BUCKETS_MS) {
   return new Histogram({ name, help, labelNames, buckets, registers: [registry] });
+}
+
+/** A gauge whose value is read at scrape time (e.g. a count from the database). */
+export function observedGauge(registry: Registry, name: string, help: string, read: () => Promise<number>) {
+  return new Gauge({
+    name,
+    help,
+    registers: [registry],
+    async collect() {
+      this.set(await read());
+    },
+  });
 }

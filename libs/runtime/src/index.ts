@@ -7,3 +7,4 @@ export * from "./rpc-transport.js";
 export * from "./stream-reader.js";
 export * from "./bootstrap.js";
 export * from "./readiness.js";
+export * from "./lease.js";

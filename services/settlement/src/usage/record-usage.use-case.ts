@@ -52,7 +52,7 @@ export class RecordUsageUseCase {
     if (recorded.mismatch) recorded = await this.ledger.recordUsage(event, cost, charge(recorded.mismatch));
     if (recorded.mismatch) throw new Error(`usage ${event.requestId}: payment ${paymentId} changed its payer or amount while being billed`);
     // Also on a redelivery after a crash between the write and the enqueue: a payment marked `refunding`
-    // always gets its refund job (the job id makes this idempotent).
+    // always gets its refund job (its deduplication id makes this a no-op while one is queued or running).
     if (servedNothing && recorded.paymentStatus === "refunding") {
       this.logger.warn(
         { requestId: event.requestId, paymentId, errorClass: event.errorClass },
