@@ -22,6 +22,8 @@ export interface Config {
   redis: { url: string; namespace: string };
   gateway: { host: string; port: number; publicUrl: string; realm: string; maxBodyBytes: number; rpcTimeoutMs: number };
   health: { paymentVerifierPort: number; inferenceWorkerPort: number; settlementPort: number };
+  /** Local processes per service that `npm start` runs (tools/dev-runner); services themselves ignore it. */
+  replicas: { gateway: number; paymentVerifier: number; inferenceWorker: number; settlement: number };
   shutdownTimeoutMs: number;
   /** The request/reply transport's server side (the caller's timeout is `gateway.rpcTimeoutMs`). */
   rpc: { concurrency: number; reclaimIdleMs: number };
@@ -113,6 +115,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       paymentVerifierPort: v.PAYMENT_VERIFIER_HEALTH_PORT,
       inferenceWorkerPort: v.INFERENCE_WORKER_HEALTH_PORT,
       settlementPort: v.SETTLEMENT_HEALTH_PORT,
+    },
+    replicas: {
+      gateway: v.GATEWAY_REPLICAS ?? v.REPLICAS,
+      paymentVerifier: v.PAYMENT_VERIFIER_REPLICAS ?? v.REPLICAS,
+      inferenceWorker: v.INFERENCE_WORKER_REPLICAS ?? v.REPLICAS,
+      settlement: v.SETTLEMENT_REPLICAS ?? v.REPLICAS,
     },
     shutdownTimeoutMs: v.SHUTDOWN_TIMEOUT_MS,
     rpc: { concurrency: v.RPC_CONCURRENCY, reclaimIdleMs: v.RPC_RECLAIM_IDLE_MS },

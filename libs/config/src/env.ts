@@ -67,6 +67,28 @@ export const ENV = {
   PAYMENT_VERIFIER_HEALTH_PORT: { schema: port, default: "8081", description: "payment-verifier health + /metrics port." },
   INFERENCE_WORKER_HEALTH_PORT: { schema: port, default: "8082", description: "inference-worker health + /metrics port." },
   SETTLEMENT_HEALTH_PORT: { schema: port, default: "8083", description: "settlement health + /metrics port." },
+  REPLICAS: {
+    schema: z.coerce.number().int().min(1).max(16),
+    default: "1",
+    description:
+      "`npm start` only: processes of every service to run locally, all on the same Redis, Postgres and chain. Gateway replicas listen on PORT, PORT+1, …; health ports are printed.",
+  },
+  GATEWAY_REPLICAS: {
+    schema: z.coerce.number().int().min(1).max(16),
+    description: "`npm start` only: gateway processes (overrides REPLICAS).",
+  },
+  PAYMENT_VERIFIER_REPLICAS: {
+    schema: z.coerce.number().int().min(1).max(16),
+    description: "`npm start` only: payment-verifier processes (overrides REPLICAS).",
+  },
+  INFERENCE_WORKER_REPLICAS: {
+    schema: z.coerce.number().int().min(1).max(16),
+    description: "`npm start` only: inference-worker processes (overrides REPLICAS).",
+  },
+  SETTLEMENT_REPLICAS: {
+    schema: z.coerce.number().int().min(1).max(16),
+    description: "`npm start` only: settlement processes (overrides REPLICAS).",
+  },
   SHUTDOWN_TIMEOUT_MS: {
     schema: z.coerce.number().int().min(0),
     default: "15000",

@@ -12,9 +12,11 @@ export const QUEUES = {
     schema: ChargeRecordJob,
     options: { attempts: 20, backoff: { type: "exponential", delay: 1000 }, removeOnComplete: { age: 24 * 3600 }, removeOnFail: false },
   },
+  // Refunds must finish: a chain or RPC outage is waited out for about 3 days (exponential from 2 s: 2^17 × 2 s in
+  // total); after the last attempt the refund is marked `failed` for an operator (wr_refunds_stuck).
   settlement: {
     schema: SettlementJob,
-    options: { attempts: 10, backoff: { type: "exponential", delay: 1000 }, removeOnComplete: { age: 24 * 3600 }, removeOnFail: false },
+    options: { attempts: 18, backoff: { type: "exponential", delay: 2000 }, removeOnComplete: { age: 24 * 3600 }, removeOnFail: false },
   },
 } as const satisfies Record<string, { schema: z.ZodType; options: object }>;
 
@@ -22,11 +24,19 @@ export type QueueName = keyof typeof QUEUES;
 export const QUEUE_NAMES = Object.keys(QUEUES) as QueueName[];
 export type JobOf<Q extends QueueName> = z.infer<(typeof QUEUES)[Q]["schema"]>;
 
-/** Job ids make enqueueing idempotent: BullMQ ignores a second add with the same id. */
+/**
+ * How a second add of the same job becomes a no-op. `jobId`: BullMQ ignores a second add with the same id for as long
+ * as the first job is kept (money events: applied once, ever). `deduplicationId`: ignored only while the first job
+ * waits or runs, so a refund that failed for good can be queued again (a fixed job id kept by `removeOnFail: false`
+ * would swallow every later add). Every queue has exactly one of the two.
+ */
 export const jobId = {
   "charge-records": (job: JobOf<"charge-records">) => `charge-record-${job.txHash}`,
+} satisfies { [Q in Exclude<QueueName, "settlement">]: (job: JobOf<Q>) => string };
+
+export const deduplicationId = {
   settlement: (job: JobOf<"settlement">) => `settle-${job.kind}-${job.reference}`,
-} satisfies { [Q in QueueName]: (job: JobOf<Q>) => string };
+} satisfies { [Q in Exclude<QueueName, keyof typeof jobId>]: (job: JobOf<Q>) => string };
 
 /** BullMQ key prefix for a deployment namespace (REDIS_NAMESPACE). Hash-tagged for Redis Cluster. */
 export const bullPrefix = (namespace: string) => `{${namespace}}:bull`;

@@ -142,4 +142,6 @@ export const accounts = {
   usageRevenue: () => "revenue:usage",
   /** Paid estimate minus actual cost: the overhead margin kept on charge requests. */
   estimateVariance: () => "revenue:estimate_variance",
+  /** Refunds kept because sending them would have cost more gas than they return. */
+  refundDust: () => "revenue:refund_dust",
 } as const;

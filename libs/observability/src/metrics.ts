@@ -25,3 +25,10 @@ export function histogram(registry: Registry, name: string, help: string, labelN
 export function gauge(registry: Registry, name: string, help: string, collect: (this: Gauge) => void | Promise<void>) {
   return new Gauge({ name, help, registers: [registry], collect });
 }
+
+/** A gauge whose value is read at scrape time (e.g. a count from the database). */
+export function observedGauge(registry: Registry, name: string, help: string, read: () => Promise<number>) {
+  return gauge(registry, name, help, async function () {
+    this.set(await read());
+  });
+}

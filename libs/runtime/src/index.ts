@@ -9,3 +9,4 @@ export * from "./stream-reader.js";
 export * from "./money-events.js";
 export * from "./bootstrap.js";
 export * from "./readiness.js";
+export * from "./lease.js";

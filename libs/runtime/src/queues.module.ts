@@ -2,11 +2,11 @@ import { BullModule, getQueueToken } from "@nestjs/bullmq";
 import { Inject, Injectable, Module, type DynamicModule } from "@nestjs/common";
 import { ModuleRef } from "@nestjs/core";
 import type { Config } from "@worldrouter/config";
-import { bullPrefix, jobId, QUEUES, type JobOf, type QueueName } from "@worldrouter/contracts";
+import { bullPrefix, deduplicationId, jobId, QUEUES, type JobOf, type QueueName } from "@worldrouter/contracts";
 import type { Queue } from "bullmq";
 import { redisOptions } from "./redis.js";
 
-/** Enqueues typed, schema-checked jobs; the job id from `@worldrouter/contracts` makes adds idempotent. */
+/** Enqueues typed, schema-checked jobs; the job id or deduplication id from `@worldrouter/contracts` makes adds idempotent. */
 @Injectable()
 export class JobQueues {
   private readonly queues = new Map<QueueName, Queue>();
@@ -23,9 +23,14 @@ export class JobQueues {
 
   async enqueue<Q extends QueueName>(name: Q, payload: JobOf<Q>): Promise<string> {
     const data = QUEUES[name].schema.parse(payload) as JobOf<Q>;
-    const id = (jobId[name] as (job: JobOf<Q>) => string)(data);
-    await this.queue(name).add(name, data, { jobId: id });
-    return id;
+    if (name in jobId) {
+      const id = (jobId[name as keyof typeof jobId] as (job: JobOf<Q>) => string)(data);
+      await this.queue(name).add(name, data, { jobId: id });
+      return id;
+    }
+    const id = (deduplicationId[name as keyof typeof deduplicationId] as (job: JobOf<Q>) => string)(data);
+    const job = await this.queue(name).add(name, data, { deduplication: { id } });
+    return job.id!;
   }
 }
 

@@ -1,5 +1,6 @@
 import { Inject, Injectable } from "@nestjs/common";
 import { JobHandler, type JobPayload } from "@worldrouter/runtime";
+import type { Job } from "bullmq";
 import { RefundChargeUseCase } from "./refunds/refund-charge.use-case.js";
 import { SweepOrphanedChargesUseCase } from "./sweeps/sweep-orphaned-charges.use-case.js";
 
@@ -12,8 +13,9 @@ export class SettlementJobs {
   ) {}
 
   @JobHandler("settlement")
-  async onSettlement(job: JobPayload<"settlement">) {
-    if (job.kind === "refund") await this.refundCharge.refund(job.reference);
-    else await this.sweepOrphanedCharges.sweep();
+  async onSettlement(job: JobPayload<"settlement">, raw: Job) {
+    if (job.kind === "refund")
+      await this.refundCharge.refund(job.reference, { finalAttempt: raw.attemptsMade + 1 >= (raw.opts.attempts ?? 1) });
+    else await this.sweepOrphanedCharges.sweepExclusively();
   }
 }

@@ -1,7 +1,7 @@
 import { Module, type DynamicModule } from "@nestjs/common";
 import type { Config } from "@worldrouter/config";
 import { DatabaseModule } from "@worldrouter/db";
-import { CoreModule, JobConsumersModule, QueuesModule } from "@worldrouter/runtime";
+import { CoreModule, JobConsumersModule, LeasesModule, QueuesModule } from "@worldrouter/runtime";
 import { PayeeWallet } from "./chain/payee-wallet.js";
 import { LedgerRepository } from "./ledger/ledger.repository.js";
 import { ApplyMoneyEventsUseCase } from "./money-events/apply-money-events.use-case.js";
@@ -21,8 +21,10 @@ export class SettlementModule {
         CoreModule.forRoot("settlement", config),
         DatabaseModule.forRoot(config.databaseUrl),
         QueuesModule.forRoot(config, ["settlement"]),
-        // Chain writes run one at a time: the payee's transactions take sequential nonces.
-        JobConsumersModule.forRoot({ consumes: ["settlement"], concurrency: { settlement: 1 } }),
+        LeasesModule.forRoot(config),
+        // Signing is serialised by the payee signer lease across every replica; several refunds per process can
+        // wait for their receipts at once.
+        JobConsumersModule.forRoot({ consumes: ["settlement"], concurrency: { settlement: 4 } }),
       ],
       providers: [
         SettlementJobs,

@@ -3,11 +3,19 @@ import { randomBytes, randomUUID } from "node:crypto";
 import type { INestApplicationContext } from "@nestjs/common";
 import { NestFactory } from "@nestjs/core";
 import { loadConfig } from "@worldrouter/config";
-import type { ChargeVerifiedEvent, InferenceStartedEvent, MoneyEvent, UsageEvent } from "@worldrouter/contracts";
+import {
+  deduplicationId,
+  MONEY_EVENT_FIELD,
+  MONEY_EVENTS_GROUP,
+  moneyEventStreamKey,
+  type ChargeVerifiedEvent,
+  type InferenceStartedEvent,
+  type MoneyEvent,
+  type UsageEvent,
+} from "@worldrouter/contracts";
 import { accountBalance, createPrismaClient, Prisma, type PrismaClient } from "@worldrouter/db";
 import { newRequestId } from "@worldrouter/observability";
-import { MONEY_EVENT_FIELD, MONEY_EVENTS_GROUP, moneyEventStreamKey } from "@worldrouter/contracts";
-import { ensureConsumerGroup, JobQueues, redisOptions } from "@worldrouter/runtime";
+import { ensureConsumerGroup, JobQueues, Leases, redisOptions } from "@worldrouter/runtime";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { chargeReceived, chargeRefund, chargeUsage } from "./ledger/charge-postings.js";
@@ -50,6 +58,13 @@ describe("settlement ledger (real Postgres)", () => {
     await app?.close();
     await db?.$disconnect();
   });
+
+  /** The refund job queued for a payment (found by its deduplication id while it waits or runs). */
+  async function refundJob(paymentId: string) {
+    const queue = app.get(JobQueues).queue("settlement");
+    const id = await queue.getDeduplicationJobId(deduplicationId.settlement({ kind: "refund", reference: paymentId, requestedAt: 0 }));
+    return id ? queue.getJob(id) : undefined;
+  }
 
   async function paidRequest(amount: bigint, status: "verified" | "refunding" | "refunded" = "verified") {
     const payer = hex(20);
@@ -159,8 +174,7 @@ describe("settlement ledger (real Postgres)", () => {
     expect(swept).toContain(payment.id);
     expect(swept).not.toContain(fresh.payment.id);
     expect((await db.chargePayment.findUniqueOrThrow({ where: { id: payment.id } })).status).toBe("refunding");
-    const refundJob = await app.get(JobQueues).queue("settlement").getJob(`settle-refund-${payment.id}`);
-    expect(refundJob?.data).toMatchObject({ kind: "refund", reference: payment.id });
+    expect((await refundJob(payment.id))?.data).toMatchObject({ kind: "refund", reference: payment.id });
     expect(await app.get(SweepOrphanedChargesUseCase).sweep()).not.toContain(payment.id);
 
     await apply(usage({ requestId, payer, paymentId: payment.id }));
@@ -239,7 +253,45 @@ describe("settlement ledger (real Postgres)", () => {
   });
 
   const ledgerTransactions = (reference: string) => db.ledgerTransaction.count({ where: { reference } });
-  const refundJob = (paymentId: string) => app.get(JobQueues).queue("settlement").getJob(`settle-refund-${paymentId}`);
+
+  it("a payment left refunding without its refund job (crash before the enqueue) gets one; a refund that gave up does not", async () => {
+    const lost = await paidRequest(600n, "refunding");
+    const gaveUp = await paidRequest(700n, "refunding");
+    await db.settlement.create({
+      data: {
+        kind: "refund",
+        chainId: 4217,
+        amount: gaveUp.payment.amount,
+        chargePaymentId: gaveUp.payment.id,
+        status: "failed",
+        error: "x",
+      },
+    });
+    await db.$executeRaw`UPDATE charge_payments SET "updatedAt" = now() - interval '1 hour' WHERE id IN (${lost.payment.id}::uuid, ${gaveUp.payment.id}::uuid)`;
+    expect(await refundJob(lost.payment.id)).toBeUndefined();
+
+    const requeued = await app.get(SweepOrphanedChargesUseCase).requeueLostRefunds();
+    expect(requeued).toContain(lost.payment.id);
+    expect(requeued).not.toContain(gaveUp.payment.id);
+    expect((await refundJob(lost.payment.id))?.data).toMatchObject({ kind: "refund", reference: lost.payment.id });
+  });
+
+  it("two replicas' sweep ticks never overlap: while one holds the sweep lease the other skips", async () => {
+    const sweeper = app.get(SweepOrphanedChargesUseCase);
+    const other = app.get(Leases).lease("charges-sweep", 30_000);
+    const held = await other.tryAcquire();
+    expect(held).not.toBeNull();
+    const { payment, event } = await paidRequest(800n);
+    await apply(event);
+    await db.$executeRaw`UPDATE charge_payments SET "createdAt" = now() - interval '1 hour' WHERE id = ${payment.id}::uuid`;
+    try {
+      expect(await sweeper.sweepExclusively()).toEqual([]);
+      expect((await db.chargePayment.findUniqueOrThrow({ where: { id: payment.id } })).status).toBe("verified");
+    } finally {
+      await held!.release();
+    }
+    expect(await sweeper.sweepExclusively()).toContain(payment.id);
+  });
 
   it("a redelivered payment event posts once, also when both deliveries race", async () => {
     const { payer, payment, event } = await paidRequest(400n);

@@ -2,7 +2,8 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { World } from "@worldrouter/config";
-import { startSystem, type RunningSystem } from "@worldrouter/dev-runner";
+import { startSystem, type RunningSystem, type SystemOptions } from "@worldrouter/dev-runner";
+import { reconcileCharges, type ChargeReconciliation } from "@worldrouter/reconciliation";
 import type { FakeControls } from "@worldrouter/fake-upstream";
 import { createTempoClients } from "@worldrouter/chain";
 import { Mppx, tempo } from "mppx/client";
@@ -12,11 +13,13 @@ import { privateKeyToAccount } from "viem/accounts";
 
 /**
  * One whole system per test file: local chain + fake upstream + the four built services on free ports,
- * sharing the run's throwaway database and Redis namespace (from the global setup).
+ * sharing the run's throwaway database and Redis namespace (from the global setup). `replicas` runs several
+ * processes per service: `gatewayUrls` lists every gateway, `replicas[service]` every process (to kill one).
  */
 export async function startTestSystem(
   env: NodeJS.ProcessEnv = {},
   fakeUpstream?: Partial<FakeControls>,
+  options: { replicas?: SystemOptions["replicas"] } = {},
 ): Promise<RunningSystem & { world: World; logs: string[] }> {
   const logs: string[] = [];
   const worldFile = join(mkdtempSync(join(tmpdir(), "wr-e2e-")), "world.json");
@@ -25,6 +28,7 @@ export async function startTestSystem(
     worldFile,
     freePorts: true,
     fakeUpstream,
+    replicas: options.replicas,
     onLine: (service, line) => logs.push(`${service} | ${line}`),
   }).catch((err) => {
     throw new Error(`${(err as Error).message}\n${logs.slice(-40).join("\n")}`);
@@ -38,10 +42,14 @@ export type TestSystem = Awaited<ReturnType<typeof startTestSystem>>;
  * Starts a system for the current test file (beforeAll) and stops it after (afterAll), with a Postgres client
  * on the run's database. Read `.system` and `.db` inside tests.
  */
-export function useTestSystem(env: NodeJS.ProcessEnv = {}, fakeUpstream?: Partial<FakeControls>) {
+export function useTestSystem(
+  env: NodeJS.ProcessEnv = {},
+  fakeUpstream?: Partial<FakeControls>,
+  options: { replicas?: SystemOptions["replicas"] } = {},
+) {
   const handle = {} as { system: TestSystem; db: pg.Client };
   beforeAll(async () => {
-    handle.system = await startTestSystem(env, fakeUpstream);
+    handle.system = await startTestSystem(env, fakeUpstream, options);
     handle.db = new pg.Client({ connectionString: process.env.DATABASE_URL });
     await handle.db.connect();
   }, 180_000);
@@ -79,5 +87,27 @@ export async function tokenBalance(world: World, address: `0x${string}`): Promis
     ] as const,
     functionName: "balanceOf",
     args: [address],
+  });
+}
+
+/** The chain's current block: take it before a scenario, pass it to `reconcile` after. */
+export function currentBlock(world: World): Promise<bigint> {
+  return createTempoClients({ rpcUrl: world.rpcUrl, chainId: world.chainId, feeToken: world.token.address }).publicClient.getBlockNumber();
+}
+
+/** The ledger against the chain (`reconcileCharges`) for the system's payee and token, from `fromBlock` to now. */
+export async function reconcile(system: TestSystem, db: pg.Client, fromBlock: bigint): Promise<ChargeReconciliation> {
+  const { publicClient } = createTempoClients({
+    rpcUrl: system.world.rpcUrl,
+    chainId: system.world.chainId,
+    feeToken: system.world.token.address,
+  });
+  return reconcileCharges({
+    db,
+    publicClient,
+    token: system.world.token.address,
+    payee: system.world.payee.address,
+    fromBlock,
+    toBlock: await publicClient.getBlockNumber(),
   });
 }

@@ -11,7 +11,8 @@ describe("inference fails after payment", () => {
     const response = await mppx.fetch(`${e2e.system.gatewayUrl}/x402/v1/chat/completions`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "the provider is down" }] }),
+      // Priced well above the gas a refund costs (else it is kept as dust: see below).
+      body: JSON.stringify({ model: "gpt-5.4-pro", messages: [{ role: "user", content: "the provider is down ".repeat(300) }] }),
     });
     const problem = await response.json();
     expect(response.status, JSON.stringify(problem)).toBe(502);
@@ -42,5 +43,39 @@ describe("inference fails after payment", () => {
       .filter((l) => l.account === `liability:payer_prepaid:${payment.payer}`)
       .reduce((s, l) => s + BigInt(l.amount), 0n);
     expect(prepaid).toBe(0n);
+  });
+
+  it("a payment smaller than the gas its refund would cost is not sent back but booked as dust", async () => {
+    const { mppx, account } = mppxClient(e2e.system.world, 1);
+    const response = await mppx.fetch(`${e2e.system.gatewayUrl}/x402/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "tiny" }] }),
+    });
+    expect(response.status).toBe(502);
+    const requestId = response.headers.get("x-request-id")!;
+    const payment = (await e2e.db.query(`SELECT * FROM charge_payments WHERE "requestId" = $1`, [requestId])).rows[0];
+    const afterPaying = await tokenBalance(e2e.system.world, account.address);
+    await expect
+      .poll(async () => (await e2e.db.query(`SELECT status FROM charge_payments WHERE id = $1`, [payment.id])).rows[0].status, {
+        timeout: 30_000,
+        interval: 250,
+      })
+      .toBe("kept_as_dust");
+    expect(await tokenBalance(e2e.system.world, account.address)).toBe(afterPaying);
+    expect(
+      (await e2e.db.query(`SELECT count(*)::int AS n FROM settlements WHERE kind = 'refund' AND "chargePaymentId" = $1`, [payment.id]))
+        .rows[0].n,
+    ).toBe(0);
+    const lines = (
+      await e2e.db.query(
+        `SELECT e.account, e.amount::text FROM ledger_entries e JOIN ledger_transactions t ON t.id = e."transactionId" WHERE t.reference = $1 AND t.kind = 'charge.refund_dust'`,
+        [payment.id],
+      )
+    ).rows;
+    expect(Object.fromEntries(lines.map((l) => [l.account, l.amount]))).toEqual({
+      [`liability:payer_prepaid:${payment.payer}`]: payment.amount,
+      "revenue:refund_dust": `-${payment.amount}`,
+    });
   });
 });

@@ -14,12 +14,13 @@ const COLORS: Record<string, string> = {
   "inference-worker": "32",
   gateway: "34",
 };
-const width = Math.max(...Object.keys(COLORS).map((k) => k.length));
+const width = Math.max(...Object.keys(COLORS).map((k) => k.length)) + 3; // room for a replica suffix: "gateway#2"
 const useColor = process.stdout.isTTY && !process.env.NO_COLOR;
 
 function print(source: string, line: string, stream: "stdout" | "stderr" = "stdout") {
   const label = source.padEnd(width);
-  const prefix = useColor ? `\x1b[${COLORS[source] ?? "37"}m${label} |\x1b[0m` : `${label} |`;
+  const color = COLORS[source.split("#")[0]!] ?? "37";
+  const prefix = useColor ? `\x1b[${color}m${label} |\x1b[0m` : `${label} |`;
   (stream === "stderr" ? process.stderr : process.stdout).write(`${prefix} ${line}\n`);
 }
 
@@ -44,7 +45,13 @@ try {
   process.exit(1);
 }
 const wallet = system.world?.wallets[0];
-print("system", `gateway ${system.gatewayUrl}  (models: ${system.gatewayUrl}/v1/models)`);
+for (const service of system.services) {
+  print(
+    "system",
+    `${service.label.padEnd(width)} pid ${service.child.pid}  ${service.name === "gateway" ? "http" : "health"} ${service.url}`,
+  );
+}
+print("system", `gateway ${system.gatewayUrls.join(", ")}  (models: ${system.gatewayUrl}/v1/models)`);
 if (system.world) print("system", `local world: ${worldFile} (funded wallets with keys, token, escrow)`);
 if (wallet) {
   print("system", `try it: node scripts/pay.mjs "Hello"   (pays with ${wallet.address} from the local world)`);
@@ -53,7 +60,7 @@ print("system", `WorldRouter ready at ${system.gatewayUrl}`);
 for (const service of system.services) {
   void service.exited.then((code) => {
     if (!stopping) {
-      print("system", `${service.name} exited unexpectedly (code ${code}); stopping everything`, "stderr");
+      print("system", `${service.label} exited unexpectedly (code ${code}); stopping everything`, "stderr");
       void shutdown("service-exit").then(() => process.exit(1));
     }
   });

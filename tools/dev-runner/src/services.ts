@@ -9,15 +9,22 @@ export const serviceEntry = (service: ServiceName) => fileURLToPath(new URL(`../
 
 export interface RunningService {
   name: ServiceName;
+  /** 0-based replica index of this process among its service's processes. */
+  replica: number;
+  /** `gateway`, or `gateway#2` when a service runs several replicas (log prefixes). */
+  label: string;
+  /** The gateway's HTTP base URL, or the health/metrics base URL of the other services. */
+  url: string;
   child: ChildProcess;
   exited: Promise<number | null>;
 }
 
-/** Spawns a built service (`services/<name>/dist/main.js`); each output line goes to `onLine`. */
+/** Spawns a built service (`services/<name>/dist/main.js`); each output line goes to `onLine` with its label. */
 export function spawnService(
   name: ServiceName,
+  replica: { index: number; label: string; url: string },
   env: NodeJS.ProcessEnv,
-  onLine: (service: ServiceName, line: string, stream: "stdout" | "stderr") => void,
+  onLine: (label: string, line: string, stream: "stdout" | "stderr") => void,
 ): RunningService {
   const child = spawn(process.execPath, ["--enable-source-maps", serviceEntry(name)], { env, stdio: ["ignore", "pipe", "pipe"] });
   for (const stream of ["stdout", "stderr"] as const) {
@@ -26,13 +33,13 @@ export function spawnService(
       buffered += data;
       let newline: number;
       while ((newline = buffered.indexOf("\n")) >= 0) {
-        onLine(name, buffered.slice(0, newline), stream);
+        onLine(replica.label, buffered.slice(0, newline), stream);
         buffered = buffered.slice(newline + 1);
       }
     });
   }
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  return { name, child, exited };
+  return { name, replica: replica.index, label: replica.label, url: replica.url, child, exited };
 }
 
 /** Polls a readiness URL until it answers 200 or the service exits. */
@@ -42,7 +49,7 @@ export async function waitUntilReady(url: string, service: RunningService, timeo
   void service.exited.then((code) => (exitCode = code));
   let lastError = "";
   while (Date.now() < deadline) {
-    if (exitCode !== undefined) throw new Error(`${service.name} exited with code ${exitCode} before it was ready`);
+    if (exitCode !== undefined) throw new Error(`${service.label} exited with code ${exitCode} before it was ready`);
     try {
       const response = await fetch(url, { signal: AbortSignal.timeout(2000) });
       if (response.ok) return;
@@ -52,7 +59,7 @@ export async function waitUntilReady(url: string, service: RunningService, timeo
     }
     await new Promise((r) => setTimeout(r, 150));
   }
-  throw new Error(`${service.name} not ready after ${timeoutMs} ms (${url}): ${lastError}`);
+  throw new Error(`${service.label} not ready after ${timeoutMs} ms (${url}): ${lastError}`);
 }
 
 /** SIGTERM (graceful drain), then SIGKILL if it does not exit in time. */

@@ -1,7 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { createServer } from "node:net";
 import { dirname } from "node:path";
-import { loadConfig, type World } from "@worldrouter/config";
+import { loadConfig, type Config, type World } from "@worldrouter/config";
 import { deployWorld, startAnvil, writeWorldFile, type RunningAnvil } from "@worldrouter/devchain";
 import { startFakeUpstream, type FakeControls } from "@worldrouter/fake-upstream";
 import { ensureDatabase, migrate } from "../../../prisma/migrate.mjs";
@@ -10,26 +10,44 @@ import { SERVICES, spawnService, stopService, waitUntilReady, type RunningServic
 /**
  * Brings up the whole system on one machine: migrates Postgres, starts the local world where nothing real
  * is configured (a Tempo-mode anvil with the USDC.e stand-in unless CHAIN_RPC_URL is set; the fake
- * OpenAI/Anthropic upstream unless both provider keys are set), then the four services, and waits until
- * every one reports ready. Used by `npm start` and by the end-to-end tests.
+ * OpenAI/Anthropic upstream unless both provider keys are set), then the four services (N processes each with
+ * REPLICAS or `replicas`, all on the same Redis, Postgres and chain), and waits until every one reports ready. Used by
+ * `npm start` and by the end-to-end tests.
  */
 export interface SystemOptions {
   env: NodeJS.ProcessEnv;
   worldFile: string;
   /** Pick free ports for the gateway and health endpoints instead of the configured ones (tests). */
   freePorts?: boolean;
-  onLine?: (service: ServiceName | "system", line: string, stream: "stdout" | "stderr") => void;
+  /** Lines of `system` and of each process, by its label (`gateway`, or `gateway#2` with several replicas). */
+  onLine?: (source: string, line: string, stream: "stdout" | "stderr") => void;
   /** Default behaviour of the fake upstream, e.g. `{ fault: "500" }` to make every provider call fail. */
   fakeUpstream?: Partial<FakeControls>;
+  /** Processes per service (a number for all, or per service); default REPLICAS and its per-service overrides. */
+  replicas?: number | Partial<Record<ServiceName, number>>;
 }
 
 export interface RunningSystem {
+  /** The first gateway's URL. */
   gatewayUrl: string;
+  /** Every gateway replica's URL (PORT, PORT+1, … unless free ports were picked). */
+  gatewayUrls: string[];
   world: World | undefined;
   env: NodeJS.ProcessEnv;
+  /** Every process, in start order. */
   services: RunningService[];
+  /** The processes of each service (e.g. to kill -9 one replica). */
+  replicas: Record<ServiceName, RunningService[]>;
   stop(): Promise<void>;
 }
+
+const HEALTH_PORT_ENV = {
+  "payment-verifier": "PAYMENT_VERIFIER_HEALTH_PORT",
+  settlement: "SETTLEMENT_HEALTH_PORT",
+  "inference-worker": "INFERENCE_WORKER_HEALTH_PORT",
+} as const;
+// Replica i of a non-gateway service listens on its health port + i × this (bumped past any port already taken).
+const REPLICA_PORT_STRIDE = 100;
 
 export async function startSystem(options: SystemOptions): Promise<RunningSystem> {
   const log = options.onLine ?? (() => {});
@@ -44,8 +62,9 @@ export async function startSystem(options: SystemOptions): Promise<RunningSystem
   loadConfig({ ...env, WORLD_FILE: "/nonexistent", PAYEE_ADDRESS: env.PAYEE_ADDRESS ?? "0x0000000000000000000000000000000000000001" });
   const stops: (() => Promise<void>)[] = [];
   const services: RunningService[] = [];
+  // In reverse start order, each service's replicas together: gateways stop taking requests first.
   const stop = async () => {
-    for (const service of [...services].reverse()) await stopService(service);
+    for (const name of [...SERVICES].reverse()) await Promise.all(services.filter((s) => s.name === name).map((s) => stopService(s)));
     for (const fn of stops.reverse()) await fn().catch(() => {});
   };
   try {
@@ -79,19 +98,70 @@ export async function startSystem(options: SystemOptions): Promise<RunningSystem
       writeWorldFile(options.worldFile, world);
     }
     const config = loadConfig(env); // fail here, once, with every bad variable named
-    const health: Record<ServiceName, string> = {
-      "payment-verifier": `http://${config.gateway.host}:${config.health.paymentVerifierPort}/readyz`,
-      settlement: `http://${config.gateway.host}:${config.health.settlementPort}/readyz`,
-      "inference-worker": `http://${config.gateway.host}:${config.health.inferenceWorkerPort}/readyz`,
-      gateway: `http://${config.gateway.host}:${config.gateway.port}/readyz`,
-    };
-    for (const name of SERVICES) services.push(spawnService(name, env, (service, line, stream) => log(service, line, stream)));
-    await Promise.all(services.map((service) => waitUntilReady(health[service.name], service)));
-    return { gatewayUrl: `http://${config.gateway.host}:${config.gateway.port}`, world, env, services, stop };
+    const counts = replicaCounts(config, options.replicas);
+    const host = config.gateway.host;
+    const ports = await replicaPorts(config, counts, Boolean(options.freePorts));
+    // One realm for every gateway replica, as behind a load balancer: the first gateway's URL.
+    env.PUBLIC_URL ??= `http://${host}:${ports.gateway[0]}`;
+    for (const name of SERVICES) {
+      ports[name].forEach((port, index) => {
+        const label = counts[name] > 1 ? `${name}#${index + 1}` : name;
+        const url = `http://${host}:${port}`;
+        const replicaEnv = name === "gateway" ? { ...env, PORT: String(port) } : { ...env, [HEALTH_PORT_ENV[name]]: String(port) };
+        services.push(spawnService(name, { index, label, url }, replicaEnv, (source, line, stream) => log(source, line, stream)));
+      });
+    }
+    await Promise.all(services.map((service) => waitUntilReady(`${service.url}/readyz`, service)));
+    const replicas = Object.fromEntries(SERVICES.map((name) => [name, services.filter((s) => s.name === name)])) as Record<
+      ServiceName,
+      RunningService[]
+    >;
+    const gatewayUrls = replicas.gateway.map((s) => s.url);
+    return { gatewayUrl: gatewayUrls[0]!, gatewayUrls, world, env, services, replicas, stop };
   } catch (err) {
     await stop();
     throw err;
   }
+}
+
+function replicaCounts(config: Config, requested: SystemOptions["replicas"]): Record<ServiceName, number> {
+  const configured: Record<ServiceName, number> = {
+    gateway: config.replicas.gateway,
+    "payment-verifier": config.replicas.paymentVerifier,
+    "inference-worker": config.replicas.inferenceWorker,
+    settlement: config.replicas.settlement,
+  };
+  if (requested === undefined) return configured;
+  if (typeof requested === "number") return Object.fromEntries(SERVICES.map((name) => [name, requested])) as Record<ServiceName, number>;
+  return { ...configured, ...requested };
+}
+
+/**
+ * Ports of every replica: gateways on PORT, PORT+1, …; the others on their health port + i × 100, moved up past any
+ * port already given out (with two gateways, 8081 is the second gateway's, so the first verifier moves to 8082).
+ * Free ports from the OS instead when asked (tests).
+ */
+async function replicaPorts(config: Config, counts: Record<ServiceName, number>, free: boolean): Promise<Record<ServiceName, number[]>> {
+  const base: Record<ServiceName, number> = {
+    gateway: config.gateway.port,
+    "payment-verifier": config.health.paymentVerifierPort,
+    "inference-worker": config.health.inferenceWorkerPort,
+    settlement: config.health.settlementPort,
+  };
+  const taken = new Set<number>();
+  const ports = {} as Record<ServiceName, number[]>;
+  for (const name of ["gateway", ...SERVICES.filter((s) => s !== "gateway")] as ServiceName[]) {
+    ports[name] = [];
+    for (let i = 0; i < counts[name]; i++) {
+      let port: number;
+      if (free) port = i === 0 ? base[name] : await freePort();
+      else if (name === "gateway") port = base.gateway + i;
+      else for (port = base[name] + i * REPLICA_PORT_STRIDE; taken.has(port); port++);
+      taken.add(port);
+      ports[name].push(port);
+    }
+  }
+  return ports;
 }
 
 export function freePort(): Promise<number> {
