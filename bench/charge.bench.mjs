@@ -423,10 +423,13 @@ async function waitForJobs(ctx, before, n) {
     const now = await servicesSnapshot(ctx);
     const done = (svc, queue) =>
       metricValue(now[svc], "wr_jobs_processed_total", { queue }) - metricValue(before[svc], "wr_jobs_processed_total", { queue });
-    if (done("settlement", "payments") >= n && done("settlement", "usage") >= n && done("inference-worker", "inference") >= n) return now;
+    const applied = (kind) =>
+      metricValue(now.settlement, "wr_money_events_applied_total", { kind }) -
+      metricValue(before.settlement, "wr_money_events_applied_total", { kind });
+    if (applied("charge.verified") >= n && applied("inference.usage") >= n && done("inference-worker", "inference") >= n) return now;
     if (Date.now() > deadline)
       throw new Error(
-        `jobs not drained: payments ${done("settlement", "payments")}, usage ${done("settlement", "usage")}, inference ${done("inference-worker", "inference")} of ${n}`,
+        `jobs not drained: payments ${applied("charge.verified")}, usage ${applied("inference.usage")}, inference ${done("inference-worker", "inference")} of ${n}`,
       );
     await sleep(100);
   }
@@ -556,8 +559,7 @@ async function paidPhase(ctx, observer, { concurrency, n, label }) {
       }),
       inferenceJobMs: histogramDelta(before["inference-worker"], after["inference-worker"], "wr_job_duration_ms", { queue: "inference" }),
       inferenceTtftFromEnqueueMs: histogramDelta(before["inference-worker"], after["inference-worker"], "wr_inference_ttft_ms"),
-      settlementPaymentsJobMs: histogramDelta(before.settlement, after.settlement, "wr_job_duration_ms", { queue: "payments" }),
-      settlementUsageJobMs: histogramDelta(before.settlement, after.settlement, "wr_job_duration_ms", { queue: "usage" }),
+      settlementBatchSize: histogramDelta(before.settlement, after.settlement, "wr_money_event_batch_size"),
     },
   };
 }
@@ -976,8 +978,7 @@ function report(r) {
       ["verifier wr_charge_verify_phase_ms{record}", ...prom(P1.verifierRecordMs), ...prom(P32.verifierRecordMs)],
       ["worker wr_job_duration_ms{inference}", ...prom(P1.inferenceJobMs), ...prom(P32.inferenceJobMs)],
       ["worker wr_inference_ttft_ms (from enqueue)", ...prom(P1.inferenceTtftFromEnqueueMs), ...prom(P32.inferenceTtftFromEnqueueMs)],
-      ["settlement wr_job_duration_ms{payments}", ...prom(P1.settlementPaymentsJobMs), ...prom(P32.settlementPaymentsJobMs)],
-      ["settlement wr_job_duration_ms{usage}", ...prom(P1.settlementUsageJobMs), ...prom(P32.settlementUsageJobMs)],
+      ["settlement wr_money_event_batch_size", ...prom(P1.settlementBatchSize), ...prom(P32.settlementBatchSize)],
       ["gateway wr_http_request_duration_ms (402s + paid)", ...prom(P1.gatewayHttpRouteMs), ...prom(P32.gatewayHttpRouteMs)],
     ]),
   );

@@ -160,7 +160,8 @@ describe("RunInference", () => {
     let release!: () => void;
     const held = new Promise<void>((resolve) => (release = resolve));
     const publisher = app.get(MoneyEventPublisher);
-    const publish = publisher.publish.bind(publisher);
+    // The prototype's method is the real one (the spy sits on the instance).
+    const publish = (event: MoneyEvent) => MoneyEventPublisher.prototype.publish.call(publisher, event);
     let startedCalls = 0;
     published.mockImplementation(async (event) => {
       if (event.kind === "inference.started" && event.requestId === job.requestId) {
