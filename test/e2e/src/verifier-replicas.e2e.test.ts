@@ -12,8 +12,11 @@ describe("two payment-verifier replicas", () => {
   const secondLogs: string[] = [];
   beforeAll(async () => {
     const healthPort = await freePort();
-    second = spawnService("payment-verifier", { ...e2e.system.env, PAYMENT_VERIFIER_HEALTH_PORT: String(healthPort) }, (_, line) =>
-      secondLogs.push(line),
+    second = spawnService(
+      "payment-verifier",
+      { index: 1, label: "payment-verifier#2", url: `http://127.0.0.1:${healthPort}` },
+      { ...e2e.system.env, PAYMENT_VERIFIER_HEALTH_PORT: String(healthPort) },
+      (_, line) => secondLogs.push(line),
     );
     await waitUntilReady(`http://127.0.0.1:${healthPort}/readyz`, second);
   }, 120_000);
