@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,10 +11,13 @@ import { Mppx, tempo } from "mppx/client";
 import pg from "pg";
 import { afterAll, beforeAll } from "vitest";
 import { privateKeyToAccount } from "viem/accounts";
+import { ensureDatabase, migrate } from "../../../prisma/migrate.mjs";
 
 /**
- * One whole system per test file: local chain + fake upstream + the four built services on free ports,
- * sharing the run's throwaway database and Redis namespace (from the global setup). `replicas` runs several
+ * One whole system per test file: local chain + fake upstream + the four built services on free ports, on a database
+ * of its own (each file's chain starts at block 0, so ledgers of several files in one database could not be reconciled
+ * with their chains) and the run's Redis namespace (from the global setup). `DATABASE_URL` of the file's process points
+ * at that database from then on. `replicas` runs several
  * processes per service: `gatewayUrls` lists every gateway, `replicas[service]` every process (to kill one).
  */
 export async function startTestSystem(
@@ -22,6 +26,7 @@ export async function startTestSystem(
   options: { replicas?: SystemOptions["replicas"] } = {},
 ): Promise<RunningSystem & { world: World; logs: string[] }> {
   const logs: string[] = [];
+  await useOwnDatabase();
   const worldFile = join(mkdtempSync(join(tmpdir(), "wr-e2e-")), "world.json");
   const system = await startSystem({
     env: { ...process.env, LOG_LEVEL: "info", NODE_ENV: "test", ...env },
@@ -37,6 +42,29 @@ export async function startTestSystem(
 }
 
 export type TestSystem = Awaited<ReturnType<typeof startTestSystem>>;
+
+/** Points this test file's DATABASE_URL at a fresh, migrated database of its own (dropped by `dropOwnDatabase`). */
+async function useOwnDatabase(): Promise<void> {
+  if (process.env.WR_E2E_OWN_DATABASE) return;
+  const url = new URL(process.env.DATABASE_URL!);
+  url.pathname = `${url.pathname}_${randomBytes(3).toString("hex")}`;
+  await ensureDatabase(url.toString());
+  await migrate(url.toString(), () => {});
+  process.env.WR_E2E_OWN_DATABASE = url.toString();
+  process.env.DATABASE_URL = url.toString();
+}
+
+export async function dropOwnDatabase(): Promise<void> {
+  const own = process.env.WR_E2E_OWN_DATABASE;
+  if (!own) return;
+  const admin = new URL(own);
+  const name = admin.pathname.slice(1);
+  admin.pathname = "/postgres";
+  const client = new pg.Client({ connectionString: admin.toString() });
+  await client.connect();
+  await client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`).finally(() => client.end());
+  delete process.env.WR_E2E_OWN_DATABASE;
+}
 
 /**
  * Starts a system for the current test file (beforeAll) and stops it after (afterAll), with a Postgres client
@@ -56,6 +84,7 @@ export function useTestSystem(
   afterAll(async () => {
     await handle.db?.end();
     await handle.system?.stop();
+    await dropOwnDatabase();
   });
   return handle;
 }
