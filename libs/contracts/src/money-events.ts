@@ -34,13 +34,8 @@ export const ChargeVerifiedEvent = z.object({
 });
 export type ChargeVerifiedEvent = z.infer<typeof ChargeVerifiedEvent>;
 
-/**
- * inference-worker → settlement: the request is about to deliver its first output. Added (awaited) before anything
- * reaches the gateway, so a payment whose inference delivered anything always has its start on record: the orphan
- * sweep refunds only payments without one.
- */
-export const InferenceStartedEvent = z.object({
-  kind: z.literal("inference.started"),
+/** Which request an inference event is about, and who pays for it how (both inference events carry it). */
+const InferenceRequestFacts = z.object({
   requestId: RequestId,
   model: z.string(),
   provider: z.string(),
@@ -48,6 +43,16 @@ export const InferenceStartedEvent = z.object({
   payer: Address,
   chargePaymentId: z.string().uuid().optional(),
   channelId: Hash32.optional(),
+});
+
+/**
+ * inference-worker → settlement: the request is about to deliver its first output. Added (awaited) before anything
+ * reaches the gateway, so a payment whose inference delivered anything always has its start on record: the orphan
+ * sweep refunds only payments without one.
+ */
+export const InferenceStartedEvent = z.object({
+  kind: z.literal("inference.started"),
+  ...InferenceRequestFacts.shape,
   estimatedCost: BaseUnits,
   chargedCost: BaseUnits,
   startedAt: z.number().int(),
@@ -59,13 +64,7 @@ export const InferenceOutcome = z.enum(["succeeded", "failed", "cancelled"]);
 /** inference-worker → settlement: exactly one per request, even when the stream failed mid-way. */
 export const UsageEvent = z.object({
   kind: z.literal("inference.usage"),
-  requestId: RequestId,
-  model: z.string(),
-  provider: z.string(),
-  intent: Intent,
-  payer: Address,
-  chargePaymentId: z.string().uuid().optional(),
-  channelId: Hash32.optional(),
+  ...InferenceRequestFacts.shape,
   status: InferenceOutcome,
   promptTokens: z.number().int().nonnegative(),
   completionTokens: z.number().int().nonnegative(),

@@ -136,13 +136,7 @@ export class LedgerRepository {
       name: "settlement.record-inference-starts",
       text: RECORD_INFERENCE_STARTS,
       values: [
-        events.map((e) => e.requestId),
-        events.map((e) => e.intent),
-        events.map((e) => e.model),
-        events.map((e) => e.provider),
-        events.map((e) => e.payer),
-        events.map((e) => e.chargePaymentId ?? null),
-        events.map((e) => e.channelId ?? null),
+        ...requestColumns(events),
         events.map((e) => e.estimatedCost),
         events.map((e) => e.chargedCost),
         events.map((e) => new Date(e.startedAt)),
@@ -166,13 +160,7 @@ export class LedgerRepository {
       name: "settlement.record-usages",
       text: RECORD_USAGES,
       values: [
-        events.map((e) => e.requestId),
-        events.map((e) => e.intent),
-        events.map((e) => e.model),
-        events.map((e) => e.provider),
-        events.map((e) => e.payer),
-        events.map((e) => e.chargePaymentId ?? null),
-        events.map((e) => e.channelId ?? null),
+        ...requestColumns(events),
         events.map((e) => e.status),
         events.map((e) => e.promptTokens),
         events.map((e) => e.completionTokens),
@@ -191,4 +179,17 @@ export class LedgerRepository {
     });
     return rows[0]!.claimed;
   }
+}
+
+/** The request columns both inference statements start with ($1-$7), one array per column. */
+function requestColumns(events: (InferenceStartedEvent | UsageEvent)[]) {
+  return [
+    events.map((e) => e.requestId),
+    events.map((e) => e.intent),
+    events.map((e) => e.model),
+    events.map((e) => e.provider),
+    events.map((e) => e.payer),
+    events.map((e) => e.chargePaymentId ?? null),
+    events.map((e) => e.channelId ?? null),
+  ];
 }
