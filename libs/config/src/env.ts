@@ -138,6 +138,11 @@ export const ENV = {
     description:
       "Local world written by tools/devchain; supplies chain, token, payee and fee-payer when the CHAIN_* vars are unset. Ignored in production.",
   },
+  CHAIN_STATE_FILE: {
+    schema: z.string().min(1),
+    default: ".local/chain-state.json",
+    description: "`npm start` only: where the local chain is kept across runs (anvil --state). `npm run reset` removes it with the dev database.",
+  },
   CHAIN_RPC_URL: { schema: url, description: "Tempo JSON-RPC URL. Default: the local world's, else https://rpc.tempo.xyz." },
   CHAIN_ID: { schema: z.coerce.number().int().positive(), description: "Chain id. Default: the local world's, else 4217 (Tempo mainnet)." },
   CHAIN_RPC_TIMEOUT_MS: {
