@@ -31,7 +31,7 @@ describe("priceCharge", () => {
     // claude-opus-4-1: cache write ($18.75) is its dearest input class; 4096 × $75 output.
     const opus = model("claude-opus-4-1");
     expect(priceCharge({ model: opus, promptTokens: 10n, choices: 1n, completionLimit: 4096n })).toBe(
-      (10n * opus.prices.cacheWrite!.perMillion + 4096n * opus.prices.output.perMillion) * 3n / 2_000_000n + 1n,
+      ((10n * opus.prices.cacheWrite!.perMillion + 4096n * opus.prices.output.perMillion) * 3n) / 2_000_000n + 1n,
     );
     // gpt-5: 8000 × $1.00 × 1.5 = 12,000 base units, + 9 prompt tokens × $0.125 × 1.5 = 1.6875 → 12,002.
     expect(priceCharge({ model: model("gpt-5"), promptTokens: 9n, choices: 1n, completionLimit: 8000n })).toBe(12_002n);

@@ -63,5 +63,7 @@ export function priceCharge({
     (promptTokens * dearestInput + choices * completionLimit * output.perMillion) * overhead.numerator,
     TOKENS_PER_PRICE_UNIT * overhead.denominator,
   );
-  return largest > seed ? largest : seed;
+  // bigints: Math.max does not take them.
+  if (largest > seed) return largest;
+  return seed;
 }
