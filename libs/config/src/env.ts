@@ -186,7 +186,8 @@ export const ENV = {
   },
   OPENAI_API_KEY: {
     schema: z.string().min(1),
-    description: "OpenAI key. Unset → OpenAI models are served by the fake upstream (local world) or the built-in local provider.",
+    description:
+      "OpenAI key. Unset → OpenAI models are served by the fake upstream (local world) or the built-in local provider; in production they are not sold (unlisted, 503).",
     secret: true,
   },
   OPENAI_BASE_URL: {
@@ -195,7 +196,7 @@ export const ENV = {
   },
   ANTHROPIC_API_KEY: {
     schema: z.string().min(1),
-    description: "Anthropic key. Unset → Anthropic models are served locally, as for OpenAI.",
+    description: "Anthropic key. Unset → Anthropic models are served locally, as for OpenAI (not sold in production).",
     secret: true,
   },
   ANTHROPIC_BASE_URL: {

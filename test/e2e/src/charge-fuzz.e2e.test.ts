@@ -110,7 +110,10 @@ function authorizations(real: string[]): fc.Arbitrary<{ value?: string; from?: n
       weight: 4,
       arbitrary: fc
         .tuple(fc.nat({ max: decoded.length - 1 }), fc.array(fc.nat(), { minLength: 1, maxLength: 4 }), smallJson)
-        .map(([from, path, replacement]) => ({ from, value: `Payment ${b64url(JSON.stringify(mutateAt(decoded[from], path, replacement)))}` })),
+        .map(([from, path, replacement]) => ({
+          from,
+          value: `Payment ${b64url(JSON.stringify(mutateAt(decoded[from], path, replacement)))}`,
+        })),
     },
     { weight: 2, arbitrary: fc.nat({ max: real.length - 1 }).map((from) => ({ from, value: real[from] })) },
   );
@@ -131,7 +134,14 @@ function extraHeaders(): fc.Arbitrary<Record<string, string>> {
   const name = fc.stringMatching(/^x-[a-z0-9-]{1,20}$/);
   const known = fc.constantFrom("accept", "accept-encoding", "content-encoding", "x-request-id", "x-forwarded-for", "user-agent", "cookie");
   return fc
-    .tuple(contentType, fc.dictionary(fc.oneof(name, known), printable.map((v) => v.trim()), { maxKeys: 3 }))
+    .tuple(
+      contentType,
+      fc.dictionary(
+        fc.oneof(name, known),
+        printable.map((v) => v.trim()),
+        { maxKeys: 3 },
+      ),
+    )
     .map(([type, extra]) => ({ ...extra, ...(type ? { "content-type": type } : {}) }));
 }
 

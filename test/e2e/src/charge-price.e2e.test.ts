@@ -27,7 +27,7 @@ interface OpenAiUsage {
 }
 
 /** What the usage served is worth at the published prices, rounded up once. */
-function valueOf(usage: OpenAiUsage, prices: ModelPrices): bigint {
+function worthOf(usage: OpenAiUsage, prices: ModelPrices): bigint {
   const cached = BigInt(usage.prompt_tokens_details?.cached_tokens ?? 0);
   const uncached = BigInt(usage.prompt_tokens) - cached;
   const total = uncached * prices.input + cached * prices.cachedInput + BigInt(usage.completion_tokens) * prices.output;
@@ -38,7 +38,13 @@ function valueOf(usage: OpenAiUsage, prices: ModelPrices): bigint {
 const cases = [
   { name: "gpt-4o, n = 64, prompt 'hi'", wallet: 0, body: { model: "gpt-4o", n: 64 }, choices: 64, limit: 4096 },
   { name: "claude-opus-4-1 without max_tokens", wallet: 1, body: { model: "claude-opus-4-1" }, choices: 1, limit: 4096 },
-  { name: "gpt-5 with max_completion_tokens 8000", wallet: 2, body: { model: "gpt-5", max_completion_tokens: 8000 }, choices: 1, limit: 8000 },
+  {
+    name: "gpt-5 with max_completion_tokens 8000",
+    wallet: 2,
+    body: { model: "gpt-5", max_completion_tokens: 8000 },
+    choices: 1,
+    limit: 8000,
+  },
 ];
 
 describe("the charge price covers what is served", () => {
@@ -61,7 +67,7 @@ describe("the charge price covers what is served", () => {
       expect(completion.choices.every((choice) => choice.finish_reason === "length")).toBe(true);
       expect(completion.usage.completion_tokens).toBe(c.choices * c.limit);
 
-      const served = valueOf(completion.usage, await publishedPrices(c.body.model));
+      const served = worthOf(completion.usage, await publishedPrices(c.body.model));
       expect(paid).toBeGreaterThanOrEqual(served);
 
       // The ledger keeps the three figures: seed estimate < charged (= paid) and actual ≤ charged.
