@@ -64,6 +64,12 @@ describe("the charge price (402)", () => {
     expect(BigInt(body.price.amount as string)).toBeGreaterThan(BigInt(body.price.estimate as string));
     expect(body.detail).toContain("up to 64 × 2000 completion tokens");
     expect(response.headers.get("www-authenticate")).toContain("a lower max_tokens pays less");
+    const llms = await (await fetch(`${gateway.url}/llms.txt`)).text();
+    expect(llms).toContain("a lower max_tokens pays less");
+    const openapi = (await (await fetch(`${gateway.url}/openapi.json`)).json()) as {
+      paths: Record<string, { post: { "x-payment-info": { offers: { description: string }[] } } }>;
+    };
+    expect(openapi.paths["/v1/chat/completions"]!.post["x-payment-info"].offers[0]!.description).toContain("max_completion_tokens");
   });
 
   it("takes max_completion_tokens over max_tokens, caps both at the model's max output, and a lower limit pays less", async () => {
@@ -77,6 +83,23 @@ describe("the charge price (402)", () => {
     expect((await priceOf({ max_tokens: 10 })).limit).toBe(10);
     expect((await priceOf({ max_completion_tokens: 10_000_000 })).limit).toBe(getModel("gpt-5")!.maxOutputTokens);
     expect((await priceOf({ max_tokens: 10 })).amount).toBeLessThan((await priceOf({})).amount);
+  });
+
+  it("fits the completion limit in what the prompt leaves of the context window", async () => {
+    // gpt-4o: 128,000 tokens of context; this prompt leaves about 1,000 of them.
+    const long = [{ role: "user", content: " hi".repeat(127_000) }];
+    const fitted = await chat(gateway.url, { model: "gpt-4o", messages: long });
+    expect(fitted.status).toBe(402);
+    const { price } = (await fitted.json()) as { price: { promptTokens: number; completionLimit: number } };
+    expect(price.completionLimit).toBe(128_000 - price.promptTokens);
+    expect(price.completionLimit).toBeLessThan(2000);
+    const tooLong = await chat(gateway.url, { model: "gpt-4o", messages: long, max_tokens: 16_000 });
+    expect(tooLong.status).toBe(400);
+    expect(tooLong.headers.get("www-authenticate")).toBeNull();
+    expect(await tooLong.json()).toMatchObject({
+      type: "https://worldrouter.dev/problems/context-length-exceeded",
+      error: { code: "context_length_exceeded", param: "max_tokens" },
+    });
   });
 
   it.each([

@@ -88,24 +88,34 @@ export class QuoteRequest {
       request.messages as unknown as ChatMessage[],
       request.tools as unknown as ToolDefinition[] | undefined,
     );
-    if (promptTokens > model.contextWindow) {
+    const { minimumCharge, defaultMaxTokens } = this.config.pricing;
+    // The prompt and the completion share the context window: the provider refuses a limit that does not fit in what
+    // the prompt leaves, so an explicit one is refused here (before payment) and the default shrinks to fit.
+    const room = model.contextWindow - promptTokens;
+    const requested = request.max_completion_tokens ?? request.max_tokens;
+    const requestedLimit = requested == null ? 0 : Math.min(requested, model.maxOutputTokens);
+    if (room < 1 || requestedLimit > room) {
+      const asked = requested == null ? "" : ` and up to ${requestedLimit} completion tokens`;
       throw new ProblemException(
         problem(
           400,
           "context-length-exceeded",
           "Context Length Exceeded",
-          `This request has ${promptTokens} prompt tokens; ${model.id} accepts at most ${model.contextWindow}.`,
+          `This request has ${promptTokens} prompt tokens${asked}; ${model.id} accepts at most ${model.contextWindow} in all.`,
         ),
         {},
-        { type: "invalid_request_error", code: "context_length_exceeded", param: "messages" },
+        {
+          type: "invalid_request_error",
+          code: "context_length_exceeded",
+          param: room < 1 ? "messages" : request.max_completion_tokens == null ? "max_tokens" : "max_completion_tokens",
+        },
       );
     }
-    const { minimumCharge, defaultMaxTokens } = this.config.pricing;
     const limit = completionLimit({
       model,
       maxCompletionTokens: request.max_completion_tokens,
       maxTokens: request.max_tokens,
-      defaultMaxTokens,
+      defaultMaxTokens: Math.min(defaultMaxTokens, room),
     });
     const choices = request.n ?? 1;
     const estimate = estimateCost({ model, promptTokens: BigInt(promptTokens), minimumCharge });
