@@ -57,7 +57,7 @@ export const ENV = {
   PORT: { schema: port, default: "8080", description: "Gateway HTTP port." },
   PUBLIC_URL: {
     schema: url,
-    description: "Public base URL of the gateway; its host is the MPP challenge realm. Default: http://HOST:PORT.",
+    description: "Public base URL of the gateway; its host name (without the port) is the MPP challenge realm. Default: http://HOST:PORT.",
   },
   MAX_BODY_BYTES: {
     schema: z.coerce.number().int().min(1024),
@@ -132,6 +132,12 @@ export const ENV = {
     description: "Charge-intent multiplier: estimated_cost = prompt_tokens × input_price × overhead.",
   },
   MIN_CHARGE: { schema: baseUnits, default: "1", description: "Smallest charge in token base units (6 decimals: 1 = $0.000001)." },
+  CHARGE_DEFAULT_MAX_TOKENS: {
+    schema: z.coerce.number().int().min(1).max(1_000_000),
+    default: "4096",
+    description:
+      "Completion limit of a charge request that sets neither max_completion_tokens nor max_tokens: the price covers it and the provider is called with it (capped at the model's max output).",
+  },
   WORLD_FILE: {
     schema: z.string().min(1),
     default: ".local/world.json",
@@ -185,7 +191,8 @@ export const ENV = {
   },
   OPENAI_API_KEY: {
     schema: z.string().min(1),
-    description: "OpenAI key. Unset → OpenAI models are served by the fake upstream (local world) or the built-in local provider.",
+    description:
+      "OpenAI key. Unset → OpenAI models are served by the fake upstream (local world) or the built-in local provider; in production they are not sold (unlisted, 503).",
     secret: true,
   },
   OPENAI_BASE_URL: {
@@ -194,7 +201,7 @@ export const ENV = {
   },
   ANTHROPIC_API_KEY: {
     schema: z.string().min(1),
-    description: "Anthropic key. Unset → Anthropic models are served locally, as for OpenAI.",
+    description: "Anthropic key. Unset → Anthropic models are served locally, as for OpenAI (not sold in production).",
     secret: true,
   },
   ANTHROPIC_BASE_URL: {
