@@ -46,9 +46,10 @@ const InferenceRequestFacts = z.object({
 });
 
 /**
- * inference-worker → settlement: the request is about to deliver its first output. Added (awaited) before anything
- * reaches the gateway, so a payment whose inference delivered anything always has its start on record: the orphan
- * sweep refunds only payments without one.
+ * inference-worker → settlement: a streamed request is about to deliver its first output. Added (awaited) before
+ * anything reaches the gateway, so a payment whose inference delivered anything always has its start on record: the
+ * orphan sweep refunds only payments without one. A non-streamed request publishes its whole usage (which implies the
+ * start) before its completion leaves instead, and a stream its usage before its `end`.
  */
 export const InferenceStartedEvent = z.object({
   kind: z.literal("inference.started"),

@@ -1,7 +1,7 @@
 import { Module, type DynamicModule } from "@nestjs/common";
 import { APP_FILTER } from "@nestjs/core";
 import type { Config } from "@worldrouter/config";
-import { CoreModule } from "@worldrouter/runtime";
+import { CoreModule, MoneyEventsModule } from "@worldrouter/runtime";
 import { ChargeCompletion } from "./chat/charge-completion.use-case.js";
 import { ChatCompletionsController } from "./chat/chat-completions.controller.js";
 import { QuoteRequest } from "./chat/quote-request.js";
@@ -19,7 +19,7 @@ export class GatewayModule {
   static forRoot(config: Config): DynamicModule {
     return {
       module: GatewayModule,
-      imports: [CoreModule.forRoot("gateway", config)],
+      imports: [CoreModule.forRoot("gateway", config), MoneyEventsModule.forRoot()],
       controllers: [ChatCompletionsController, ModelsController, DiscoveryController, HealthController],
       providers: [
         modelRegistryProvider,

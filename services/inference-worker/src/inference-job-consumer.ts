@@ -7,7 +7,9 @@ import {
 } from "@nestjs/common";
 import type { Config } from "@worldrouter/config";
 import {
+  encodeReplyEntry,
   INFERENCE_CONSUMER_GROUP,
+  INFERENCE_WORKER_LOST,
   INFERENCE_WORKER_TTL_MS,
   InferenceJob,
   inferenceJobStreamKey,
@@ -22,16 +24,17 @@ import { RunInference } from "./run-inference.use-case.js";
 /** XREADGROUP BLOCK timeout (shutdown unblocks the read at once). */
 const READ_BLOCK_MS = 5_000;
 /** Heartbeat period (a worker silent for INFERENCE_WORKER_TTL_MS is dead). */
-const HEARTBEAT_EVERY_MS = 10_000;
-/** How often each worker looks for entries taken by dead workers. */
-const REAP_EVERY_MS = 60_000;
+const HEARTBEAT_EVERY_MS = 3_000;
+/** How often each worker looks for entries taken by dead workers: a client waits about TTL + this at most. */
+const REAP_EVERY_MS = 5_000;
 
 /**
  * Takes inference jobs from the dispatch stream (`@worldrouter/contracts` inference-jobs) as one consumer of the
  * workers' group, runs up to INFERENCE_CONCURRENCY at once, and acknowledges + deletes each entry when its run
  * ends. A run is never retried (a rerun would stream and bill twice): failures are reported to the client and in
  * usage by `RunInference`. Entries left pending by a worker that died (no heartbeat in the workers set) are
- * dropped by the reaper (logged, counted); their payments are refunded by settlement's orphaned-charge sweep.
+ * dropped by the reaper (logged, counted), which tells each one's gateway (`INFERENCE_WORKER_LOST`): the gateway
+ * ends the request and reports the usage it delivered (nothing delivered: the payment is refunded).
  */
 @Injectable()
 export class InferenceJobConsumer implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown {
@@ -79,7 +82,7 @@ export class InferenceJobConsumer implements OnApplicationBootstrap, BeforeAppli
     this.abandoned = counter(
       metrics,
       "wr_inference_abandoned_total",
-      "Inference jobs dropped because the worker that took them died (payment refunded by the orphan sweep)",
+      "Inference jobs dropped because the worker that took them died (their gateways are told, and bill what they delivered)",
     );
   }
 
@@ -184,18 +187,49 @@ export class InferenceJobConsumer implements OnApplicationBootstrap, BeforeAppli
         ][];
         if (pending.length === 0) break;
         const ids = pending.map(([entryId]) => entryId);
+        await this.tellGateways(ids);
         await this.acknowledge(ids);
         dropped += ids.length;
         this.abandoned.inc(ids.length);
         this.logger.warn(
           { consumer: name, entryIds: ids },
-          "dropped inference jobs of a dead worker (never rerun; their payments are refunded by the orphan sweep)",
+          "dropped inference jobs of a dead worker (never rerun; their gateways were told)",
         );
       }
       await this.commands.xgroup("DELCONSUMER", this.streamKey, INFERENCE_CONSUMER_GROUP, name);
     }
     await this.commands.zremrangebyscore(this.workersKey, "-inf", `(${aliveSince}`);
     return dropped;
+  }
+
+  /** Ends each dropped job's request on its gateway's reply stream (a gateway that is gone too reads nothing). */
+  private async tellGateways(entryIds: string[]): Promise<void> {
+    const pipeline = this.commands.pipeline();
+    for (const id of entryIds) pipeline.xrange(this.streamKey, id, id);
+    const found = (await pipeline.exec()) ?? [];
+    const replies = this.commands.pipeline();
+    for (const [, entries] of found) {
+      const [entry] = (entries as [string, string[]][] | null) ?? [];
+      const parsed = entry ? parseEntry(entry[1]) : undefined;
+      if (!parsed?.ok) continue;
+      const { requestId, replyTo } = parsed.job;
+      // NOMKSTREAM: a gateway that is gone too has no stream left, and none is made for it.
+      replies.xadd(
+        replyTo,
+        "NOMKSTREAM",
+        "*",
+        "requestId",
+        requestId,
+        ...encodeReplyEntry({
+          type: "error",
+          status: 502,
+          code: INFERENCE_WORKER_LOST,
+          message: "the inference worker running this request stopped; what was delivered is billed, nothing else",
+          streamed: false,
+        }),
+      );
+    }
+    if (replies.length) await replies.exec();
   }
 }
 

@@ -4,7 +4,10 @@ import { NestFactory } from "@nestjs/core";
 import { loadConfig, type Config } from "@worldrouter/config";
 import {
   cancelChannel,
+  decodeReplyEntry,
+  encodeReplyEntry,
   INFERENCE_CONSUMER_GROUP,
+  INFERENCE_WORKER_LOST,
   inferenceJobStreamKey,
   inferenceWorkersKey,
   MONEY_EVENT_FIELD,
@@ -166,33 +169,67 @@ describe("RunInference", () => {
     expect(inStream[1]).toMatchObject({ completionTokens: 24 });
   });
 
-  it.each([true, false])("relays nothing before the inference start is in Redis (stream: %s)", async (stream) => {
+  it.each([true, false])(
+    "relays nothing before the inference's start (streamed) or whole usage (not streamed) is in Redis (stream: %s)",
+    async (stream) => {
+      up.proxy.fake = { tokens: "5" };
+      const job = inferenceJob("gpt-4o-mini", { stream });
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      const publisher = app.get(MoneyEventPublisher);
+      // The prototype's method is the real one (the spy sits on the instance).
+      const publish = (event: MoneyEvent) => MoneyEventPublisher.prototype.publish.call(publisher, event);
+      let startedCalls = 0;
+      published.mockImplementation(async (event) => {
+        if (event.kind === (stream ? "inference.started" : "inference.usage") && event.requestId === job.requestId) {
+          startedCalls++;
+          await held;
+        }
+        return publish(event);
+      });
+      try {
+        const run = app.get(RunInference).run(job);
+        await expect.poll(() => startedCalls).toBe(1);
+        expect(await redis.xlen(job.replyTo)).toBe(0);
+        release();
+        await run;
+      } finally {
+        published.mockRestore();
+        published = vi.spyOn(publisher, "publish");
+      }
+      expect((await replies(job)).length).toBeGreaterThan(0);
+    },
+  );
+
+  it("ends a stream only once its usage is in Redis (a worker dying after the last chunk has billed it)", async () => {
     up.proxy.fake = { tokens: "5" };
-    const job = inferenceJob("gpt-4o-mini", { stream });
+    const job = inferenceJob("gpt-4o-mini", { stream: true });
     let release!: () => void;
     const held = new Promise<void>((resolve) => (release = resolve));
     const publisher = app.get(MoneyEventPublisher);
-    // The prototype's method is the real one (the spy sits on the instance).
     const publish = (event: MoneyEvent) => MoneyEventPublisher.prototype.publish.call(publisher, event);
-    let startedCalls = 0;
+    let usageCalls = 0;
     published.mockImplementation(async (event) => {
-      if (event.kind === "inference.started" && event.requestId === job.requestId) {
-        startedCalls++;
+      if (event.kind === "inference.usage" && event.requestId === job.requestId) {
+        usageCalls++;
         await held;
       }
       return publish(event);
     });
     try {
       const run = app.get(RunInference).run(job);
-      await expect.poll(() => startedCalls).toBe(1);
-      expect(await redis.xlen(job.replyTo)).toBe(0);
+      await expect.poll(() => usageCalls).toBe(1);
+      await new Promise((r) => setTimeout(r, 100));
+      const before = (await replies(job)).map((m) => m.type);
+      expect(before).toContain("chunk");
+      expect(before).not.toContain("end");
       release();
       await run;
     } finally {
       published.mockRestore();
       published = vi.spyOn(publisher, "publish");
     }
-    expect((await replies(job)).length).toBeGreaterThan(0);
+    expect((await replies(job)).at(-1)?.type).toBe("end");
   });
 
   it("writes one completion then end for a non-streamed Anthropic request, with cache-aware usage", async () => {
@@ -388,6 +425,8 @@ describe("RunInference", () => {
       await redis.xreadgroup("GROUP", INFERENCE_CONSUMER_GROUP, consumer, "COUNT", 1, "STREAMS", key, ">");
     }
     await redis.zadd(inferenceWorkersKey(own.redis.namespace), Date.now(), "busy-worker", Date.now() - 120_000, "dead-worker");
+    // The dead job's gateway still waits on its reply stream (an entry of another request is on it).
+    await redis.xadd(dead.replyTo, "*", "requestId", "wr_other", ...encodeReplyEntry({ type: "end" }));
     const worker = await NestFactory.createApplicationContext(InferenceWorkerModule.forRoot(own), { logger: false });
     await worker.init();
     try {
@@ -403,8 +442,10 @@ describe("RunInference", () => {
         expect.arrayContaining(["busy-worker", worker.get(InferenceJobConsumer).consumer]),
       );
       expect(await redis.zscore(inferenceWorkersKey(own.redis.namespace), "dead-worker")).toBeNull();
-      // Never rerun: nothing was sent upstream or answered for the dropped job.
-      expect(await redis.exists(dead.replyTo)).toBe(0);
+      // Never rerun: nothing was sent upstream; the waiting gateway is told the worker was lost (it bills what it relayed).
+      const told = (await redis.xrange(dead.replyTo, "-", "+")).map(([, fields]) => decodeReplyEntry(fields));
+      expect(told).toHaveLength(2);
+      expect(told[1]).toMatchObject({ requestId: dead.requestId, messages: [{ type: "error", status: 502, code: INFERENCE_WORKER_LOST }] });
       expect(up.proxy.requests).toHaveLength(0);
     } finally {
       await worker.close();

@@ -51,10 +51,15 @@ export class RunInference {
     const reply = this.replies.open(job.replyTo, job.requestId);
     const signal = this.cancellations.track(job.requestId);
     let failure: InferenceError | undefined;
+    let usage: UsageEvent | undefined;
     try {
-      await this.serve(job, signal, reply, served);
-      // A `completion` is final by itself; only a stream needs its end marked.
-      if (job.stream) await reply.write({ type: "end" });
+      usage = await this.serve(job, signal, reply, served);
+      // A `completion` is final by itself; only a stream needs its end marked, once its usage is on record: a worker
+      // that dies after delivering everything has billed it (its gateway's report of a lost worker comes second).
+      if (job.stream) {
+        usage = await this.report(served);
+        await reply.write({ type: "end" });
+      }
     } catch (err) {
       failure = asInferenceError(err);
       if (failure instanceof InternalInferenceError) this.logger.error({ requestId: job.requestId, err }, "inference failed");
@@ -73,6 +78,11 @@ export class RunInference {
       .flush()
       .catch((err: Error) => this.logger.warn({ requestId: job.requestId, err: err.message }, "reply stream write failed"));
 
+    return usage ?? (await this.report(served, failure));
+  }
+
+  /** The request's one usage event, published (awaited). */
+  private async report(served: ServedTokens, failure?: InferenceError): Promise<UsageEvent> {
     const usage = served.usageEvent(failure);
     await this.moneyEvents.publish(usage);
     this.outcomes.inc({ provider: usage.provider, status: usage.status, error: usage.errorClass ?? "" });
@@ -80,7 +90,8 @@ export class RunInference {
     return usage;
   }
 
-  private async serve(job: InferenceJob, signal: AbortSignal, reply: ReplyWriter, served: ServedTokens): Promise<void> {
+  /** Serves the job; a non-streamed one returns its usage, published before the completion leaves. */
+  private async serve(job: InferenceJob, signal: AbortSignal, reply: ReplyWriter, served: ServedTokens): Promise<UsageEvent | undefined> {
     const routes = this.router.routes(job.model);
     for (let i = 0; ; i++) {
       const route = routes[i]!;
@@ -90,9 +101,12 @@ export class RunInference {
         if (!job.stream) {
           const completion = await route.adapter.complete(call);
           served.add(completion.text, completion.usage, completion.finishReason ?? undefined);
-          await this.recordStart(served);
+          // The whole answer is known: its usage (which implies the start) is on record before it leaves, in the one
+          // awaited event the start alone would have cost.
+          served.firstOutput();
+          const usage = await this.report(served);
           await reply.write({ type: "completion", data: completion.data });
-          return;
+          return usage;
         }
         for await (const chunk of route.adapter.stream(call)) {
           served.add(chunk.text, chunk.usage, chunk.finishReason);
@@ -101,7 +115,7 @@ export class RunInference {
           const full = reply.write({ type: "chunk", data: chunk.data });
           if (full) await full;
         }
-        return;
+        return undefined;
       } catch (err) {
         const fallback = routes[i + 1];
         if (!fallback || served.streamed || !(err instanceof UpstreamUnavailableError || err instanceof UpstreamTimeoutError)) throw err;

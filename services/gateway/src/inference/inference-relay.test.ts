@@ -5,11 +5,12 @@ import { loadConfig, type Config } from "@worldrouter/config";
 import { MONEY_EVENT_FIELD, moneyEventStreamKey, type MoneyEvent, type StreamMessage, type UsageEvent } from "@worldrouter/contracts";
 import { startFakeUpstream, type FakeUpstream } from "@worldrouter/fake-upstream";
 import { newRequestId } from "@worldrouter/observability";
-import { CoreModule, redisOptions } from "@worldrouter/runtime";
+import { CoreModule, MoneyEventsModule, redisOptions } from "@worldrouter/runtime";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 // The worker runs in-process so the test drives the real dispatch stream and reply stream end to end.
 import { InferenceWorkerModule } from "../../../inference-worker/src/inference-worker.module.js";
+import { modelRegistryProvider } from "../pricing/model-registry.provider.js";
 import { InferenceRelay, type InferenceRequest } from "./inference-relay.js";
 
 const PAYER = "0x00000000000000000000000000000000000000bb";
@@ -34,7 +35,10 @@ beforeAll(async () => {
     ANTHROPIC_BASE_URL: slow.url,
     ANTHROPIC_API_KEY: "test",
   });
-  @Module({ imports: [CoreModule.forRoot("gateway", config)], providers: [InferenceRelay] })
+  @Module({
+    imports: [CoreModule.forRoot("gateway", config), MoneyEventsModule.forRoot()],
+    providers: [InferenceRelay, modelRegistryProvider],
+  })
   class GatewaySideModule {}
   gateway = await NestFactory.createApplicationContext(GatewaySideModule, { logger: false });
   worker = await NestFactory.createApplicationContext(InferenceWorkerModule.forRoot(config), { logger: false });
@@ -94,7 +98,10 @@ describe("InferenceRelay", () => {
       LOG_LEVEL: "silent",
       REDIS_NAMESPACE: `${config.redis.namespace}-idle`,
     });
-    @Module({ imports: [CoreModule.forRoot("gateway", other)], providers: [InferenceRelay] })
+    @Module({
+      imports: [CoreModule.forRoot("gateway", other), MoneyEventsModule.forRoot()],
+      providers: [InferenceRelay, modelRegistryProvider],
+    })
     class IdleGatewayModule {}
     const idle = await NestFactory.createApplicationContext(IdleGatewayModule, { logger: false });
     await idle.init();

@@ -3,6 +3,7 @@ import type { Config } from "@worldrouter/config";
 import {
   cancelChannel,
   decodeReplyEntry,
+  INFERENCE_WORKER_LOST,
   INFERENCE_WORKER_TTL_MS,
   inferenceJobStreamKey,
   inferenceWorkersKey,
@@ -11,8 +12,10 @@ import {
   type StreamMessage,
 } from "@worldrouter/contracts";
 import type { Logger } from "@worldrouter/observability";
-import { CONFIG, LOGGER, processInstanceId, redisOptions, StreamReader, type StreamEntry } from "@worldrouter/runtime";
+import type { ModelRegistry } from "@worldrouter/pricing";
+import { CONFIG, LOGGER, MoneyEventPublisher, processInstanceId, redisOptions, StreamReader, type StreamEntry } from "@worldrouter/runtime";
 import { Redis } from "ioredis";
+import { MODEL_REGISTRY } from "../pricing/model-registry.provider.js";
 
 export type InferenceRequest = Omit<InferenceJob, "replyTo" | "enqueuedAt">;
 
@@ -45,6 +48,8 @@ export class InferenceRelay implements OnApplicationBootstrap, OnApplicationShut
   constructor(
     @Inject(CONFIG) config: Config,
     @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(MoneyEventPublisher) private readonly moneyEvents: MoneyEventPublisher,
+    @Inject(MODEL_REGISTRY) private readonly models: ModelRegistry,
   ) {
     this.streamKey = replyStreamKey(config.redis.namespace, this.instanceId);
     this.cancelChannel = cancelChannel(config.redis.namespace);
@@ -111,6 +116,8 @@ export class InferenceRelay implements OnApplicationBootstrap, OnApplicationShut
           // Clean up before the last yield: callers often stop iterating once they see it.
           finished = true;
           this.release(request.requestId, pending, signal, onAbort);
+          if (message.type === "error" && message.code === INFERENCE_WORKER_LOST)
+            await this.reportLostInference(request, job.enqueuedAt, pending.chunks);
           yield message;
           return;
         }
@@ -121,6 +128,44 @@ export class InferenceRelay implements OnApplicationBootstrap, OnApplicationShut
         this.release(request.requestId, pending, signal, onAbort);
         this.cancel(request.requestId);
       }
+    }
+  }
+
+  /**
+   * The worker died with this request (its reaper said so): nobody else will report its usage. What this gateway
+   * relayed is what was served: `chunks` streamed deltas are billed as that many completion tokens (one delta per
+   * token is how both providers stream; the charge is a fixed price anyway), none means nothing was served and the
+   * payment is refunded (settlement's served-nothing rule). The usage of the same request from a worker that was
+   * only slow, not dead, would find this one applied first, or the reverse: settlement takes the first.
+   */
+  private async reportLostInference(request: InferenceRequest, enqueuedAt: number, chunks: number): Promise<void> {
+    const now = Date.now();
+    try {
+      await this.moneyEvents.publish({
+        kind: "inference.usage",
+        requestId: request.requestId,
+        model: request.model,
+        provider: this.models.getModel(request.model)?.provider ?? "none",
+        intent: request.intent,
+        payer: request.payer,
+        ...(request.chargePaymentId ? { chargePaymentId: request.chargePaymentId } : {}),
+        ...(request.channelId ? { channelId: request.channelId } : {}),
+        status: "failed",
+        promptTokens: chunks > 0 ? request.promptTokens : 0,
+        completionTokens: chunks,
+        cachedTokens: 0,
+        cacheWriteTokens: 0,
+        estimatedCost: request.estimatedCost,
+        chargedCost: request.chargedCost,
+        finishReason: null,
+        errorClass: "InferenceWorkerLost",
+        ttftMs: null,
+        latencyMs: Math.max(0, now - enqueuedAt),
+        completedAt: now,
+      });
+      this.logger.warn({ requestId: request.requestId, chunks }, "inference worker lost mid-request; delivered output reported as usage");
+    } catch (err) {
+      this.logger.error({ requestId: request.requestId, err: (err as Error).message }, "usage of a lost inference could not be reported");
     }
   }
 
@@ -169,6 +214,8 @@ class PendingRequest {
   private waiter: (() => void) | undefined;
   private readonly idle: NodeJS.Timeout;
   streamed = false;
+  /** Chunks received (each relayed to the client as it arrives). */
+  chunks = 0;
 
   constructor(idleTimeoutMs: number, onIdle: () => void) {
     this.idle = setTimeout(() => {
@@ -184,7 +231,10 @@ class PendingRequest {
   }
 
   push(message: StreamMessage): void {
-    if (message.type === "chunk") this.streamed = true;
+    if (message.type === "chunk") {
+      this.streamed = true;
+      this.chunks++;
+    }
     this.queue.push(message);
     this.idle.refresh();
     this.wake();
