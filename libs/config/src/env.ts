@@ -131,7 +131,12 @@ export const ENV = {
     default: "1.5",
     description: "Charge-intent multiplier: estimated_cost = prompt_tokens × input_price × overhead.",
   },
-  MIN_CHARGE: { schema: baseUnits, default: "1", description: "Smallest charge in token base units (6 decimals: 1 = $0.000001)." },
+  MIN_CHARGE: {
+    schema: baseUnits,
+    default: "2500",
+    description:
+      "Smallest charge in token base units (6 decimals: 1 = $0.000001). At least the gas of a sponsored transfer plus its refund (docs/money.md).",
+  },
   WORLD_FILE: {
     schema: z.string().min(1),
     default: ".local/world.json",
@@ -177,6 +182,23 @@ export const ENV = {
     schema: positiveInteger,
     default: "50000000000000000",
     description: "Largest gas × maxFeePerGas the sponsor co-signs for one transaction.",
+  },
+  SPONSOR_BUDGET_WINDOW_SECONDS: {
+    schema: z.coerce.number().int().min(1),
+    default: "3600",
+    description:
+      "Window of the sponsored-gas spend budgets (SPONSOR_BUDGET_PER_PAYER, SPONSOR_BUDGET_GLOBAL), shared by all verifier replicas.",
+  },
+  SPONSOR_BUDGET_PER_PAYER: {
+    schema: positiveInteger,
+    default: "100000000",
+    description:
+      "Sponsored gas one payer may reserve per window, in token base units (gas × maxFeePerGas of each co-signed transaction); beyond it 429.",
+  },
+  SPONSOR_BUDGET_GLOBAL: {
+    schema: positiveInteger,
+    default: "10000000000",
+    description: "Sponsored gas all payers together may reserve per window, in token base units; beyond it 503.",
   },
   OPENAI_API_KEY: {
     schema: z.string().min(1),
