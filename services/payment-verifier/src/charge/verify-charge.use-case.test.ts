@@ -235,7 +235,7 @@ describe("VerifyChargeUseCase, pull mode (real Redis + Postgres, scripted node)"
     // The transaction is mined after all: the charge-outcomes job finds its receipt and the payment is verified,
     // with its charge.verified money event.
     const { txHash } = (await db.chargePayment.findFirstOrThrow({ where: { requestId: request.requestId } })) as { txHash: Hex };
-    mined.set(txHash, receiptFor(Credential.deserialize(request.authorization).payload.signature as Hex));
+    mined.set(txHash, receiptFor((Credential.deserialize(request.authorization).payload as { signature: Hex }).signature));
     await expect
       .poll(
         async () => {
