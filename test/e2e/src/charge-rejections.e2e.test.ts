@@ -237,7 +237,7 @@ describe("charge intent: bad input gets a precise answer and changes nothing", (
     for (const r of responses.filter((r) => r.status === 503)) {
       expect(r.headers.get("www-authenticate")).toBeNull();
       expect(Number(r.headers.get("retry-after"))).toBeGreaterThan(0);
-      expect((await r.json()).type).toBe("https://worldrouter.dev/problems/payment-in-progress");
+      expect(((await r.json()) as { type: string }).type).toBe("https://worldrouter.dev/problems/payment-in-progress");
     }
     for (const r of responses) if (!r.bodyUsed) await r.text();
     const { rows } = await e2e.db.query(
