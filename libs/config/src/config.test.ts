@@ -20,9 +20,9 @@ function problemsOf(env: Record<string, string>): string[] {
 describe("loadConfig", () => {
   it("starts on local defaults with only a payee", () => {
     const config = loadConfig({ ...noWorld, PAYEE_ADDRESS: payee.toUpperCase().replace("0X", "0x") });
-    expect(config.gateway).toMatchObject({ host: "127.0.0.1", port: 8080, publicUrl: "http://127.0.0.1:8080", realm: "127.0.0.1:8080" });
+    expect(config.gateway).toMatchObject({ host: "127.0.0.1", port: 8080, publicUrl: "http://127.0.0.1:8080", realm: "127.0.0.1" });
     expect(config.chain).toMatchObject({ chainId: 4217, token: TEMPO_MAINNET.usdce, escrow: TEMPO_MAINNET.channelEscrow, payee });
-    expect(config.pricing).toEqual({ overhead: "1.5", minimumCharge: 2500n });
+    expect(config.pricing).toEqual({ overhead: "1.5", minimumCharge: 2500n, defaultMaxTokens: 4096 });
     expect(config.redis.namespace).toBe("wr");
     expect(config.chain.rpcTimeoutMs).toBe(15_000);
     expect(config.sponsor).toEqual({
@@ -32,6 +32,21 @@ describe("loadConfig", () => {
       maxTotalFee: 50_000_000_000_000_000n,
       budget: { windowSeconds: 3600, perPayer: 100_000_000n, global: 10_000_000_000n },
     });
+  });
+
+  it("the challenge realm is the public host name without the port (what mppx validates against the request host)", () => {
+    const at = (PUBLIC_URL: string) => loadConfig({ ...noWorld, PAYEE_ADDRESS: payee, PUBLIC_URL }).gateway.realm;
+    expect(at("https://api.worldrouter.dev:8443/base")).toBe("api.worldrouter.dev");
+    expect(at("http://127.0.0.1:8080")).toBe("127.0.0.1");
+    expect(at("https://API.Example.com")).toBe("api.example.com");
+  });
+
+  it("CHARGE_DEFAULT_MAX_TOKENS is a positive integer", () => {
+    expect(loadConfig({ ...noWorld, PAYEE_ADDRESS: payee, CHARGE_DEFAULT_MAX_TOKENS: "1000" }).pricing.defaultMaxTokens).toBe(1000);
+    for (const bad of ["0", "-5", "1.5", "lots"])
+      expect(problemsOf({ ...noWorld, PAYEE_ADDRESS: payee, CHARGE_DEFAULT_MAX_TOKENS: bad }).map((p) => p.split(":")[0])).toEqual([
+        "CHARGE_DEFAULT_MAX_TOKENS",
+      ]);
   });
 
   it("sponsor limits are positive integers, read as bigint", () => {

@@ -28,7 +28,7 @@ export interface Config {
   /** The request/reply transport's server side (the caller's timeout is `gateway.rpcTimeoutMs`). */
   rpc: { concurrency: number; reclaimIdleMs: number };
   mpp: { secretKey: string; challengeTtlSeconds: number };
-  pricing: { overhead: string; minimumCharge: bigint };
+  pricing: { overhead: string; minimumCharge: bigint; defaultMaxTokens: number };
   chain: {
     rpcUrl: string;
     chainId: number;
@@ -117,7 +117,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     logLevel: v.LOG_LEVEL,
     databaseUrl: v.DATABASE_URL,
     redis: { url: v.REDIS_URL, namespace: v.REDIS_NAMESPACE },
-    gateway: { host, port, publicUrl, realm: new URL(publicUrl).host, maxBodyBytes: v.MAX_BODY_BYTES, rpcTimeoutMs: v.RPC_TIMEOUT_MS },
+    gateway: { host, port, publicUrl, realm: new URL(publicUrl).hostname, maxBodyBytes: v.MAX_BODY_BYTES, rpcTimeoutMs: v.RPC_TIMEOUT_MS },
     health: {
       paymentVerifierPort: v.PAYMENT_VERIFIER_HEALTH_PORT,
       inferenceWorkerPort: v.INFERENCE_WORKER_HEALTH_PORT,
@@ -132,7 +132,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     shutdownTimeoutMs: v.SHUTDOWN_TIMEOUT_MS,
     rpc: { concurrency: v.RPC_CONCURRENCY, reclaimIdleMs: v.RPC_RECLAIM_IDLE_MS },
     mpp: { secretKey: v.MPP_SECRET_KEY, challengeTtlSeconds: v.CHALLENGE_TTL_SECONDS },
-    pricing: { overhead: v.PRICE_OVERHEAD, minimumCharge: BigInt(v.MIN_CHARGE) },
+    pricing: { overhead: v.PRICE_OVERHEAD, minimumCharge: BigInt(v.MIN_CHARGE), defaultMaxTokens: v.CHARGE_DEFAULT_MAX_TOKENS },
     chain: {
       rpcUrl: v.CHAIN_RPC_URL ?? world?.rpcUrl ?? TEMPO_MAINNET.rpcUrl,
       chainId: v.CHAIN_ID ?? world?.chainId ?? TEMPO_MAINNET.chainId,

@@ -57,7 +57,7 @@ export const ENV = {
   PORT: { schema: port, default: "8080", description: "Gateway HTTP port." },
   PUBLIC_URL: {
     schema: url,
-    description: "Public base URL of the gateway; its host is the MPP challenge realm. Default: http://HOST:PORT.",
+    description: "Public base URL of the gateway; its host name (without the port) is the MPP challenge realm. Default: http://HOST:PORT.",
   },
   MAX_BODY_BYTES: {
     schema: z.coerce.number().int().min(1024),
@@ -137,11 +137,22 @@ export const ENV = {
     description:
       "Smallest charge in token base units (6 decimals: 1 = $0.000001). At least the gas of a sponsored transfer plus its refund (docs/money.md).",
   },
+  CHARGE_DEFAULT_MAX_TOKENS: {
+    schema: z.coerce.number().int().min(1).max(1_000_000),
+    default: "4096",
+    description:
+      "Completion limit of a charge request that sets neither max_completion_tokens nor max_tokens: the price covers it and the provider is called with it (capped at the model's max output).",
+  },
   WORLD_FILE: {
     schema: z.string().min(1),
     default: ".local/world.json",
     description:
       "Local world written by tools/devchain; supplies chain, token, payee and fee-payer when the CHAIN_* vars are unset. Ignored in production.",
+  },
+  CHAIN_STATE_FILE: {
+    schema: z.string().min(1),
+    default: ".local/chain-state.json",
+    description: "`npm start` only: where the local chain is kept across runs (anvil --state). `npm run reset` removes it with the dev database.",
   },
   CHAIN_RPC_URL: { schema: url, description: "Tempo JSON-RPC URL. Default: the local world's, else https://rpc.tempo.xyz." },
   CHAIN_ID: { schema: z.coerce.number().int().positive(), description: "Chain id. Default: the local world's, else 4217 (Tempo mainnet)." },
@@ -202,7 +213,8 @@ export const ENV = {
   },
   OPENAI_API_KEY: {
     schema: z.string().min(1),
-    description: "OpenAI key. Unset → OpenAI models are served by the fake upstream (local world) or the built-in local provider.",
+    description:
+      "OpenAI key. Unset → OpenAI models are served by the fake upstream (local world) or the built-in local provider; in production they are not sold (unlisted, 503).",
     secret: true,
   },
   OPENAI_BASE_URL: {
@@ -211,7 +223,7 @@ export const ENV = {
   },
   ANTHROPIC_API_KEY: {
     schema: z.string().min(1),
-    description: "Anthropic key. Unset → Anthropic models are served locally, as for OpenAI.",
+    description: "Anthropic key. Unset → Anthropic models are served locally, as for OpenAI (not sold in production).",
     secret: true,
   },
   ANTHROPIC_BASE_URL: {

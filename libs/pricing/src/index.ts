@@ -1,4 +1,5 @@
 export { CATALOGUE, PRICE_SOURCES } from "./catalogue.js";
+export { completionLimit, priceCharge, type ChargePriceInput, type CompletionLimitInput } from "./charge-price.js";
 export { actualCost, estimateCost, type ActualCostInput, type EstimateCostInput } from "./cost.js";
 export { InvalidAmountError, InvalidUsageError, PricingError, UnknownModelError } from "./errors.js";
 export type { CatalogueEntry, Model, ModelPrices, Price, PriceSource, Provider, TokenizerId } from "./model.js";

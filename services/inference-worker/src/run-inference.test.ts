@@ -21,6 +21,7 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, type MockInstance, vi } from "vitest";
 import { InferenceJobConsumer } from "./inference-job-consumer.js";
 import { InferenceWorkerModule } from "./inference-worker.module.js";
+import { ModelUnavailableError } from "./providers/errors.js";
 import { ProviderRouter } from "./providers/provider-router.js";
 import { RunInference } from "./run-inference.use-case.js";
 import { startUpstreams, USER_MESSAGES, type Upstreams } from "./test-support/upstreams.js";
@@ -31,6 +32,17 @@ let config: Config;
 let app: INestApplicationContext;
 let redis: Redis;
 let published: MockInstance<MoneyEventPublisher["publish"]>;
+
+/** What a production deployment sets (no local world). */
+const PRODUCTION_ENV = {
+  NODE_ENV: "production",
+  MPP_SECRET_KEY: "a-production-secret-of-at-least-thirty-two-bytes",
+  CHAIN_RPC_URL: "https://rpc.example.invalid",
+  CHAIN_ID: "4217",
+  TOKEN_ADDRESS: "0x20c000000000000000000000b9537d11c60e8b50",
+  PAYEE_PRIVATE_KEY: "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+  FEE_PAYER_PRIVATE_KEY: "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
+};
 
 function testConfig(env: Record<string, string>): Config {
   return loadConfig({
@@ -412,6 +424,15 @@ describe("ProviderRouter", () => {
     expect(router.routes("gpt-4o")[0]!.adapter.name).toBe("openai");
     expect(router.routes("claude-opus-4-5")[0]!.adapter.name).toBe("local");
     expect(router.routes("claude-opus-4-5-20251101")[0]!.model.id).toBe("claude-opus-4-5");
+  });
+
+  it("in production never serves with the local provider: an unconfigured provider's model is unavailable", () => {
+    const production = testConfig({ ...PRODUCTION_ENV, OPENAI_API_KEY: "sk-real" });
+    const router = new ProviderRouter(production, createModelRegistry(), { fallbacks: { "claude-opus-4-5": ["gpt-4o"] } });
+    expect(router.routes("gpt-4o").map((route) => route.adapter.name)).toEqual(["openai"]);
+    expect(() => router.routes("claude-sonnet-4-5")).toThrow(ModelUnavailableError);
+    // A fallback on a configured provider still serves it; the unconfigured model itself is skipped.
+    expect(router.routes("claude-opus-4-5").map((route) => [route.model.id, route.adapter.name])).toEqual([["gpt-4o", "openai"]]);
   });
 });
 

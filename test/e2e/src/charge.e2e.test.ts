@@ -23,7 +23,7 @@ describe("charge intent", () => {
     expect(response.headers.get("cache-control")).toBe("no-store");
     expect(response.headers.get("content-type")).toMatch(/^application\/problem\+json/);
     const challenge = response.headers.get("www-authenticate")!;
-    expect(challenge).toMatch(/^Payment id="[^"]+", realm="127\.0\.0\.1:\d+", method="tempo", intent="charge", request="[^"]+"/);
+    expect(challenge).toMatch(/^Payment id="[^"]+", realm="127\.0\.0\.1", method="tempo", intent="charge", request="[^"]+"/);
     expect(challenge).toMatch(/digest="sha-256=/);
     const problem = (await response.json()) as any;
     expect(problem).toMatchObject({

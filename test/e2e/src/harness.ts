@@ -1,9 +1,10 @@
+import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { World } from "@worldrouter/config";
-import { startSystem, type RunningSystem, type SystemOptions } from "@worldrouter/dev-runner";
+import { freePort, startSystem, type RunningSystem, type SystemOptions } from "@worldrouter/dev-runner";
 import { reconcileCharges, type ChargeReconciliation } from "@worldrouter/reconciliation";
 import type { FakeControls } from "@worldrouter/fake-upstream";
 import { createTempoClients } from "@worldrouter/chain";
@@ -139,4 +140,41 @@ export async function reconcile(system: TestSystem, db: pg.Client, fromBlock: bi
     fromBlock,
     toBlock: await publicClient.getBlockNumber(),
   });
+}
+
+/**
+ * A Redis of this test file's own, with AOF on (as production should run it), to kill and restart: the machine's
+ * shared Redis is never stopped (shared/notes/fault-tests.md). `kill()` is SIGKILL; `start()` brings it back on the
+ * same port and directory, so it replays its append-only file.
+ */
+export async function startPrivateRedis() {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), "wr-redis-"));
+  let child: ChildProcess | undefined;
+  const url = `redis://127.0.0.1:${port}`;
+  const start = async () => {
+    const started = spawn(
+      "redis-server",
+      ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--appendfsync", "everysec", "--dir", dir],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    child = started;
+    await new Promise<void>((resolve, reject) => {
+      let out = "";
+      started.stdout!.setEncoding("utf8").on("data", (d: string) => {
+        out += d;
+        if (/Ready to accept connections/.test(out)) resolve();
+      });
+      started.once("exit", (code) => reject(new Error(`redis-server exited (${code}) before it was ready:\n${out}`)));
+    });
+  };
+  const kill = async () => {
+    const running = child;
+    if (!running || running.exitCode !== null || running.signalCode !== null) return;
+    const exited = new Promise((resolve) => running.once("exit", resolve));
+    running.kill("SIGKILL");
+    await exited;
+  };
+  await start();
+  return { url, port, start, kill, stop: kill };
 }

@@ -52,7 +52,8 @@ describe("inference fails after payment", () => {
     const response = await mppx.fetch(`${e2e.system.gatewayUrl}/x402/v1/chat/completions`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "tiny" }] }),
+      // A few completion tokens: the charge covers the largest completion allowed, so the limit keeps it tiny.
+      body: JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "tiny" }], max_tokens: 16 }),
     });
     expect(response.status).toBe(502);
     const requestId = response.headers.get("x-request-id")!;

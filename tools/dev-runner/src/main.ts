@@ -25,6 +25,8 @@ function print(source: string, line: string, stream: "stdout" | "stderr" = "stdo
 }
 
 const worldFile = resolve(repoRoot, process.env.WORLD_FILE ?? ".local/world.json");
+// The local chain persists next to the world file, as the dev database does: `npm run reset` wipes both.
+const chainStateFile = resolve(repoRoot, process.env.CHAIN_STATE_FILE ?? ".local/chain-state.json");
 let system: Awaited<ReturnType<typeof startSystem>> | undefined;
 let stopping = false;
 const shutdown = async (signal: string) => {
@@ -39,7 +41,7 @@ process.on("SIGINT", () => void shutdown("SIGINT"));
 process.on("SIGTERM", () => void shutdown("SIGTERM"));
 
 try {
-  system = await startSystem({ env: process.env, worldFile, onLine: print });
+  system = await startSystem({ env: process.env, worldFile, chainStateFile, onLine: print });
 } catch (err) {
   print("system", `failed to start: ${(err as Error).message}`, "stderr");
   process.exit(1);

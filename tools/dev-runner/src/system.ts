@@ -1,7 +1,7 @@
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { createServer } from "node:net";
 import { dirname } from "node:path";
-import { loadConfig, type Config, type World } from "@worldrouter/config";
+import { loadConfig, readWorldFile, type Config, type World } from "@worldrouter/config";
 import { deployWorld, startAnvil, writeWorldFile, type RunningAnvil } from "@worldrouter/devchain";
 import { startFakeUpstream, type FakeControls } from "@worldrouter/fake-upstream";
 import { ensureDatabase, migrate } from "../../../prisma/migrate.mjs";
@@ -25,6 +25,12 @@ export interface SystemOptions {
   fakeUpstream?: Partial<FakeControls>;
   /** Processes per service (a number for all, or per service); default REPLICAS and its per-service overrides. */
   replicas?: number | Partial<Record<ServiceName, number>>;
+  /**
+   * Keep the local chain across runs in this file (anvil `--state`): the next start reloads it with the world
+   * (contracts, balances, past payments) of `worldFile`, so the ledger and the chain stay one history. `npm start`
+   * sets it; tests start fresh chains. `npm run reset` wipes it together with the dev database.
+   */
+  chainStateFile?: string;
 }
 
 export interface RunningSystem {
@@ -74,12 +80,13 @@ export async function startSystem(options: SystemOptions): Promise<RunningSystem
 
     let world: World | undefined;
     if (!env.CHAIN_RPC_URL) {
-      const anvil: RunningAnvil = await startAnvil();
+      const anvil: RunningAnvil = await startAnvil({ stateFile: options.chainStateFile });
       stops.push(() => anvil.stop());
-      world = await deployWorld(anvil.rpcUrl);
+      const kept = await keptWorld(options, anvil.rpcUrl);
+      world = kept ?? (await deployWorld(anvil.rpcUrl));
       log(
         "system",
-        `local Tempo chain ${anvil.rpcUrl} (chain ${world.chainId}), USDC.e ${world.token.address}, ${world.wallets.length} funded wallets`,
+        `local Tempo chain ${anvil.rpcUrl} (chain ${world.chainId}, ${kept ? `kept in ${options.chainStateFile}` : "fresh"}), USDC.e ${world.token.address}, ${world.wallets.length} funded wallets`,
         "stdout",
       );
     }
@@ -122,6 +129,19 @@ export async function startSystem(options: SystemOptions): Promise<RunningSystem
     await stop();
     throw err;
   }
+}
+
+/** The world of a chain reloaded from its state file (its token still deployed there), with the new node's URL. */
+async function keptWorld(options: SystemOptions, rpcUrl: string): Promise<World | undefined> {
+  if (!options.chainStateFile || !existsSync(options.chainStateFile) || !existsSync(options.worldFile)) return undefined;
+  const world = readWorldFile(options.worldFile);
+  const response = await fetch(rpcUrl, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "eth_getCode", params: [world.token.address, "latest"] }),
+  });
+  const { result } = (await response.json()) as { result?: string };
+  return result && result !== "0x" ? { ...world, rpcUrl } : undefined;
 }
 
 function replicaCounts(config: Config, requested: SystemOptions["replicas"]): Record<ServiceName, number> {

@@ -11,6 +11,11 @@ import { join } from "node:path";
 export interface AnvilOptions {
   /** Defaults to 0: the OS picks a free port, so parallel test files never collide. */
   port?: number;
+  /**
+   * Keep the chain across restarts: anvil loads this file at start (when it exists) and writes its whole state back
+   * when stopped (`--state`). Without it every start is a fresh chain.
+   */
+  stateFile?: string;
 }
 
 export interface RunningAnvil {
@@ -51,6 +56,8 @@ export async function startAnvil(options: AnvilOptions = {}): Promise<RunningAnv
     "127.0.0.1",
     "--port",
     String(options.port ?? 0),
+    // Also written every few seconds, so a killed (not stopped) node loses only its last seconds.
+    ...(options.stateFile ? ["--state", options.stateFile, "--state-interval", "5"] : []),
   ];
   const child = spawn(anvilBinaryPath(), args, { stdio: ["ignore", "pipe", "pipe"] });
   const killOnParentExit = () => child.kill("SIGKILL");
@@ -74,7 +81,8 @@ export async function startAnvil(options: AnvilOptions = {}): Promise<RunningAnv
     child.once("exit", (code, signal) => reject(new Error(`anvil exited early (code ${code}, signal ${signal})`)));
   });
 
-  const stop = () => stopChild(child, killOnParentExit);
+  // Writing the state file back takes a moment on a long-lived chain: give it time before a SIGKILL would lose it.
+  const stop = () => stopChild(child, killOnParentExit, options.stateFile ? 30_000 : 3_000);
   try {
     const rpcUrl = await withTimeout(listening, START_TIMEOUT_MS, "anvil did not start listening");
     await waitForRpc(rpcUrl, START_TIMEOUT_MS);
@@ -85,12 +93,12 @@ export async function startAnvil(options: AnvilOptions = {}): Promise<RunningAnv
   }
 }
 
-async function stopChild(child: ChildProcess, killOnParentExit: () => void): Promise<void> {
+async function stopChild(child: ChildProcess, killOnParentExit: () => void, graceMs: number): Promise<void> {
   process.off("exit", killOnParentExit);
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   child.kill("SIGTERM");
-  const forceKill = setTimeout(() => child.kill("SIGKILL"), 3_000);
+  const forceKill = setTimeout(() => child.kill("SIGKILL"), graceMs);
   await exited;
   clearTimeout(forceKill);
 }

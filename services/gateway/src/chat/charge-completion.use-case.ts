@@ -10,7 +10,7 @@ import { problem, ProblemException } from "../http/problem.js";
 import { InferenceRelay } from "../inference/inference-relay.js";
 import { PaymentVerifierClient } from "../payment-verifier.client.js";
 import type { ChatCompletionRequest } from "./chat-request.js";
-import { QuoteRequest, type Quote } from "./quote-request.js";
+import { PRICE_RULE, QuoteRequest, type Quote } from "./quote-request.js";
 
 export interface ChargeCompletionCommand {
   requestId: string;
@@ -132,10 +132,10 @@ export class ChargeCompletion {
         model: quote.model.id,
         intent: "charge",
         payer: verified.payer,
-        body: command.request,
+        body: withCompletionLimit(command.request, quote.completionLimit),
         stream,
         promptTokens: quote.promptTokens,
-        estimatedCost: quote.amount.toString(),
+        estimatedCost: quote.estimate.toString(),
         chargedCost: quote.amount.toString(),
         chargePaymentId: verified.paymentId,
       },
@@ -151,7 +151,8 @@ export class ChargeCompletion {
     rejection?: { type: string; title: string; status: number; detail: string },
   ): ProblemException {
     const { config } = this;
-    const price = `${formatUsd(quote.amount)} in USDC.e for ${quote.promptTokens} prompt tokens of ${quote.model.id}`;
+    const choices = quote.choices > 1 ? `${quote.choices} × ` : "";
+    const price = `${formatUsd(quote.amount)} in USDC.e for ${quote.promptTokens} prompt tokens and up to ${choices}${quote.completionLimit} completion tokens of ${quote.model.id} (a lower max_tokens pays less)`;
     const { challenge, header } = this.challenger.challenge({
       amount: quote.amount,
       digest,
@@ -170,10 +171,23 @@ export class ChargeCompletion {
           usd: formatUsd(quote.amount),
           model: quote.model.id,
           promptTokens: quote.promptTokens,
+          choices: quote.choices,
+          completionLimit: quote.completionLimit,
+          estimate: quote.estimate.toString(),
+          rule: PRICE_RULE,
         },
       },
       { "www-authenticate": header, "cache-control": "no-store" },
       { type: "payment_required", code: body.type.split("/").pop() ?? "payment_required" },
     );
   }
+}
+
+/**
+ * The body the provider is called with: its completion limit is the one priced. `max_completion_tokens` is what
+ * every current OpenAI model takes (reasoning models refuse `max_tokens`) and what the Anthropic adapter reads first.
+ */
+export function withCompletionLimit(request: ChatCompletionRequest, limit: number): ChatCompletionRequest {
+  const { max_tokens: _replaced, ...body } = request;
+  return { ...body, max_completion_tokens: limit };
 }

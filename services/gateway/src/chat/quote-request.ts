@@ -1,8 +1,10 @@
 import { Inject, Injectable } from "@nestjs/common";
-import type { Config } from "@worldrouter/config";
+import { isProviderConfigured, type Config } from "@worldrouter/config";
 import {
+  completionLimit,
   countPromptTokensOffThread,
   estimateCost,
+  priceCharge,
   type ChatMessage,
   type Model,
   type ModelRegistry,
@@ -12,15 +14,32 @@ import { CONFIG } from "@worldrouter/runtime";
 import { MODEL_REGISTRY } from "../pricing/model-registry.provider.js";
 import { problem, ProblemException } from "../http/problem.js";
 import type { ChatCompletionRequest } from "./chat-request.js";
+import { refusedParameter } from "./provider-parameters.js";
+
+/** How a charge is priced, as the 402 body states it (docs/money.md "The charge price"). */
+export const PRICE_RULE =
+  "max(ceil(prompt_tokens × input × overhead), ceil((prompt_tokens × dearest input price + n × completion limit × output) × overhead)), " +
+  "completion limit = max_completion_tokens ?? max_tokens ?? CHARGE_DEFAULT_MAX_TOKENS, capped at the model's max output; " +
+  "the provider is called with that limit, so a lower max_tokens pays less";
 
 export interface Quote {
   model: Model;
   promptTokens: number;
-  /** estimated_cost = prompt_tokens × input_price × overhead, rounded up, at least MIN_CHARGE. */
+  /** Choices asked for (`n`). */
+  choices: number;
+  /** Completion tokens per choice the provider is called with (max_completion_tokens ?? max_tokens ?? default, capped). */
+  completionLimit: number;
+  /** The published seed estimate: ceil(prompt_tokens × input_price × overhead), at least MIN_CHARGE. */
+  estimate: bigint;
+  /** What the 402 asks for: the seed estimate, or the prompt plus the largest completion allowed if dearer (`priceCharge`). */
   amount: bigint;
 }
 
-/** Prices a chat request from its prompt: the charge-intent amount the 402 challenge asks for. */
+/**
+ * Prices a chat request: the charge-intent amount the 402 challenge asks for. Refuses, before any price, what
+ * cannot be served: unknown models, models without a real provider in production, parameters the provider cannot
+ * honour at this price, prompts beyond the context window.
+ */
 @Injectable()
 export class QuoteRequest {
   constructor(
@@ -42,24 +61,71 @@ export class QuoteRequest {
         { type: "invalid_request_error", code: "model_not_found", param: "model" },
       );
     }
+    if (this.config.env === "production" && !isProviderConfigured(this.config, model.provider)) {
+      throw new ProblemException(
+        problem(
+          503,
+          "model-unavailable",
+          "Model Unavailable",
+          `The model '${model.id}' is not served right now: its provider (${model.provider}) is not configured. GET /v1/models lists the models served.`,
+        ),
+        {},
+        { type: "server_error", code: "model_unavailable", param: "model" },
+      );
+    }
+    const refused = refusedParameter(model.provider, request);
+    if (refused) {
+      throw new ProblemException(
+        problem(400, "unsupported-parameter", "Unsupported Parameter", `${refused.message} (model ${model.id}); nothing was charged.`, {
+          param: refused.param,
+        }),
+        {},
+        { type: "invalid_request_error", code: "unsupported_parameter", param: refused.param },
+      );
+    }
     const promptTokens = await countPromptTokensOffThread(
       model,
       request.messages as unknown as ChatMessage[],
       request.tools as unknown as ToolDefinition[] | undefined,
     );
-    if (promptTokens > model.contextWindow) {
+    const { minimumCharge, defaultMaxTokens } = this.config.pricing;
+    // The prompt and the completion share the context window: the provider refuses a limit that does not fit in what
+    // the prompt leaves, so an explicit one is refused here (before payment) and the default shrinks to fit.
+    const room = model.contextWindow - promptTokens;
+    const requested = request.max_completion_tokens ?? request.max_tokens;
+    const requestedLimit = requested == null ? 0 : Math.min(requested, model.maxOutputTokens);
+    if (room < 1 || requestedLimit > room) {
+      const asked = requested == null ? "" : ` and up to ${requestedLimit} completion tokens`;
       throw new ProblemException(
         problem(
           400,
           "context-length-exceeded",
           "Context Length Exceeded",
-          `This request has ${promptTokens} prompt tokens; ${model.id} accepts at most ${model.contextWindow}.`,
+          `This request has ${promptTokens} prompt tokens${asked}; ${model.id} accepts at most ${model.contextWindow} in all.`,
         ),
         {},
-        { type: "invalid_request_error", code: "context_length_exceeded", param: "messages" },
+        {
+          type: "invalid_request_error",
+          code: "context_length_exceeded",
+          param: room < 1 ? "messages" : request.max_completion_tokens == null ? "max_tokens" : "max_completion_tokens",
+        },
       );
     }
-    const amount = estimateCost({ model, promptTokens: BigInt(promptTokens), minimumCharge: this.config.pricing.minimumCharge });
-    return { model, promptTokens, amount };
+    const limit = completionLimit({
+      model,
+      maxCompletionTokens: request.max_completion_tokens,
+      maxTokens: request.max_tokens,
+      defaultMaxTokens: Math.min(defaultMaxTokens, room),
+    });
+    const choices = request.n ?? 1;
+    const estimate = estimateCost({ model, promptTokens: BigInt(promptTokens), minimumCharge });
+    const amount = priceCharge({
+      model,
+      promptTokens: BigInt(promptTokens),
+      choices: BigInt(choices),
+      completionLimit: BigInt(limit),
+      minimumCharge,
+    });
+    return { model, promptTokens, choices, completionLimit: limit, estimate, amount };
   }
 }

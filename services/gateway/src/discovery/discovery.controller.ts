@@ -3,6 +3,8 @@ import type { Config } from "@worldrouter/config";
 import { formatUsd, type ModelRegistry } from "@worldrouter/pricing";
 import { CONFIG } from "@worldrouter/runtime";
 import { generateProxy } from "mppx/discovery";
+import { PRICE_RULE } from "../chat/quote-request.js";
+import { servedModels } from "../models/models.controller.js";
 import { MODEL_REGISTRY } from "../pricing/model-registry.provider.js";
 
 const CHAT_BODY = {
@@ -36,7 +38,7 @@ export class DiscoveryController {
           intent: "charge",
           amount: null,
           currency: config.chain.token,
-          description: "prompt_tokens × input price × overhead, in USDC.e base units",
+          description: `USDC.e base units: ${PRICE_RULE}`,
         },
       ],
     };
@@ -78,12 +80,10 @@ export class DiscoveryController {
 }
 
 function renderLlmsTxt(config: Config, models: ModelRegistry): string {
-  const rows = models
-    .listModels()
-    .map(
-      (m) =>
-        `- ${m.id} (${m.provider}): ${formatUsd(m.prices.input.perMillion)} in / ${formatUsd(m.prices.output.perMillion)} out per 1M tokens, context ${m.contextWindow}`,
-    );
+  const rows = servedModels(models, config).map(
+    (m) =>
+      `- ${m.id} (${m.provider}): ${formatUsd(m.prices.input.perMillion)} in / ${formatUsd(m.prices.output.perMillion)} out per 1M tokens, context ${m.contextWindow}`,
+  );
   return `# WorldRouter
 
 > Pay-per-token, OpenAI-compatible LLM inference. Payment is the authentication: no API keys. Pay in USDC.e
@@ -96,7 +96,10 @@ function renderLlmsTxt(config: Config, models: ModelRegistry): string {
 
 ## How to pay (charge intent)
 1. Send the request without credentials. You get \`402 Payment Required\` with \`WWW-Authenticate: Payment method="tempo", intent="charge", request=…\`:
-   amount = ceil(prompt_tokens × input price × ${config.pricing.overhead}) base units, recipient ${config.chain.payee}, fee payer sponsored (you pay no gas).
+   amount (base units) covers the prompt and the largest completion the request allows: the larger of ceil(prompt_tokens × input price × ${config.pricing.overhead})
+   and ceil((prompt_tokens × dearest input price + n × limit × output price) × ${config.pricing.overhead}), where limit = max_completion_tokens ?? max_tokens ??
+   ${config.pricing.defaultMaxTokens}, capped at the model's max output. The provider is called with that limit: a lower max_tokens pays less.
+   Recipient ${config.chain.payee}, fee payer sponsored (you pay no gas). Parameters the model's provider cannot serve get 400 before any 402.
    The challenge is bound to the exact request body and expires after ${config.mpp.challengeTtlSeconds} s.
 2. Sign the TIP-20 transferWithMemo (or broadcast it and send the hash), retry the same request with \`Authorization: Payment <credential>\`.
    Any MPP client does this for you, e.g. \`Mppx.create({ methods: [tempo.charge({ account })] }).fetch(...)\` from the \`mppx\` npm package.

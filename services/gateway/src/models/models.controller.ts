@@ -14,7 +14,7 @@ export interface ModelEntry {
   aliases: readonly string[];
   context_length: number;
   max_output_tokens: number;
-  /** Who answers now: the real provider, or `local` (built-in, deterministic) when it is not configured. */
+  /** Who answers now: the real provider, or `local` (built-in, deterministic) when it is not configured (never in production). */
   served_by: Provider | "local";
   intents: readonly ["charge", "session"];
   pricing: {
@@ -44,6 +44,12 @@ export interface ModelList {
 
 export function servedBy(config: Config, provider: Provider): Provider | "local" {
   return isProviderConfigured(config, provider) ? provider : "local";
+}
+
+/** The models sold: in production only those whose provider is configured (no fake completions for money). */
+export function servedModels(registry: ModelRegistry, config: Config): readonly Model[] {
+  const models = registry.listModels();
+  return config.env === "production" ? models.filter((model) => isProviderConfigured(config, model.provider)) : models;
 }
 
 export function modelList(models: readonly Model[], config: Config): ModelList {
@@ -85,7 +91,7 @@ export class ModelsController {
 
   constructor(@Inject(MODEL_REGISTRY) registry: ModelRegistry, @Inject(CONFIG) config: Config) {
     // Catalogue and config are fixed at boot: build the answer once.
-    this.list = modelList(registry.listModels(), config);
+    this.list = modelList(servedModels(registry, config), config);
   }
 
   @Get(["v1/models", "x402/v1/models"])

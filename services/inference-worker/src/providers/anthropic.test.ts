@@ -59,7 +59,7 @@ describe("OpenAI → Anthropic request translation", () => {
     );
     expect(request).toEqual({
       model: "claude-sonnet-4-5-20250929",
-      max_tokens: sonnet.maxOutputTokens,
+      max_tokens: 4096,
       system: "Be brief.\n\nUse metric units.",
       messages: [
         {
@@ -105,6 +105,8 @@ describe("OpenAI → Anthropic request translation", () => {
     expect(toAnthropicRequest(base, sonnet, false).tool_choice).toBeUndefined();
     expect(toAnthropicRequest({ ...base, max_tokens: 100 }, sonnet, false).max_tokens).toBe(100);
     expect(toAnthropicRequest({ ...base, max_tokens: 100, max_completion_tokens: 50 }, sonnet, false).max_tokens).toBe(50);
+    // Without a limit: 4096, never the model's maximum (64,000 for Sonnet), which the charge would not cover.
+    expect(toAnthropicRequest(base, sonnet, false).max_tokens).toBe(4096);
     expect(toAnthropicRequest({ ...base, stop: ["a", "b"] }, sonnet, false).stop_sequences).toEqual(["a", "b"]);
   });
 
@@ -222,7 +224,7 @@ describe("Anthropic provider against the fake upstream", () => {
   it("sends a translated Messages request and returns a chat.completion with exact usage", async () => {
     up.proxy.fake = { tokens: "9", "cached-tokens": "4", "cache-write-tokens": "3" };
     const completion = await anthropic.complete(
-      providerCall("claude-sonnet-4-5", { messages: USER_MESSAGES, temperature: 0.4, stop: ["zzz"] }),
+      providerCall("claude-sonnet-4-5", { messages: USER_MESSAGES, temperature: 0.4, stop: ["zzz"], max_completion_tokens: 700 }),
     );
     const sent = up.proxy.requests[0]!;
     expect(sent.path).toBe("/v1/messages");
@@ -230,7 +232,7 @@ describe("Anthropic provider against the fake upstream", () => {
     expect(sent.headers["anthropic-version"]).toBe("2023-06-01");
     expect(sent.body).toEqual({
       model: "claude-sonnet-4-5-20250929",
-      max_tokens: sonnet.maxOutputTokens,
+      max_tokens: 700,
       system: "You are terse.",
       messages: [{ role: "user", content: [{ type: "text", text: "Say something about payment channels." }] }],
       temperature: 0.4,

@@ -21,6 +21,10 @@ import type { Model } from "@worldrouter/pricing";
 
 export const ANTHROPIC_DEFAULT_BASE_URL = "https://api.anthropic.com";
 const ANTHROPIC_VERSION = "2023-06-01";
+/**
+ * Limit of a body that sets none (the gateway always sets the priced one): never the model's maximum, which would
+ * let a completion cost more than the charge covered.
+ */
 const DEFAULT_MAX_TOKENS = 4096;
 
 // ── OpenAI request side (what we read from the client's body) ──────────────────────────────────────────────
@@ -115,7 +119,7 @@ export function toAnthropicRequest(body: ChatCompletionBody, model: Model, strea
   }
   const request: AnthropicRequest = {
     model: model.upstreamModel,
-    max_tokens: numberOf(body.max_completion_tokens) ?? numberOf(body.max_tokens) ?? (model.maxOutputTokens || DEFAULT_MAX_TOKENS),
+    max_tokens: numberOf(body.max_completion_tokens) ?? numberOf(body.max_tokens) ?? Math.min(DEFAULT_MAX_TOKENS, model.maxOutputTokens),
     messages,
   };
   if (system.length > 0) request.system = system.join("\n\n");

@@ -33,6 +33,19 @@ export class ModelNotServedError extends InferenceError {
   }
 }
 
+/** In production, a model whose provider is not configured: it is never served by the local provider. */
+export class ModelUnavailableError extends InferenceError {
+  override readonly name = "ModelUnavailableError";
+  readonly status = 503;
+  readonly code = "model_unavailable";
+  constructor(
+    readonly modelId: string,
+    readonly provider: string,
+  ) {
+    super("model unavailable", `${modelId}: provider ${provider} is not configured`);
+  }
+}
+
 /** A request we cannot express for the provider (e.g. `n > 1` for Anthropic). Permanent. */
 export class UnsupportedRequestError extends InferenceError {
   override readonly name = "UnsupportedRequestError";

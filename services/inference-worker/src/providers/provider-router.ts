@@ -4,7 +4,7 @@ import type { Model, ModelRegistry, Provider } from "@worldrouter/pricing";
 import { CONFIG } from "@worldrouter/runtime";
 import { Agent } from "undici";
 import { ANTHROPIC_DEFAULT_BASE_URL, AnthropicProvider } from "./anthropic.js";
-import { ModelNotServedError } from "./errors.js";
+import { ModelNotServedError, ModelUnavailableError } from "./errors.js";
 import { LocalProvider } from "./local.js";
 import { OPENAI_DEFAULT_BASE_URL, OpenAiProvider } from "./openai.js";
 import type { ProviderAdapter } from "./provider.js";
@@ -18,7 +18,8 @@ export interface Route {
 /** Model → provider adapter, from the catalogue and the upstream config. */
 @Injectable()
 export class ProviderRouter implements OnApplicationShutdown {
-  private readonly adapters: Record<Provider, ProviderAdapter>;
+  /** Absent: the provider is not configured and this is production, where the local provider does not exist. */
+  private readonly adapters: Partial<Record<Provider, ProviderAdapter>>;
   /** Keep-alive connections to the providers; our own deadlines fire before undici's. */
   private readonly pool: Agent;
 
@@ -27,7 +28,7 @@ export class ProviderRouter implements OnApplicationShutdown {
     @Inject(MODEL_REGISTRY) private readonly registry: ModelRegistry,
     @Inject(WORKER_OPTIONS) private readonly options: InferenceWorkerOptions,
   ) {
-    const local = new LocalProvider();
+    const local = config.env === "production" ? undefined : new LocalProvider();
     const undiciTimeoutMs = config.upstream.timeoutMs + 5_000;
     this.pool = new Agent({ headersTimeout: undiciTimeoutMs, bodyTimeout: undiciTimeoutMs });
     const settings = (provider: Provider, defaultBaseUrl: string) => ({
@@ -57,6 +58,11 @@ export class ProviderRouter implements OnApplicationShutdown {
     const fallbacks = (this.options.fallbacks?.[model.id] ?? [])
       .map((id) => this.registry.getModel(id))
       .filter((m): m is Model => m !== undefined);
-    return [model, ...fallbacks].map((m) => ({ model: m, adapter: this.adapters[m.provider] }));
+    const routes = [model, ...fallbacks].flatMap((m) => {
+      const adapter = this.adapters[m.provider];
+      return adapter ? [{ model: m, adapter }] : [];
+    });
+    if (routes.length === 0) throw new ModelUnavailableError(model.id, model.provider);
+    return routes;
   }
 }
