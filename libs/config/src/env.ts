@@ -152,7 +152,8 @@ export const ENV = {
   CHAIN_STATE_FILE: {
     schema: z.string().min(1),
     default: ".local/chain-state.json",
-    description: "`npm start` only: where the local chain is kept across runs (anvil --state). `npm run reset` removes it with the dev database.",
+    description:
+      "`npm start` only: where the local chain is kept across runs (anvil --state). `npm run reset` removes it with the dev database.",
   },
   CHAIN_RPC_URL: { schema: url, description: "Tempo JSON-RPC URL. Default: the local world's, else https://rpc.tempo.xyz." },
   CHAIN_ID: { schema: z.coerce.number().int().positive(), description: "Chain id. Default: the local world's, else 4217 (Tempo mainnet)." },
