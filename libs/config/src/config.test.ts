@@ -22,7 +22,7 @@ describe("loadConfig", () => {
     const config = loadConfig({ ...noWorld, PAYEE_ADDRESS: payee.toUpperCase().replace("0X", "0x") });
     expect(config.gateway).toMatchObject({ host: "127.0.0.1", port: 8080, publicUrl: "http://127.0.0.1:8080", realm: "127.0.0.1" });
     expect(config.chain).toMatchObject({ chainId: 4217, token: TEMPO_MAINNET.usdce, escrow: TEMPO_MAINNET.channelEscrow, payee });
-    expect(config.pricing).toEqual({ overhead: "1.5", minimumCharge: 1n, defaultMaxTokens: 4096 });
+    expect(config.pricing).toEqual({ overhead: "1.5", minimumCharge: 2500n, defaultMaxTokens: 4096 });
     expect(config.redis.namespace).toBe("wr");
     expect(config.chain.rpcTimeoutMs).toBe(15_000);
     expect(config.sponsor).toEqual({
@@ -30,6 +30,7 @@ describe("loadConfig", () => {
       maxGas: 2_000_000n,
       maxFeePerGas: 100_000_000_000n,
       maxTotalFee: 50_000_000_000_000_000n,
+      budget: { windowSeconds: 3600, perPayer: 100_000_000n, global: 10_000_000_000n },
     });
   });
 
@@ -57,6 +58,10 @@ describe("loadConfig", () => {
         .map((p) => p.split(":")[0])
         .sort(),
     ).toEqual(["SPONSOR_MAX_FEE_PER_GAS", "SPONSOR_MAX_GAS", "SPONSOR_MAX_IN_FLIGHT"]);
+    expect(
+      loadConfig({ ...noWorld, PAYEE_ADDRESS: payee, SPONSOR_BUDGET_PER_PAYER: "5000", SPONSOR_BUDGET_WINDOW_SECONDS: "60" }).sponsor
+        .budget,
+    ).toEqual({ windowSeconds: 60, perPayer: 5000n, global: 10_000_000_000n });
   });
 
   it("names every bad or missing variable in one error, hiding secret values", () => {

@@ -51,7 +51,14 @@ export interface Config {
   inference: { concurrency: number; fallbacks: Readonly<Record<string, readonly string[]>> };
   settlement: { orphanedPaymentMinutes: number };
   /** What the fee payer co-signs (per transaction) and how many sponsored transactions a verifier has in flight. */
-  sponsor: { maxInFlight: number; maxGas: bigint; maxFeePerGas: bigint; maxTotalFee: bigint };
+  sponsor: {
+    maxInFlight: number;
+    maxGas: bigint;
+    maxFeePerGas: bigint;
+    maxTotalFee: bigint;
+    /** Sponsored-gas spend budgets in token base units per window, shared by all verifier replicas (Redis). */
+    budget: { windowSeconds: number; perPayer: bigint; global: bigint };
+  };
 }
 
 export class ConfigError extends Error {
@@ -157,6 +164,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       maxGas: BigInt(v.SPONSOR_MAX_GAS),
       maxFeePerGas: BigInt(v.SPONSOR_MAX_FEE_PER_GAS),
       maxTotalFee: BigInt(v.SPONSOR_MAX_TOTAL_FEE),
+      budget: {
+        windowSeconds: v.SPONSOR_BUDGET_WINDOW_SECONDS,
+        perPayer: BigInt(v.SPONSOR_BUDGET_PER_PAYER),
+        global: BigInt(v.SPONSOR_BUDGET_GLOBAL),
+      },
     },
   };
 }

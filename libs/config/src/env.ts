@@ -131,7 +131,12 @@ export const ENV = {
     default: "1.5",
     description: "Charge-intent multiplier: estimated_cost = prompt_tokens × input_price × overhead.",
   },
-  MIN_CHARGE: { schema: baseUnits, default: "1", description: "Smallest charge in token base units (6 decimals: 1 = $0.000001)." },
+  MIN_CHARGE: {
+    schema: baseUnits,
+    default: "2500",
+    description:
+      "Smallest charge in token base units (6 decimals: 1 = $0.000001). At least the gas of a sponsored transfer plus its refund (docs/money.md).",
+  },
   CHARGE_DEFAULT_MAX_TOKENS: {
     schema: z.coerce.number().int().min(1).max(1_000_000),
     default: "4096",
@@ -147,7 +152,8 @@ export const ENV = {
   CHAIN_STATE_FILE: {
     schema: z.string().min(1),
     default: ".local/chain-state.json",
-    description: "`npm start` only: where the local chain is kept across runs (anvil --state). `npm run reset` removes it with the dev database.",
+    description:
+      "`npm start` only: where the local chain is kept across runs (anvil --state). `npm run reset` removes it with the dev database.",
   },
   CHAIN_RPC_URL: { schema: url, description: "Tempo JSON-RPC URL. Default: the local world's, else https://rpc.tempo.xyz." },
   CHAIN_ID: { schema: z.coerce.number().int().positive(), description: "Chain id. Default: the local world's, else 4217 (Tempo mainnet)." },
@@ -188,6 +194,23 @@ export const ENV = {
     schema: positiveInteger,
     default: "50000000000000000",
     description: "Largest gas × maxFeePerGas the sponsor co-signs for one transaction.",
+  },
+  SPONSOR_BUDGET_WINDOW_SECONDS: {
+    schema: z.coerce.number().int().min(1),
+    default: "3600",
+    description:
+      "Window of the sponsored-gas spend budgets (SPONSOR_BUDGET_PER_PAYER, SPONSOR_BUDGET_GLOBAL), shared by all verifier replicas.",
+  },
+  SPONSOR_BUDGET_PER_PAYER: {
+    schema: positiveInteger,
+    default: "100000000",
+    description:
+      "Sponsored gas one payer may reserve per window, in token base units (gas × maxFeePerGas of each co-signed transaction); beyond it 429.",
+  },
+  SPONSOR_BUDGET_GLOBAL: {
+    schema: positiveInteger,
+    default: "10000000000",
+    description: "Sponsored gas all payers together may reserve per window, in token base units; beyond it 503.",
   },
   OPENAI_API_KEY: {
     schema: z.string().min(1),

@@ -38,6 +38,10 @@ export const ChargeRecordJob = z.object({
 });
 export type ChargeRecordJob = z.infer<typeof ChargeRecordJob>;
 
+/** A tick of the verifier's charge-outcomes scheduler: resolve `pending` charge payments from their receipts. */
+export const ChargeOutcomesJob = z.object({ requestedAt: z.number().int() });
+export type ChargeOutcomesJob = z.infer<typeof ChargeOutcomesJob>;
+
 /** Work for settlement: refund a payer, or sweep charges that were paid but never reached an inference. */
 export const SettlementJob = z.object({
   kind: z.enum(["refund", "charges.sweep"]),

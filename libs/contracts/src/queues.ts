@@ -1,5 +1,5 @@
 import type { z } from "zod";
-import { ChargeRecordJob, SettlementJob } from "./jobs.js";
+import { ChargeOutcomesJob, ChargeRecordJob, SettlementJob } from "./jobs.js";
 
 /**
  * The BullMQ queues, their payload schemas and options: the one place services take queue names from. BullMQ
@@ -11,6 +11,11 @@ export const QUEUES = {
   "charge-records": {
     schema: ChargeRecordJob,
     options: { attempts: 20, backoff: { type: "exponential", delay: 1000 }, removeOnComplete: { age: 24 * 3600 }, removeOnFail: false },
+  },
+  // Scheduler ticks (every few seconds, one job per tick across replicas): a failed tick is replaced by the next one.
+  "charge-outcomes": {
+    schema: ChargeOutcomesJob,
+    options: { attempts: 1, removeOnComplete: { count: 100 }, removeOnFail: { count: 100 } },
   },
   // Refunds must finish: a chain or RPC outage is waited out for about 3 days (exponential from 2 s: 2^17 × 2 s in
   // total); after the last attempt the refund is marked `failed` for an operator (wr_refunds_stuck).
@@ -32,9 +37,10 @@ export type JobOf<Q extends QueueName> = z.infer<(typeof QUEUES)[Q]["schema"]>;
  */
 export const jobId = {
   "charge-records": (job: JobOf<"charge-records">) => `charge-record-${job.txHash}`,
-} satisfies { [Q in Exclude<QueueName, "settlement">]: (job: JobOf<Q>) => string };
+} satisfies { [Q in Exclude<QueueName, "settlement" | "charge-outcomes">]: (job: JobOf<Q>) => string };
 
 export const deduplicationId = {
+  "charge-outcomes": () => "charge-outcomes",
   settlement: (job: JobOf<"settlement">) => `settle-${job.kind}-${job.reference}`,
 } satisfies { [Q in Exclude<QueueName, keyof typeof jobId>]: (job: JobOf<Q>) => string };
 

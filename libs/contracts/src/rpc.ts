@@ -29,6 +29,8 @@ export const PaymentProblem = z.object({
   title: z.string(),
   status: z.number().int(),
   detail: z.string(),
+  /** Seconds after which the same credential may be sent again (a 503 or 429 with no new challenge): `Retry-After`. */
+  retryAfter: z.number().int().positive().optional(),
 });
 export type PaymentProblem = z.infer<typeof PaymentProblem>;
 

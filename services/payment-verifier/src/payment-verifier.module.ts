@@ -2,8 +2,12 @@ import { Module, type DynamicModule } from "@nestjs/common";
 import type { Config } from "@worldrouter/config";
 import { DatabaseModule } from "@worldrouter/db";
 import { CoreModule, JobConsumersModule, MoneyEventsModule, QueuesModule } from "@worldrouter/runtime";
+import { ChargeOutcomesJobs } from "./charge/charge-outcomes.jobs.js";
+import { ChargePaymentsRepository } from "./charge/charge-payments.repository.js";
 import { ChargeRecordsJobs } from "./charge/charge-records.jobs.js";
 import { RedisReplayStore } from "./charge/replay-store.js";
+import { ResolveChargeOutcomesUseCase } from "./charge/resolve-charge-outcomes.use-case.js";
+import { SponsorBudget } from "./charge/sponsor-budget.js";
 import { VerifyChargeUseCase } from "./charge/verify-charge.use-case.js";
 import { PaymentController } from "./payment.controller.js";
 
@@ -16,12 +20,23 @@ export class PaymentVerifierModule {
       imports: [
         CoreModule.forRoot("payment-verifier", config),
         DatabaseModule.forRoot(config.databaseUrl),
-        QueuesModule.forRoot(config, ["charge-records"]),
+        QueuesModule.forRoot(config, ["charge-records", "charge-outcomes"]),
         MoneyEventsModule.forRoot(),
-        JobConsumersModule.forRoot({ consumes: ["charge-records"], concurrency: { "charge-records": 4 } }),
+        JobConsumersModule.forRoot({
+          consumes: ["charge-records", "charge-outcomes"],
+          concurrency: { "charge-records": 4, "charge-outcomes": 1 },
+        }),
       ],
       controllers: [PaymentController],
-      providers: [RedisReplayStore, VerifyChargeUseCase, ChargeRecordsJobs],
+      providers: [
+        RedisReplayStore,
+        SponsorBudget,
+        ChargePaymentsRepository,
+        VerifyChargeUseCase,
+        ResolveChargeOutcomesUseCase,
+        ChargeRecordsJobs,
+        ChargeOutcomesJobs,
+      ],
     };
   }
 }

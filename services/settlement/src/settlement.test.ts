@@ -197,6 +197,16 @@ describe("settlement ledger (real Postgres)", () => {
   const age = (paymentId: string) =>
     db.$executeRaw`UPDATE charge_payments SET "createdAt" = now() - interval '1 hour' WHERE id = ${paymentId}::uuid`;
 
+  it("never refunds a payment served to a retry of its credential (an inference under servedRequestId, not the first request id)", async () => {
+    const paid = await paidRequest(500n);
+    const retryId = newRequestId();
+    await db.$executeRaw`UPDATE charge_payments SET "servedRequestId" = ${retryId}, "servedAt" = now() WHERE id = ${paid.payment.id}::uuid`;
+    await apply(paid.event, started({ requestId: retryId, payer: paid.payer, paymentId: paid.payment.id }));
+    await age(paid.payment.id);
+    expect(await app.get(SweepOrphanedChargesUseCase).sweep()).not.toContain(paid.payment.id);
+    expect((await db.chargePayment.findUniqueOrThrow({ where: { id: paid.payment.id } })).status).toBe("verified");
+  });
+
   it("never refunds a payment whose inference started (a long stream, no usage yet); refunds one that never started", async () => {
     const serving = await paidRequest(500n);
     const orphan = await paidRequest(600n);

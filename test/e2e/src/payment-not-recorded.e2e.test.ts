@@ -14,12 +14,13 @@ describe("a charge that settles on-chain while Postgres refuses its record", () 
   });
 
   it("answers 503 without a challenge, then records the payment from the durable queue", async () => {
-    // Refuse every charge_payments insert until the trigger is dropped.
+    // Refuse to record any charge payment as verified until the trigger is dropped (the `pending` row written before
+    // the broadcast goes through: the money moves, then its record is refused).
     await e2e.db.query(
       `CREATE OR REPLACE FUNCTION e2e_refuse_payments() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'e2e: postgres refuses'; END $$ LANGUAGE plpgsql`,
     );
     await e2e.db.query(
-      `CREATE OR REPLACE TRIGGER "e2e_refuse_payments" BEFORE INSERT ON "charge_payments" FOR EACH ROW EXECUTE FUNCTION e2e_refuse_payments()`,
+      `CREATE OR REPLACE TRIGGER "e2e_refuse_payments" BEFORE INSERT OR UPDATE ON "charge_payments" FOR EACH ROW WHEN (NEW."status" = 'verified') EXECUTE FUNCTION e2e_refuse_payments()`,
     );
     const { mppx, account } = mppxClient(e2e.system.world, 1);
     const before = await tokenBalance(e2e.system.world, account.address);

@@ -105,14 +105,19 @@ export class ChargeCompletion {
     const verifyMs = performance.now() - verifying;
     this.phase.observe({ phase: "verify" }, verifyMs);
     if (!verified.ok) {
-      // A server-side failure after the money moved (e.g. the payment could not be recorded): no new challenge, the
-      // client must not pay again.
-      if (verified.problem.status >= 500) {
+      // Anything but a refused payment (the payment may have moved, or may still be moving: its outcome pending, the
+      // same credential in flight, the sponsor's budget used up): no new challenge, which mppx would pay at once; the
+      // client sends the same credential again after Retry-After.
+      if (verified.problem.status !== 402) {
         this.outcomes.inc({ outcome: "failed" });
+        const { retryAfter, ...body } = verified.problem;
         throw new ProblemException(
-          verified.problem,
-          { "cache-control": "no-store" },
-          { type: "server_error", code: verified.problem.type.split("/").pop() ?? null },
+          body,
+          { "cache-control": "no-store", ...(retryAfter ? { "retry-after": String(retryAfter) } : {}) },
+          {
+            type: verified.problem.status === 429 ? "rate_limit_error" : "server_error",
+            code: verified.problem.type.split("/").pop() ?? null,
+          },
         );
       }
       this.outcomes.inc({ outcome: "rejected" });

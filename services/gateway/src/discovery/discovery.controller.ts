@@ -105,6 +105,7 @@ function renderLlmsTxt(config: Config, models: ModelRegistry): string {
    Any MPP client does this for you, e.g. \`Mppx.create({ methods: [tempo.charge({ account })] }).fetch(...)\` from the \`mppx\` npm package.
 3. The response carries \`Payment-Receipt\` (reference = transaction hash). If the inference fails after payment, the payment is refunded on-chain.
    A \`503\` (problem \`payment-not-recorded\`, no new challenge) means your payment settled but could not be recorded: it is refunded automatically; do not pay again.
+   A \`503\` with \`Retry-After\` (problem \`payment-pending\` or \`payment-in-progress\`, no new challenge) means your payment may still land: send the SAME request with the SAME credential again after Retry-After; it is served once the payment is mined, and if it never is nothing was paid. A \`429\` \`sponsor-budget-exhausted\`: nothing was paid, retry later or pay in push mode.
 
 ## Models (price per 1M tokens, USD)
 ${rows.join("\n")}

@@ -85,6 +85,9 @@ describe("checkSponsoredTransfer (mppx's sponsored-charge rules)", () => {
       memo: memoFor(expected.realm, expected.challengeId),
     });
     expect(checkSponsoredTransfer({ ...valid, feeToken: TOKEN }, expected, policy, NOW).amount).toBe(1234n);
+    // validAfter in the past, or a few seconds ahead (clock skew), is payable now.
+    expect(checkSponsoredTransfer({ ...valid, validAfter: Math.floor(NOW / 1000) - 60 }, expected, policy, NOW).amount).toBe(1234n);
+    expect(checkSponsoredTransfer({ ...valid, validAfter: Math.floor(NOW / 1000) + 5 }, expected, policy, NOW).amount).toBe(1234n);
   });
 
   it("names the rule a transaction breaks", () => {
@@ -127,6 +130,7 @@ describe("checkSponsoredTransfer (mppx's sponsored-charge rules)", () => {
       [{ validBefore: undefined }, /must declare validBefore/],
       [{ validBefore: Math.floor(NOW / 1000) }, /expired/],
       [{ validBefore: Math.floor(NOW / 1000) + 361 }, /later than the sponsor allows/],
+      [{ validAfter: Math.floor(NOW / 1000) + 6 }, /not valid before \d+; a charge must be payable now/],
     ];
     for (const [overrides, message] of cases) {
       expect(check(overrides), String(message)).toThrow(PaymentErrors.VerificationFailedError);

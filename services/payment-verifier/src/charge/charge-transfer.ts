@@ -35,6 +35,8 @@ const MAX_PRIORITY_FEE_PER_GAS = 10_000_000_000n;
 const MAX_VALIDITY_WINDOW_SECONDS = 15 * 60;
 /** A transaction may stay valid this long after its challenge expires (mppx: 60 s). */
 const VALIDITY_AFTER_CHALLENGE_SECONDS = 60;
+/** A transaction's validAfter may be this far ahead of our clock (clock differences), no more. */
+const VALID_AFTER_CLOCK_SKEW_SECONDS = 5;
 /** TIP-1009 expiring nonces: nonce key 2^256 − 1, replay-protected by the node until `validBefore`. */
 const EXPIRING_NONCE_KEY = 2n ** 256n - 1n;
 
@@ -95,6 +97,10 @@ export function checkSponsoredTransfer(
   if (validBefore === undefined) throw mismatch("a sponsored transaction must declare validBefore");
   const nowSeconds = Math.floor(now / 1000);
   if (validBefore <= nowSeconds) throw mismatch(`the transaction expired at ${validBefore}`);
+  // A transaction not valid yet could be held back and mined at a time of the sender's choosing, long after this
+  // verification (and the sponsor's budget window) ended.
+  if (transaction.validAfter !== undefined && transaction.validAfter > nowSeconds + VALID_AFTER_CLOCK_SKEW_SECONDS)
+    throw mismatch(`the transaction is not valid before ${transaction.validAfter}; a charge must be payable now`);
   const latest = Math.min(
     nowSeconds + MAX_VALIDITY_WINDOW_SECONDS,
     Math.floor(expected.challengeExpiresAt / 1000) + VALIDITY_AFTER_CHALLENGE_SECONDS,

@@ -11,7 +11,6 @@ import {
   type TempoTransaction,
 } from "@worldrouter/chain";
 import type { ChargeRecordJob, VerifyPaymentRequest, VerifyPaymentResult } from "@worldrouter/contracts";
-import { PgPool } from "@worldrouter/db";
 import { chargeRequest, paymentProblem, PaymentErrors, serializeChargeReceipt, verifyChallengeId } from "@worldrouter/mpp";
 import { counter, histogram, type Logger } from "@worldrouter/observability";
 import { CONFIG, JobQueues, LOGGER, METRICS, MoneyEventPublisher, PermanentJobError } from "@worldrouter/runtime";
@@ -25,14 +24,25 @@ import {
   type ChargeExpectation,
   type SponsorPolicy,
 } from "./charge-transfer.js";
+import { chargeVerifiedEvent } from "./charge-verified-event.js";
+import { ChargePaymentsRepository, type ChargePaymentRow, type PaymentFacts } from "./charge-payments.repository.js";
 import { FeeSponsor, type SponsoredTransaction } from "./fee-sponsor.js";
 import { RedisReplayStore } from "./replay-store.js";
+import { paymentInProgress, paymentPending, RetryLaterError, sponsorBudgetExhausted } from "./retry-later.js";
+import { SponsorBudget } from "./sponsor-budget.js";
 
 type Hex = `0x${string}`;
 /** A transfer confirmed on-chain; `payer` is the address whose tokens moved (never the fee payer). */
 type SettledTransfer = { txHash: Hex; payer: Hex; blockNumber: bigint };
 /** A client transaction that passed every check, co-signed, and the call to simulate before broadcasting it. */
-type PreparedSponsorship = { sponsored: SponsoredTransaction; sender: Hex; transfer: { from: Hex; to: Hex; data: Hex } };
+type PreparedSponsorship = {
+  sponsored: SponsoredTransaction;
+  sender: Hex;
+  transfer: { from: Hex; to: Hex; data: Hex };
+  /** The most gas it can cost the sponsor (token base units), and when it can no longer be mined (epoch s). */
+  maxFee: bigint;
+  validBefore: number;
+};
 type RecordPaymentInput = SettledTransfer & { requestId: string; challengeId: string; amount: bigint };
 
 /**
@@ -68,26 +78,6 @@ export class VerificationInterruptedError extends Error {
   }
 }
 
-/** What an earlier delivery of the same request recorded (see VerificationInterruptedError). */
-const RECORDED_CHARGE_PAYMENT = `
-SELECT "id", "payer", "txHash", "amount"::text AS "amount", "createdAt" FROM "charge_payments"
-WHERE "challengeId" = $1::text AND "requestId" = $2::text`;
-
-/**
- * The payment row, or (a retry after a later step failed) the row our own earlier attempt wrote: same tx,
- * challenge and request. No row back = that tx or challenge already paid for something else. One prepared
- * statement on the raw pool (Prisma's query path measured 2-3x the CPU per statement).
- */
-const RECORD_CHARGE_PAYMENT = `
-WITH inserted AS (
-  INSERT INTO "charge_payments" ("id", "challengeId", "txHash", "requestId", "payer", "recipient", "token", "chainId", "amount", "blockNumber", "status", "updatedAt")
-  VALUES (gen_random_uuid(), $1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::int, $8::numeric, $9::bigint, 'verified', now())
-  ON CONFLICT DO NOTHING RETURNING "id")
-SELECT "id" FROM inserted
-UNION ALL
-SELECT "id" FROM "charge_payments"
-WHERE NOT EXISTS (SELECT 1 FROM inserted) AND "txHash" = $2::text AND "challengeId" = $1::text AND "requestId" = $3::text`;
-
 /** Attempts at recording a payment that already settled on-chain (see recordPaymentWithRetry). */
 const RECORD_ATTEMPTS = 5;
 /**
@@ -96,6 +86,8 @@ const RECORD_ATTEMPTS = 5;
  * means the node refused it.
  */
 const STILL_IN_MEMPOOL_CODES: ReadonlySet<number> = new Set([4, 5]);
+/** Retry-After of a credential whose payment is still being verified, or whose outcome is being looked up. */
+const RETRY_AFTER_SECONDS = 2;
 
 /**
  * Verifies a charge credential against the challenge it answers and the chain, then records the payment.
@@ -118,7 +110,8 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
 
   constructor(
     @Inject(CONFIG) private readonly config: Config,
-    @Inject(PgPool) private readonly db: PgPool,
+    @Inject(ChargePaymentsRepository) private readonly payments: ChargePaymentsRepository,
+    @Inject(SponsorBudget) private readonly budget: SponsorBudget,
     @Inject(JobQueues) private readonly queues: JobQueues,
     @Inject(MoneyEventPublisher) private readonly moneyEvents: MoneyEventPublisher,
     @Inject(RedisReplayStore) private readonly replay: RedisReplayStore,
@@ -169,6 +162,10 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
       this.outcomes.inc({ outcome: "verified" });
       return result;
     } catch (err) {
+      if (err instanceof RetryLaterError) {
+        this.outcomes.inc({ outcome: err.outcome });
+        return { ok: false, problem: err.problem };
+      }
       if (err instanceof VerificationInterruptedError) {
         this.outcomes.inc({ outcome: "interrupted" });
         return {
@@ -251,6 +248,13 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
         reason: `challenge terms do not match this request (expected ${expected.amount} base units of ${expected.currency} to ${expected.recipient} on chain ${expected.methodDetails.chainId})`,
       });
     }
+    // No replica prices below the floor that covers the sponsor's gas (a stale or hand-made quote included).
+    if (BigInt(expected.amount) < config.pricing.minimumCharge) {
+      throw new PaymentErrors.InvalidChallengeError({
+        id: challenge.id,
+        reason: `the amount ${expected.amount} is below the minimum charge of ${config.pricing.minimumCharge} base units`,
+      });
+    }
     const payload = Methods.charge.schema.credential.payload.safeParse(credential.payload);
     if (!payload.success || payload.data.type === "proof") throw new PaymentErrors.InvalidPayloadError();
 
@@ -274,18 +278,13 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
     const challengeKey = `charge:challenge:${challenge.id}`;
     const txKey = sponsored && `charge:tx:${sponsored.sponsored.hash}`;
     const held = await this.replay.tryClaimAll(txKey ? [challengeKey, txKey] : [challengeKey], expiresAt, request.requestId);
-    if (held.includes(challengeKey)) {
-      if ((await this.replay.holder(challengeKey)) === request.requestId) return this.answerRedelivery(request.requestId, challenge.id);
-      throw new PaymentErrors.InvalidChallengeError({
-        id: challenge.id,
-        reason: "this challenge has already been paid or is being paid; request a new one",
-      });
-    }
+    if (held.includes(challengeKey))
+      return this.answerClaimedChallenge(request.requestId, challenge.id, (await this.replay.holder(challengeKey)) === request.requestId);
     if (held.length > 0) throw new PaymentErrors.VerificationFailedError({ reason: "Transaction hash has already been used" });
     const onChain = performance.now();
     this.phase.observe({ phase: "checks" }, onChain - started);
     const settled = sponsored
-      ? await this.broadcastSponsoredTransaction(sponsored, charge, [challengeKey, txKey!])
+      ? await this.broadcastSponsoredTransaction(sponsored, charge, request.requestId, [challengeKey, txKey!])
       : await this.confirmPushedTransfer((payload.data as { hash: Hex }).hash.toLowerCase() as Hex, pushedBy, charge, challengeKey);
     const recording = performance.now();
     this.phase.observe({ phase: "chain" }, recording - onChain);
@@ -300,26 +299,45 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
   }
 
   /**
-   * The same request again (the RPC transport delivers a request twice when the replica running it stopped): the
-   * answer the first run recorded, or VerificationInterruptedError while there is none. Never a new challenge.
+   * The challenge is claimed already: by an earlier delivery of this same request (the RPC transport reran it after
+   * the replica running it stopped), or by another request carrying the same credential (a client retrying after a
+   * 503, or sending it twice). The payment is served to one request only, once it is known to be mined; while its
+   * outcome is not known the answer is "retry later", never a new challenge to pay.
    */
-  private async answerRedelivery(requestId: string, challengeId: string): Promise<VerifyPaymentResult> {
-    const { rows } = await this.db.query<{ id: string; payer: Hex; txHash: Hex; amount: string; createdAt: Date }>({
-      name: "recorded-charge-payment",
-      text: RECORDED_CHARGE_PAYMENT,
-      values: [challengeId, requestId],
+  private async answerClaimedChallenge(requestId: string, challengeId: string, sameRequest: boolean): Promise<VerifyPaymentResult> {
+    const payment = await this.payments.byChallenge(challengeId);
+    if (!payment) {
+      if (sameRequest) throw new VerificationInterruptedError(challengeId);
+      throw paymentInProgress(challengeId, RETRY_AFTER_SECONDS);
+    }
+    switch (payment.status) {
+      case "pending":
+        // Still broadcasting (resolveAfter ahead) or broadcast with an unknown outcome: the job looks it up.
+        if (!sameRequest && payment.resolveAfter !== null && payment.resolveAfter.getTime() > Date.now())
+          throw paymentInProgress(challengeId, RETRY_AFTER_SECONDS);
+        throw paymentPending(payment.txHash, RETRY_AFTER_SECONDS);
+      case "failed":
+        throw new PaymentErrors.VerificationFailedError({
+          reason: `transaction ${payment.txHash} for this challenge was not mined or reverted: nothing was paid; pay a new challenge`,
+        });
+      case "verified": {
+        const served = await this.payments.claimServed(challengeId, requestId);
+        if (served) {
+          this.logger.info(
+            { requestId, txHash: served.txHash, firstRequestId: payment.requestId },
+            "charge verified earlier: served to this request",
+          );
+          return paidResult(served);
+        }
+        break;
+      }
+      default:
+        if (payment.servedRequestId === requestId || (sameRequest && payment.requestId === requestId)) return paidResult(payment);
+    }
+    throw new PaymentErrors.InvalidChallengeError({
+      id: challengeId,
+      reason: "this challenge has already been paid and used; request a new one",
     });
-    const payment = rows[0];
-    if (!payment) throw new VerificationInterruptedError(challengeId);
-    this.logger.info({ requestId, txHash: payment.txHash }, "charge verification redelivered: answered from its record");
-    return {
-      ok: true,
-      paymentId: payment.id,
-      payer: payment.payer,
-      txHash: payment.txHash,
-      amount: payment.amount,
-      receipt: serializeChargeReceipt({ reference: payment.txHash, timestamp: payment.createdAt }),
-    };
   }
 
   /** Decodes the client's transaction once, checks it, recovers its sender and co-signs it (no I/O). */
@@ -348,19 +366,34 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
       });
     }
     const call = transaction.calls[0]!;
-    return { sponsored: this.sponsor.coSign(transaction, sender), sender, transfer: { from: sender, to: call.to!, data: call.data } };
+    return {
+      sponsored: this.sponsor.coSign(transaction, sender),
+      sender,
+      transfer: { from: sender, to: call.to!, data: call.data },
+      maxFee: SponsorBudget.maxFee(transaction.gas, transaction.maxFeePerGas),
+      validBefore: transaction.validBefore!,
+    };
   }
 
   /**
-   * Simulates the claimed, co-signed transaction's transfer (so the sponsor never pays gas for a transaction that
-   * would revert), broadcasts it synchronously and confirms the transfer from that receipt. The claims are given
-   * back only while nothing can have reached the chain, or when the node refused the transaction.
+   * Reserves the sponsor's budget, simulates the claimed, co-signed transaction's transfer (so the sponsor never pays
+   * gas for a transaction that would revert), records the payment `pending` with its hash, broadcasts it
+   * synchronously and confirms the transfer from that receipt. The claims (and the budget) are given back only while
+   * nothing can have reached the chain. An unknown outcome (timeout, any JSON-RPC error: an error is not a refusal
+   * until a receipt lookup says so) answers "pending": the charge-outcomes job finds the outcome.
    */
   private async broadcastSponsoredTransaction(
-    { sponsored, sender, transfer }: PreparedSponsorship,
+    { sponsored, sender, transfer, maxFee, validBefore }: PreparedSponsorship,
     charge: ChargeExpectation,
+    requestId: string,
     claims: string[],
   ): Promise<SettledTransfer> {
+    const reservation = await this.budget.reserve(sender, maxFee);
+    if (!reservation.ok) {
+      await Promise.all(claims.map((key) => this.replay.delete(key)));
+      throw sponsorBudgetExhausted(reservation.scope, reservation.retryAfterSeconds);
+    }
+    let recorded = false;
     let broadcast = false;
     try {
       try {
@@ -370,6 +403,11 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
           throw new PaymentErrors.VerificationFailedError({ reason: `the transfer would fail on-chain: ${err.message}` });
         throw err;
       }
+      const facts = this.paymentFacts(sponsored.hash, sender, charge, requestId);
+      // Later than this verification can still be running: until then only this verification settles the row.
+      if (!(await this.payments.insertPending(facts, 2 * this.config.chain.rpcTimeoutMs, validBefore)))
+        throw new PaymentErrors.VerificationFailedError({ reason: "Transaction hash has already been used" });
+      recorded = true;
       const receipt = await this.sponsor!.withBroadcastSlot(() => {
         broadcast = true;
         return this.chain.sendRawTransactionSync(sponsored.serialized);
@@ -379,25 +417,41 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
           reason: `the node reports transaction ${receipt.transactionHash}, not the broadcast ${sponsored.hash}`,
         });
       }
-      assertChargeTransferLogged(receipt, charge, sender);
+      try {
+        assertChargeTransferLogged(receipt, charge, sender);
+      } catch (err) {
+        await this.payments.markFailed(sponsored.hash);
+        throw err;
+      }
       return { txHash: sponsored.hash, payer: sender, blockNumber: receipt.blockNumber };
     } catch (err) {
-      const refused = err instanceof JsonRpcError && !STILL_IN_MEMPOOL_CODES.has(err.code);
-      if (!broadcast || refused) {
-        await Promise.all(claims.map((key) => this.replay.delete(key)));
-        if (refused) throw new PaymentErrors.VerificationFailedError({ reason: `the chain refused the transaction: ${err.message}` });
+      if (!broadcast) {
+        await Promise.all([
+          ...claims.map((key) => this.replay.delete(key)),
+          reservation.release(),
+          recorded ? this.payments.deletePending(sponsored.hash) : undefined,
+        ]);
         throw err;
       }
       if (err instanceof PaymentErrors.PaymentError) throw err;
       // Broadcast with an unknown outcome: it may still be mined (until its validBefore), so both claims stay.
       this.unknownOutcome.inc();
-      this.logger.error(
-        { err, txHash: sponsored.hash, payer: sender, challengeId: charge.challengeId, amount: charge.amount.toString() },
-        "sponsored charge broadcast with unknown outcome; check the transaction and reconcile",
+      this.logger.warn(
+        {
+          err,
+          txHash: sponsored.hash,
+          payer: sender,
+          challengeId: charge.challengeId,
+          amount: charge.amount.toString(),
+          refused: err instanceof JsonRpcError && !STILL_IN_MEMPOOL_CODES.has(err.code),
+        },
+        "sponsored charge broadcast with unknown outcome; charge-outcomes looks its receipt up",
       );
-      throw new PaymentErrors.VerificationFailedError({
-        reason: `transaction ${sponsored.hash} was broadcast but its outcome is unknown (${(err as Error).message}); request a new challenge`,
-      });
+      await this.payments.markOutcomeUnknown(sponsored.hash).catch((cause: unknown) =>
+        // The row's resolveAfter passes anyway: the job resolves it a little later.
+        this.logger.warn({ err: cause, txHash: sponsored.hash }, "could not hand the pending charge to charge-outcomes early"),
+      );
+      throw paymentPending(sponsored.hash, RETRY_AFTER_SECONDS);
     }
   }
 
@@ -433,7 +487,7 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
   private async recordPaymentWithRetry(input: RecordPaymentInput): Promise<VerifyPaymentResult> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.recordPayment(input);
+        return await this.recordPayment(input, input.requestId);
       } catch (err) {
         if (err instanceof PaymentErrors.PaymentError) throw err;
         if (attempt >= RECORD_ATTEMPTS) throw await this.deferRecording(input, err as Error);
@@ -471,13 +525,10 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
   /** The `charge-records` queue's handler: throws (and is retried) until the payment is recorded. */
   async recordDeferred(job: ChargeRecordJob): Promise<void> {
     try {
-      await this.recordPayment({
-        ...job,
-        txHash: job.txHash as Hex,
-        payer: job.payer as Hex,
-        amount: BigInt(job.amount),
-        blockNumber: BigInt(job.blockNumber),
-      });
+      await this.recordPayment(
+        { ...job, txHash: job.txHash as Hex, payer: job.payer as Hex, amount: BigInt(job.amount), blockNumber: BigInt(job.blockNumber) },
+        null,
+      );
     } catch (err) {
       // The transaction is recorded for another request: retrying cannot change that.
       if (err instanceof PaymentErrors.PaymentError) throw new PermanentJobError(err.message);
@@ -485,56 +536,61 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
     }
   }
 
-  private async recordPayment(input: RecordPaymentInput): Promise<VerifyPaymentResult> {
-    const { config } = this;
-    const from = input.payer;
-    const { rows } = await this.db.query<{ id: string }>({
-      name: "record-charge-payment",
-      text: RECORD_CHARGE_PAYMENT,
-      values: [
-        input.challengeId,
-        input.txHash,
-        input.requestId,
-        from,
-        config.chain.payee!,
-        config.chain.token,
-        config.chain.chainId,
-        input.amount.toString(),
-        input.blockNumber.toString(),
-      ],
-    });
-    const payment = rows[0];
-    if (!payment)
+  /** The payment `verified` and its money event; served to `servedRequestId` (none: a deferred record, not served). */
+  private async recordPayment(input: RecordPaymentInput, servedRequestId: string | null): Promise<VerifyPaymentResult> {
+    const facts = this.paymentFacts(input.txHash, input.payer, { challengeId: input.challengeId, amount: input.amount }, input.requestId);
+    const paymentId = await this.payments.settleVerified(facts, input.blockNumber, servedRequestId);
+    if (!paymentId)
       throw new PaymentErrors.VerificationFailedError({ reason: `transaction ${input.txHash} has already paid for another request` });
     const verifiedAt = new Date();
-    await this.moneyEvents.publish({
-      kind: "charge.verified",
-      paymentId: payment.id,
-      challengeId: input.challengeId,
-      requestId: input.requestId,
-      txHash: input.txHash,
-      payer: from,
-      recipient: config.chain.payee!,
-      token: config.chain.token,
-      chainId: config.chain.chainId,
-      amount: input.amount.toString(),
-      blockNumber: input.blockNumber.toString(),
-      verifiedAt: verifiedAt.getTime(),
-    });
-    this.logger.info({ requestId: input.requestId, txHash: input.txHash, payer: from, amount: input.amount.toString() }, "charge verified");
+    await this.moneyEvents.publish(chargeVerifiedEvent(paymentId, facts, input.blockNumber, verifiedAt));
+    this.logger.info(
+      { requestId: input.requestId, txHash: input.txHash, payer: input.payer, amount: input.amount.toString() },
+      "charge verified",
+    );
     return {
       ok: true,
-      paymentId: payment.id,
-      payer: from,
+      paymentId,
+      payer: input.payer,
       txHash: input.txHash,
       amount: input.amount.toString(),
       receipt: serializeChargeReceipt({ reference: input.txHash, timestamp: verifiedAt }),
     };
   }
 
+  private paymentFacts(
+    txHash: Hex,
+    payer: Hex,
+    charge: Pick<ChargeExpectation, "challengeId" | "amount">,
+    requestId: string,
+  ): PaymentFacts {
+    const { chain } = this.config;
+    return {
+      challengeId: charge.challengeId,
+      txHash,
+      requestId,
+      payer,
+      recipient: chain.payee!,
+      token: chain.token,
+      chainId: chain.chainId,
+      amount: charge.amount,
+    };
+  }
+
   async onApplicationShutdown() {
     await this.chain.close();
   }
+}
+
+function paidResult(payment: ChargePaymentRow): VerifyPaymentResult {
+  return {
+    ok: true,
+    paymentId: payment.id,
+    payer: payment.payer,
+    txHash: payment.txHash,
+    amount: payment.amount,
+    receipt: serializeChargeReceipt({ reference: payment.txHash, timestamp: payment.createdAt }),
+  };
 }
 
 function parseCredential(authorization: string) {

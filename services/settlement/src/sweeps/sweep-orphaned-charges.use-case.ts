@@ -94,7 +94,8 @@ export class SweepOrphanedChargesUseCase implements OnApplicationBootstrap {
       UPDATE "charge_payments" SET "status" = 'refunding', "updatedAt" = now()
       WHERE "status" = 'verified'
         AND "createdAt" < now() - make_interval(mins => ${this.config.settlement.orphanedPaymentMinutes})
-        AND NOT EXISTS (SELECT 1 FROM "inference_requests" r WHERE r."id" = "charge_payments"."requestId")
+        AND NOT EXISTS (SELECT 1 FROM "inference_requests" r
+          WHERE r."id" = COALESCE("charge_payments"."servedRequestId", "charge_payments"."requestId"))
       RETURNING "id"::text`;
     for (const { id } of orphaned) {
       this.logger.warn({ paymentId: id }, "paid charge never reached an inference; refunding on-chain");
