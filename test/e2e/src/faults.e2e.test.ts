@@ -22,6 +22,9 @@ interface Outcome {
   detail: string;
 }
 
+/** Outcomes for an assertion message. */
+const describeOutcomes = (outcomes: Outcome[]) => JSON.stringify(outcomes.map((o) => [o.status, o.requestId, o.detail.slice(0, 160)]));
+
 /** `total` charges over both gateways, `concurrency` at a time; `during(done)` is called after each one finishes. */
 async function chargeLoad(total: number, concurrency: number, label: string, during: (finished: number) => void): Promise<Outcome[]> {
   const { world, gatewayUrls } = e2e.system;
@@ -102,6 +105,13 @@ async function expectMoneyIntact(outcomes: Outcome[], since: Date, fromBlock: bi
       { timeout: 60_000, interval: 500 },
     )
     .toEqual([]);
+  // No payment left between states: a request whose worker died is settled from what its gateway relayed.
+  await expect
+    .poll(async () => (await paymentsSince(since)).filter((p) => p.status === "verified" && p.inference !== null), {
+      timeout: 60_000,
+      interval: 500,
+    })
+    .toEqual([]);
   const payments = await paymentsSince(since);
   for (const o of served) {
     const payment = payments.find((p) => p.requestId === o.requestId);
@@ -166,7 +176,7 @@ describe("faults under load, two replicas of every service", () => {
     });
     await crash;
     // Some requests in flight at the crash may fail; the others are served.
-    expect(outcomes.filter((o) => o.status === 200).length, JSON.stringify(outcomes.filter((o) => o.status !== 200))).toBeGreaterThan(20);
+    expect(outcomes.filter((o) => o.status === 200).length, describeOutcomes(outcomes.filter((o) => o.status !== 200))).toBeGreaterThan(20);
     // Once reconnected, the system serves again.
     const after = await chargeLoad(8, 4, "after-redis-restart", () => {});
     expect(
@@ -175,4 +185,21 @@ describe("faults under load, two replicas of every service", () => {
     ).toEqual(Array(8).fill(200));
     await expectMoneyIntact([...outcomes, ...after], since, fromBlock, before);
   });
+  it("one verifier, one worker and one settlement replica killed -9 during 200 charges: none paid twice, none served unpaid, ledger = chain", async () => {
+    const since = new Date();
+    const fromBlock = await currentBlock(e2e.system.world);
+    const before = await balances();
+    const { replicas } = e2e.system;
+    const victims = [replicas["payment-verifier"][1]!, replicas["inference-worker"][1]!, replicas.settlement[1]!];
+    const outcomes = await chargeLoad(200, 16, "replica-kill", (finished) => {
+      if (finished === 40) victims[0]!.child.kill("SIGKILL");
+      if (finished === 80) victims[1]!.child.kill("SIGKILL");
+      if (finished === 120) victims[2]!.child.kill("SIGKILL");
+    });
+    await Promise.all(victims.map((v) => v.exited));
+    const failed = outcomes.filter((o) => o.status !== 200);
+    // Only requests caught on a killed replica may fail.
+    expect(failed.length, describeOutcomes(failed)).toBeLessThanOrEqual(16 * 3);
+    await expectMoneyIntact(outcomes, since, fromBlock, before);
+  }, 300_000);
 });
