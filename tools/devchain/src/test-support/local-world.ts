@@ -24,7 +24,13 @@ export async function startLocalWorld(options: DeployWorldOptions = {}): Promise
   const anvil = await startAnvil();
   try {
     const world = await deployWorld(anvil.rpcUrl, options);
-    const clients = createTempoClients({ rpcUrl: anvil.rpcUrl, chainId: world.chainId, feeToken: Addresses.pathUsd });
+    // A loaded CI box can keep anvil's sync send past viem's 10 s default: the tests are about results, not speed.
+    const clients = createTempoClients({
+      rpcUrl: anvil.rpcUrl,
+      chainId: world.chainId,
+      feeToken: Addresses.pathUsd,
+      transport: http(anvil.rpcUrl, { timeout: 60_000 }),
+    });
     return {
       anvil,
       world,
