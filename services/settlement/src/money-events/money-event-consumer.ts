@@ -10,6 +10,13 @@ import { idTime, MoneyEventStream } from "./money-event-stream.js";
 
 /** Entries per read (and per transaction). */
 const BATCH_SIZE = 256;
+/**
+ * After a small batch, wait this long before the next read so that events gather into bigger batches: the fixed cost
+ * of a batch (transaction, read, acknowledgement) is most of settlement's CPU at moderate load, and nothing waits on
+ * the ledger write (the client was answered already). Like Kafka's linger.ms.
+ */
+const LINGER_MS = 25;
+const LINGER_BELOW = BATCH_SIZE / 4;
 /** XREADGROUP BLOCK when idle (shutdown unblocks it at once). */
 const READ_BLOCK_MS = 1_000;
 /** A pending entry idle this long is taken over (its replica died, or is stuck) by whichever replica looks. */
@@ -72,7 +79,10 @@ export class MoneyEventConsumer implements OnApplicationBootstrap, BeforeApplica
       group: { name: MONEY_EVENTS_GROUP, consumer: this.consumer, startId: "0" },
       capacity: () => BATCH_SIZE,
       blockMs: READ_BLOCK_MS,
-      onEntries: (entries) => this.applyEntries(entries),
+      onEntries: async (entries) => {
+        await this.applyEntries(entries);
+        if (entries.length < LINGER_BELOW && !this.stopping) await new Promise((resolve) => setTimeout(resolve, LINGER_MS));
+      },
       onError,
     });
     this.appliedTotal = counter(metrics, "wr_money_events_applied_total", "Money events applied (acknowledged after COMMIT), by kind", [
