@@ -10,9 +10,8 @@
  * and Redis namespace, removed at the end. Clients: the unmodified mppx client (pull mode, fee-sponsored), spread over
  * the gateways.
  */
-import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { loadavg, tmpdir } from "node:os";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Mppx, tempo } from "mppx/client";
@@ -20,7 +19,7 @@ import pg from "pg";
 import { privateKeyToAccount } from "viem/accounts";
 import { createTempoClients } from "@worldrouter/chain";
 import { startSystem } from "@worldrouter/dev-runner";
-import { deleteRedisNamespace } from "@worldrouter/runtime";
+import { throwawayStores } from "./support/throwaway.mjs";
 import { log, pool, procCpuSeconds, ROOT, round, sleep, table } from "./support/common.mjs";
 
 const { values: args } = parseArgs({
@@ -28,16 +27,9 @@ const { values: args } = parseArgs({
 });
 const CHARGES = Number(args.charges);
 const CONCURRENCY = Number(args.concurrency);
-const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
-const adminUrl = new URL(process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres");
-adminUrl.pathname = "/postgres";
 
 async function measure(replicas) {
-  const run = `${Date.now().toString(36)}${randomBytes(3).toString("hex")}`;
-  const namespace = `wrbench-${run}`;
-  const databaseUrl = new URL(adminUrl);
-  databaseUrl.pathname = `/wr_bench_${run}`;
-  const scratch = mkdtempSync(join(tmpdir(), "wr-bench-"));
+  const { databaseUrl, namespace, scratch, remove } = throwawayStores();
   const lines = [];
   let system;
   try {
@@ -98,12 +90,7 @@ async function measure(replicas) {
     throw new Error(`${err.message}\n${lines.slice(-30).join("\n")}`);
   } finally {
     if (system) await system.stop().catch((err) => log(`system stop: ${err.message}`));
-    await deleteRedisNamespace(redisUrl, namespace);
-    const admin = new pg.Client({ connectionString: adminUrl.toString() });
-    await admin.connect();
-    await admin.query(`DROP DATABASE IF EXISTS "${databaseUrl.pathname.slice(1)}" WITH (FORCE)`);
-    await admin.end();
-    rmSync(scratch, { recursive: true, force: true });
+    await remove();
   }
 }
 

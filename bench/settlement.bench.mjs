@@ -14,8 +14,8 @@
  * REDIS_URL); a throwaway database `wr_bench_<run>` and Redis namespace `wrbench-<run>`, removed at the end.
  */
 import { randomBytes, randomUUID } from "node:crypto";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { loadavg, tmpdir } from "node:os";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Queue } from "bullmq";
@@ -23,7 +23,7 @@ import { Redis } from "ioredis";
 import pg from "pg";
 import { moneyEventStreamKey, MONEY_EVENT_FIELD } from "@worldrouter/contracts";
 import { startSystem } from "@worldrouter/dev-runner";
-import { deleteRedisNamespace } from "@worldrouter/runtime";
+import { throwawayStores } from "./support/throwaway.mjs";
 import { log, metricValue, procCpuSeconds, ROOT, round, scrape, sleep, startChild, table } from "./support/common.mjs";
 
 const { values: args } = parseArgs({
@@ -39,25 +39,13 @@ const BULLMQ_JOBS = Number(args["bullmq-jobs"]);
 const EVENTS = PAYMENTS * 3;
 const TARGETS = { eventsPerSecond: 2_000, cpuMsPerEvent: 0.3 };
 
-const run = `${Date.now().toString(36)}${randomBytes(3).toString("hex")}`;
-const namespace = `wrbench-${run}`;
-const adminUrl = new URL(process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres");
-const databaseUrl = new URL(adminUrl);
-databaseUrl.pathname = `/wr_bench_${run}`;
-adminUrl.pathname = "/postgres";
-const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
-const scratch = mkdtempSync(join(tmpdir(), "wr-bench-"));
+const { run, databaseUrl, redisUrl, namespace, scratch, remove } = throwawayStores();
 
 let system;
 const recentLines = [];
 async function teardown() {
   if (system) await system.stop().catch((err) => log(`system stop: ${err.message}`));
-  await deleteRedisNamespace(redisUrl, namespace);
-  const admin = new pg.Client({ connectionString: adminUrl.toString() });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS "${databaseUrl.pathname.slice(1)}" WITH (FORCE)`);
-  await admin.end();
-  rmSync(scratch, { recursive: true, force: true });
+  await remove();
 }
 process.once("SIGINT", () => teardown().finally(() => process.exit(130)));
 
