@@ -245,6 +245,19 @@ describe("charge intent: bad input gets a precise answer and changes nothing", (
       [Credential.deserialize(credential).challenge.id],
     );
     expect(rows[0].n).toBe(1);
+    // Let settlement book the one served request (its usage event lingers a moment), so later snapshots are stable.
+    await expect
+      .poll(
+        async () =>
+          (
+            await e2e.db.query(
+              `SELECT count(*)::int AS n FROM inference_requests r JOIN charge_payments p ON p.id = r."chargePaymentId" WHERE p."challengeId" = $1`,
+              [Credential.deserialize(credential).challenge.id],
+            )
+          ).rows[0].n,
+        { timeout: 15_000 },
+      )
+      .toBe(1);
   });
 });
 
