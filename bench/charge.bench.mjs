@@ -17,9 +17,9 @@
 import "reflect-metadata";
 import { AsyncLocalStorage } from "node:async_hooks";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { Agent, request as httpRequest } from "node:http";
-import { availableParallelism, cpus, loadavg, tmpdir } from "node:os";
+import { availableParallelism, cpus, loadavg } from "node:os";
 import { join, resolve as resolvePath } from "node:path";
 import { parseArgs } from "node:util";
 import autocannon from "autocannon";
@@ -28,7 +28,7 @@ import { Mppx, tempo } from "mppx/client";
 import { privateKeyToAccount } from "viem/accounts";
 import { createTempoClients } from "@worldrouter/chain";
 import { loadConfig } from "@worldrouter/config";
-import { deleteRedisNamespace } from "@worldrouter/runtime";
+import { throwawayStores } from "./support/throwaway.mjs";
 import { deployWorld, startAnvil } from "@worldrouter/devchain";
 import { startSystem } from "@worldrouter/dev-runner";
 import { spawnServiceFrom as spawnService, stopService, waitUntilReady } from "./support/services.mjs";
@@ -99,14 +99,8 @@ const TARGETS = {
   gatewayOverheadP99Ms: 5,
 };
 
-const run = `${Date.now().toString(36)}${randomBytes(3).toString("hex")}`;
-const namespace = `wrbench-${run}`;
-const adminUrl = new URL(process.env.DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres");
-const databaseUrl = new URL(adminUrl);
-databaseUrl.pathname = `/wr_bench_${run}`;
-adminUrl.pathname = "/postgres";
-const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
-const scratch = mkdtempSync(join(tmpdir(), "wr-bench-"));
+const stores = throwawayStores();
+const { run, namespace, adminUrl, databaseUrl, redisUrl, scratch } = stores;
 
 const children = [];
 const cleanups = [];
@@ -118,12 +112,7 @@ async function teardown() {
   if (system) await system.stop().catch((err) => log(`system stop: ${err.message}`));
   for (const child of children.reverse()) await stopChild(child).catch(() => undefined);
   for (const fn of cleanups.reverse()) await fn().catch((err) => log(`cleanup: ${err.message}`));
-  await deleteRedisNamespace(redisUrl, namespace);
-  const admin = new pg.Client({ connectionString: adminUrl.toString() });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS "${databaseUrl.pathname.slice(1)}" WITH (FORCE)`);
-  await admin.end();
-  rmSync(scratch, { recursive: true, force: true });
+  await stores.remove();
 }
 process.once("SIGINT", () => {
   log("interrupted: cleaning up…");

@@ -20,6 +20,8 @@ export function throwawayStores() {
   const scratch = mkdtempSync(join(tmpdir(), "wr-bench-"));
   return {
     run,
+    /** The server's maintenance database (for pg_stat_database and the drop). */
+    adminUrl,
     databaseUrl,
     redisUrl,
     namespace,
