@@ -185,6 +185,7 @@ async function setUp() {
     );
   });
   const config = loadConfig(system.env);
+  const gatewayInternalUrl = system.replicas.gateway[0].internalUrl;
   for (const [name, dir] of Object.entries(SERVICE_DISTS)) {
     const original = system.services.find((s) => s.name === name);
     if (!original) throw new Error(`--service-dist: unknown service ${name}`);
@@ -200,7 +201,7 @@ async function setUp() {
     );
     system.services[system.services.indexOf(original)] = replacement;
     const health = {
-      gateway: `${system.gatewayUrl}/readyz`,
+      gateway: `${gatewayInternalUrl}/readyz`,
       "payment-verifier": `http://127.0.0.1:${config.health.paymentVerifierPort}/readyz`,
       "inference-worker": `http://127.0.0.1:${config.health.inferenceWorkerPort}/readyz`,
       settlement: `http://127.0.0.1:${config.health.settlementPort}/readyz`,
@@ -210,7 +211,7 @@ async function setUp() {
   }
   const pids = Object.fromEntries(system.services.map((s) => [s.name, s.child.pid]));
   const metricsUrls = {
-    gateway: `${system.gatewayUrl}/metrics`,
+    gateway: `${gatewayInternalUrl}/metrics`,
     "payment-verifier": `http://127.0.0.1:${config.health.paymentVerifierPort}/metrics`,
     "inference-worker": `http://127.0.0.1:${config.health.inferenceWorkerPort}/metrics`,
     settlement: `http://127.0.0.1:${config.health.settlementPort}/metrics`,

@@ -21,7 +21,8 @@ export interface Config {
   databaseUrl: string;
   redis: { url: string; namespace: string };
   gateway: { host: string; port: number; publicUrl: string; realm: string; maxBodyBytes: number; rpcTimeoutMs: number };
-  health: { paymentVerifierPort: number; inferenceWorkerPort: number; settlementPort: number };
+  /** Every service's internal listener (`/healthz`, `/readyz`, `/metrics`): never the public port. */
+  health: { host: string; gatewayPort: number; paymentVerifierPort: number; inferenceWorkerPort: number; settlementPort: number };
   /** Local processes per service that `npm start` runs (tools/dev-runner); services themselves ignore it. */
   replicas: { gateway: number; paymentVerifier: number; inferenceWorker: number; settlement: number };
   shutdownTimeoutMs: number;
@@ -119,6 +120,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     redis: { url: v.REDIS_URL, namespace: v.REDIS_NAMESPACE },
     gateway: { host, port, publicUrl, realm: new URL(publicUrl).hostname, maxBodyBytes: v.MAX_BODY_BYTES, rpcTimeoutMs: v.RPC_TIMEOUT_MS },
     health: {
+      host: v.METRICS_HOST,
+      gatewayPort: v.METRICS_PORT,
       paymentVerifierPort: v.PAYMENT_VERIFIER_HEALTH_PORT,
       inferenceWorkerPort: v.INFERENCE_WORKER_HEALTH_PORT,
       settlementPort: v.SETTLEMENT_HEALTH_PORT,

@@ -53,7 +53,7 @@ export const ENV = {
     default: "wr",
     description: "Prefix of every Redis key and channel, so several deployments (or test runs) can share one Redis.",
   },
-  HOST: { schema: z.string().min(1), default: "127.0.0.1", description: "Gateway bind address." },
+  HOST: { schema: z.string().min(1), default: "127.0.0.1", description: "Gateway public bind address." },
   PORT: { schema: port, default: "8080", description: "Gateway HTTP port." },
   PUBLIC_URL: {
     schema: url,
@@ -64,9 +64,32 @@ export const ENV = {
     default: "1048576",
     description: "Largest accepted request body; larger bodies get 413 before parsing.",
   },
-  PAYMENT_VERIFIER_HEALTH_PORT: { schema: port, default: "8081", description: "payment-verifier health + /metrics port." },
-  INFERENCE_WORKER_HEALTH_PORT: { schema: port, default: "8082", description: "inference-worker health + /metrics port." },
-  SETTLEMENT_HEALTH_PORT: { schema: port, default: "8083", description: "settlement health + /metrics port." },
+  METRICS_HOST: {
+    schema: z.string().min(1),
+    default: "127.0.0.1",
+    description:
+      "Bind address of every service's internal listener (`/healthz`, `/readyz`, `/metrics`). Keep it private: only Prometheus and the orchestrator's probes should reach it (docs/operations.md).",
+  },
+  METRICS_PORT: {
+    schema: port,
+    default: "8084",
+    description: "Gateway internal listener port (`/readyz`, `/metrics`); the public PORT answers 404 for both.",
+  },
+  PAYMENT_VERIFIER_HEALTH_PORT: {
+    schema: port,
+    default: "8081",
+    description: "payment-verifier internal listener port (`/healthz`, `/readyz`, `/metrics`), bound to METRICS_HOST.",
+  },
+  INFERENCE_WORKER_HEALTH_PORT: {
+    schema: port,
+    default: "8082",
+    description: "inference-worker internal listener port (`/healthz`, `/readyz`, `/metrics`), bound to METRICS_HOST.",
+  },
+  SETTLEMENT_HEALTH_PORT: {
+    schema: port,
+    default: "8083",
+    description: "settlement internal listener port (`/healthz`, `/readyz`, `/metrics`), bound to METRICS_HOST.",
+  },
   REPLICAS: {
     schema: z.coerce.number().int().min(1).max(16),
     default: "1",

@@ -22,11 +22,11 @@ export async function runService(options: {
   const logger = app.get<Logger>(LOGGER);
   const health = await startHealthServer({
     port: options.healthPort,
-    host: config.gateway.host,
+    host: config.health.host,
     registry: app.get<Registry>(METRICS),
     checks: options.checks,
   });
-  logger.info({ healthUrl: `http://${config.gateway.host}:${options.healthPort}` }, `${service} ready`);
+  logger.info({ healthUrl: `http://${config.health.host}:${options.healthPort}` }, `${service} ready`);
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;

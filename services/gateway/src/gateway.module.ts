@@ -7,6 +7,7 @@ import { ChatCompletionsController } from "./chat/chat-completions.controller.js
 import { QuoteRequest } from "./chat/quote-request.js";
 import { DiscoveryController } from "./discovery/discovery.controller.js";
 import { HealthController } from "./health/health.controller.js";
+import { InternalListener } from "./health/internal-listener.js";
 import { ProblemFilter } from "./http/problem.filter.js";
 import { InferenceRelay } from "./inference/inference-relay.js";
 import { ModelsController } from "./models/models.controller.js";
@@ -27,6 +28,7 @@ export class GatewayModule {
         ChargeCompletion,
         PaymentVerifierClient,
         InferenceRelay,
+        InternalListener,
         { provide: APP_FILTER, useClass: ProblemFilter },
       ],
     };

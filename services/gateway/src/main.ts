@@ -5,6 +5,7 @@ import { loadConfigOrExit } from "@worldrouter/config";
 import { LOGGER, useServiceLogger } from "@worldrouter/runtime";
 import type { Logger } from "@worldrouter/observability";
 import { GatewayModule } from "./gateway.module.js";
+import { InternalListener } from "./health/internal-listener.js";
 import { configureHttp } from "./http/configure-http.js";
 
 const config = loadConfigOrExit("gateway");
@@ -17,4 +18,5 @@ useServiceLogger(app);
 configureHttp(app, config);
 app.enableShutdownHooks(["SIGINT", "SIGTERM"]);
 await app.listen(config.gateway.port, config.gateway.host);
-app.get<Logger>(LOGGER).info({ url: config.gateway.publicUrl }, "gateway ready");
+const internalUrl = await app.get(InternalListener).start();
+app.get<Logger>(LOGGER).info({ url: config.gateway.publicUrl, internalUrl }, "gateway ready");

@@ -50,7 +50,7 @@ const wallet = system.world?.wallets[0];
 for (const service of system.services) {
   print(
     "system",
-    `${service.label.padEnd(width)} pid ${service.child.pid}  ${service.name === "gateway" ? "http" : "health"} ${service.url}`,
+    `${service.label.padEnd(width)} pid ${service.child.pid}  ${service.name === "gateway" ? `http ${service.url}  internal ${service.internalUrl}` : `internal ${service.url}`}`,
   );
 }
 print("system", `gateway ${system.gatewayUrls.join(", ")}  (models: ${system.gatewayUrl}/v1/models)`);

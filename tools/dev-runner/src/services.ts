@@ -13,8 +13,10 @@ export interface RunningService {
   replica: number;
   /** `gateway`, or `gateway#2` when a service runs several replicas (log prefixes). */
   label: string;
-  /** The gateway's HTTP base URL, or the health/metrics base URL of the other services. */
+  /** The gateway's public HTTP base URL, or the internal listener's base URL of the other services. */
   url: string;
+  /** The internal listener (`/readyz`, `/metrics`): the gateway's METRICS_PORT; `url` for the other services. */
+  internalUrl: string;
   child: ChildProcess;
   exited: Promise<number | null>;
 }
@@ -22,7 +24,7 @@ export interface RunningService {
 /** Spawns a built service (`services/<name>/dist/main.js`); each output line goes to `onLine` with its label. */
 export function spawnService(
   name: ServiceName,
-  replica: { index: number; label: string; url: string },
+  replica: { index: number; label: string; url: string; internalUrl?: string },
   env: NodeJS.ProcessEnv,
   onLine: (label: string, line: string, stream: "stdout" | "stderr") => void,
 ): RunningService {
@@ -39,7 +41,15 @@ export function spawnService(
     });
   }
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  return { name, replica: replica.index, label: replica.label, url: replica.url, child, exited };
+  return {
+    name,
+    replica: replica.index,
+    label: replica.label,
+    url: replica.url,
+    internalUrl: replica.internalUrl ?? replica.url,
+    child,
+    exited,
+  };
 }
 
 /** Polls a readiness URL until it answers 200 or the service exits. */

@@ -63,6 +63,7 @@ export async function startSystem(options: SystemOptions): Promise<RunningSystem
     env.PAYMENT_VERIFIER_HEALTH_PORT = String(await freePort());
     env.INFERENCE_WORKER_HEALTH_PORT = String(await freePort());
     env.SETTLEMENT_HEALTH_PORT = String(await freePort());
+    env.METRICS_PORT = String(await freePort());
   }
   // Every bad variable is reported before anything starts (chain values come from the world written below).
   loadConfig({ ...env, WORLD_FILE: "/nonexistent", PAYEE_ADDRESS: env.PAYEE_ADDRESS ?? "0x0000000000000000000000000000000000000001" });
@@ -107,18 +108,26 @@ export async function startSystem(options: SystemOptions): Promise<RunningSystem
     const config = loadConfig(env); // fail here, once, with every bad variable named
     const counts = replicaCounts(config, options.replicas);
     const host = config.gateway.host;
+    const internalHost = config.health.host;
     const ports = await replicaPorts(config, counts, Boolean(options.freePorts));
     // One realm for every gateway replica, as behind a load balancer: the first gateway's URL.
     env.PUBLIC_URL ??= `http://${host}:${ports.gateway[0]}`;
     for (const name of SERVICES) {
       ports[name].forEach((port, index) => {
         const label = counts[name] > 1 ? `${name}#${index + 1}` : name;
-        const url = `http://${host}:${port}`;
-        const replicaEnv = name === "gateway" ? { ...env, PORT: String(port) } : { ...env, [HEALTH_PORT_ENV[name]]: String(port) };
-        services.push(spawnService(name, { index, label, url }, replicaEnv, (source, line, stream) => log(source, line, stream)));
+        if (name === "gateway") {
+          const metricsPort = ports.gatewayMetrics[index]!;
+          const replica = { index, label, url: `http://${host}:${port}`, internalUrl: `http://${internalHost}:${metricsPort}` };
+          const replicaEnv = { ...env, PORT: String(port), METRICS_PORT: String(metricsPort) };
+          services.push(spawnService(name, replica, replicaEnv, (source, line, stream) => log(source, line, stream)));
+        } else {
+          const replica = { index, label, url: `http://${internalHost}:${port}` };
+          const replicaEnv = { ...env, [HEALTH_PORT_ENV[name]]: String(port) };
+          services.push(spawnService(name, replica, replicaEnv, (source, line, stream) => log(source, line, stream)));
+        }
       });
     }
-    await Promise.all(services.map((service) => waitUntilReady(`${service.url}/readyz`, service)));
+    await Promise.all(services.map((service) => waitUntilReady(`${service.internalUrl}/readyz`, service)));
     const replicas = Object.fromEntries(SERVICES.map((name) => [name, services.filter((s) => s.name === name)])) as Record<
       ServiceName,
       RunningService[]
@@ -156,23 +165,27 @@ function replicaCounts(config: Config, requested: SystemOptions["replicas"]): Re
   return { ...configured, ...requested };
 }
 
+type PortSet = ServiceName | "gatewayMetrics";
+
 /**
- * Ports of every replica: gateways on PORT, PORT+1, …; the others on their health port + i × 100, moved up past any
- * port already given out (with two gateways, 8081 is the second gateway's, so the first verifier moves to 8082).
- * Free ports from the OS instead when asked (tests).
+ * Ports of every replica: gateways on PORT, PORT+1, …; their internal listeners and the other services on their
+ * METRICS_PORT / health port + i × 100, moved up past any port already given out (with two gateways, 8081 is the
+ * second gateway's, so the first verifier moves to 8082). Free ports from the OS instead when asked (tests).
  */
-async function replicaPorts(config: Config, counts: Record<ServiceName, number>, free: boolean): Promise<Record<ServiceName, number[]>> {
-  const base: Record<ServiceName, number> = {
+async function replicaPorts(config: Config, counts: Record<ServiceName, number>, free: boolean): Promise<Record<PortSet, number[]>> {
+  const base: Record<PortSet, number> = {
     gateway: config.gateway.port,
+    gatewayMetrics: config.health.gatewayPort,
     "payment-verifier": config.health.paymentVerifierPort,
     "inference-worker": config.health.inferenceWorkerPort,
     settlement: config.health.settlementPort,
   };
+  const count = (name: PortSet) => counts[name === "gatewayMetrics" ? "gateway" : name];
   const taken = new Set<number>();
-  const ports = {} as Record<ServiceName, number[]>;
-  for (const name of ["gateway", ...SERVICES.filter((s) => s !== "gateway")] as ServiceName[]) {
+  const ports = {} as Record<PortSet, number[]>;
+  for (const name of ["gateway", "gatewayMetrics", ...SERVICES.filter((s) => s !== "gateway")] as PortSet[]) {
     ports[name] = [];
-    for (let i = 0; i < counts[name]; i++) {
+    for (let i = 0; i < count(name); i++) {
       let port: number;
       if (free) port = i === 0 ? base[name] : await freePort();
       else if (name === "gateway") port = base.gateway + i;
