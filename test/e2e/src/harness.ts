@@ -35,6 +35,7 @@ export async function startTestSystem(
     freePorts: true,
     fakeUpstream,
     replicas: options.replicas,
+    readyTimeoutMs: 150_000,
     onLine: (service, line) => logs.push(`${service} | ${line}`),
   }).catch((err) => {
     throw new Error(`${(err as Error).message}\n${logs.slice(-40).join("\n")}`);
@@ -81,7 +82,7 @@ export function useTestSystem(
     handle.system = await startTestSystem(env, fakeUpstream, options);
     handle.db = new pg.Client({ connectionString: process.env.DATABASE_URL });
     await handle.db.connect();
-  }, 180_000);
+  }, 240_000);
   afterAll(async () => {
     await handle.db?.end();
     await handle.system?.stop();

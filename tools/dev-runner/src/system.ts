@@ -31,6 +31,11 @@ export interface SystemOptions {
    * sets it; tests start fresh chains. `npm run reset` wipes it together with the dev database.
    */
   chainStateFile?: string;
+  /**
+   * How long every process may take to answer `/readyz` (default 60 s). Tests that start two processes of every
+   * service next to other test files on a 2-core box give it longer: a slow start is not the failure they test.
+   */
+  readyTimeoutMs?: number;
 }
 
 export interface RunningSystem {
@@ -127,7 +132,9 @@ export async function startSystem(options: SystemOptions): Promise<RunningSystem
         }
       });
     }
-    await Promise.all(services.map((service) => waitUntilReady(`${service.internalUrl}/readyz`, service)));
+    await Promise.all(
+      services.map((service) => waitUntilReady(`${service.internalUrl}/readyz`, service, options.readyTimeoutMs)),
+    );
     const replicas = Object.fromEntries(SERVICES.map((name) => [name, services.filter((s) => s.name === name)])) as Record<
       ServiceName,
       RunningService[]
