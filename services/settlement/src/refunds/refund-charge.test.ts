@@ -57,6 +57,26 @@ afterAll(async () => {
   await anvil?.stop();
 });
 
+/** What a replica leaves when it dies after signing a refund and storing it (status `submitted`), before or after the broadcast. */
+async function storeSignedRefund(payment: { id: string; amount: Prisma.Decimal }, payer: string, amount: bigint) {
+  const wallet = replicas[0]!.get(PayeeWallet);
+  const nonce = await wallet.pendingNonce();
+  const signed = await wallet.signTokenTransfer(payer as Hex, amount, `worldrouter:refund:${payment.id}`, nonce);
+  await db.settlement.create({
+    data: {
+      kind: "refund",
+      chainId: world.chainId,
+      amount: payment.amount,
+      chargePaymentId: payment.id,
+      status: "submitted",
+      txHash: signed.txHash,
+      rawTransaction: signed.rawTransaction,
+      nonce,
+    },
+  });
+  return { nonce, signed };
+}
+
 const clients = () => createTempoClients({ rpcUrl: world.rpcUrl, chainId: world.chainId, feeToken: world.token.address });
 const balance = (address: string) =>
   clients().publicClient.readContract({ address: world.token.address, abi: tip20Abi, functionName: "balanceOf", args: [address as Hex] });
@@ -107,20 +127,7 @@ describe("refunds with two settlement replicas (real chain, Redis, Postgres)", (
     const payment = await refundingPayment(payer, amount);
     const wallet = replicas[0]!.get(PayeeWallet);
     // A replica signed and stored the refund, then died before broadcasting it…
-    const nonce = await wallet.pendingNonce();
-    const lost = await wallet.signTokenTransfer(payer as Hex, amount, `worldrouter:refund:${payment.id}`, nonce);
-    await db.settlement.create({
-      data: {
-        kind: "refund",
-        chainId: world.chainId,
-        amount: payment.amount,
-        chargePaymentId: payment.id,
-        status: "submitted",
-        txHash: lost.txHash,
-        rawTransaction: lost.rawTransaction,
-        nonce,
-      },
-    });
+    const { nonce, signed: lost } = await storeSignedRefund(payment, payer, amount);
     // …and the payee's next transaction took that nonce.
     const other = await refundingPayment(world.wallets[1]!.address, amount);
     expect(await replicas[1]!.get(RefundChargeUseCase).refund(other.id)).toBe("refunded");
@@ -140,20 +147,7 @@ describe("refunds with two settlement replicas (real chain, Redis, Postgres)", (
     const amount = 400_000n;
     const payment = await refundingPayment(payer, amount);
     const wallet = replicas[0]!.get(PayeeWallet);
-    const nonce = await wallet.pendingNonce();
-    const signed = await wallet.signTokenTransfer(payer as Hex, amount, `worldrouter:refund:${payment.id}`, nonce);
-    await db.settlement.create({
-      data: {
-        kind: "refund",
-        chainId: world.chainId,
-        amount: payment.amount,
-        chargePaymentId: payment.id,
-        status: "submitted",
-        txHash: signed.txHash,
-        rawTransaction: signed.rawTransaction,
-        nonce,
-      },
-    });
+    const { signed } = await storeSignedRefund(payment, payer, amount);
     const before = await balance(payer);
     expect(await wallet.broadcast(signed.rawTransaction)).toBe("accepted");
     await expect.poll(() => wallet.receipt(signed.txHash), { timeout: 20_000 }).not.toBeNull();
