@@ -151,6 +151,8 @@ async function setUp() {
     REDIS_URL: redisUrl,
     REDIS_NAMESPACE: namespace,
     MPP_SECRET_KEY: secretKey,
+    OPS_TOKEN: randomBytes(24).toString("hex"),
+    OPS_READER_PASSWORD: randomBytes(16).toString("hex"),
     CHAIN_RPC_URL: proxyUrls.services,
     CHAIN_ID: String(world.chainId),
     TOKEN_ADDRESS: world.token.address,

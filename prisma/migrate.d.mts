@@ -1,2 +1,6 @@
-export function migrate(databaseUrl: string, log?: (line: string) => void): Promise<{ total: number; applied: number }>;
+export function migrate(
+  databaseUrl: string,
+  log?: (line: string) => void,
+  options?: { opsReaderPassword?: string },
+): Promise<{ total: number; applied: number }>;
 export function ensureDatabase(databaseUrl: string): Promise<void>;

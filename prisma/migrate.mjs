@@ -5,7 +5,7 @@ import { createHash, randomUUID } from "node:crypto";
 import { readdir, readFile } from "node:fs/promises";
 import pg from "pg";
 
-export async function migrate(databaseUrl, log = console.log) {
+export async function migrate(databaseUrl, log = console.log, options = {}) {
   const dir = new URL("./migrations/", import.meta.url);
   const db = new pg.Client({ connectionString: databaseUrl });
   await db.connect();
@@ -48,10 +48,20 @@ export async function migrate(databaseUrl, log = console.log) {
       log(`applied ${name}`);
     }
     log(`migrations up to date (${names.length} total, ${applied} applied now)`);
+    const readerPassword = options.opsReaderPassword ?? process.env.OPS_READER_PASSWORD;
+    if (readerPassword) await setOpsReaderPassword(db, readerPassword);
     return { total: names.length, applied };
   } finally {
     await db.end();
   }
+}
+
+/**
+ * The ops API's read-only role (created by a migration, without a password) gets its password from the environment,
+ * so it never sits in a migration file. ALTER ROLE takes no bind parameters: the literal is quoted by pg.
+ */
+async function setOpsReaderPassword(db, password) {
+  await db.query(`ALTER ROLE "worldrouter_ops_reader" WITH LOGIN PASSWORD ${db.escapeLiteral(password)}`);
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

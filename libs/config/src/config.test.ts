@@ -81,15 +81,42 @@ describe("loadConfig", () => {
   });
 
   it("refuses the development secret in production", () => {
-    expect(problemsOf({ ...noWorld, NODE_ENV: "production", PAYEE_ADDRESS: payee })).toEqual(["MPP_SECRET_KEY: required in production"]);
+    const ops = { OPS_TOKEN: "a-production-ops-token-of-some-length", OPS_READER_PASSWORD: "a-reader-password" };
+    expect(problemsOf({ ...noWorld, ...ops, NODE_ENV: "production", PAYEE_ADDRESS: payee })).toEqual([
+      "MPP_SECRET_KEY: required in production",
+    ]);
     expect(
       problemsOf({
         ...noWorld,
+        ...ops,
         NODE_ENV: "production",
         PAYEE_ADDRESS: payee,
         MPP_SECRET_KEY: "worldrouter-local-development-secret-do-not-use-in-production",
       }),
     ).toEqual(["MPP_SECRET_KEY: the development secret is refused in production"]);
+  });
+
+  it("requires the ops token and reader password in production, refusing the development token", () => {
+    const production = {
+      ...noWorld,
+      NODE_ENV: "production",
+      PAYEE_ADDRESS: payee,
+      MPP_SECRET_KEY: "a-production-secret-of-at-least-thirty-two-bytes",
+    };
+    expect(problemsOf(production)).toEqual(["OPS_TOKEN: required in production", "OPS_READER_PASSWORD: required in production"]);
+    expect(problemsOf({ ...production, OPS_TOKEN: "worldrouter-local-ops-token", OPS_READER_PASSWORD: "a-reader-password" })).toEqual([
+      "OPS_TOKEN: the development token is refused in production",
+    ]);
+    const config = loadConfig({
+      ...production,
+      OPS_TOKEN: "t".repeat(24),
+      OPS_READER_PASSWORD: "p@ss word/1234",
+      DATABASE_URL: "postgresql://app:x@db:5432/wr",
+    });
+    expect(config.ops.readerDatabaseUrl).toBe("postgresql://worldrouter_ops_reader:p%40ss%20word%2F1234@db:5432/wr");
+    expect(problemsOf({ ...noWorld, PAYEE_ADDRESS: payee, OPS_TOKEN: "short" })).toEqual([
+      "OPS_TOKEN: must be at least 24 characters — got (value hidden)",
+    ]);
   });
 
   it("takes chain, payee and fake upstream from the local world file, env vars winning", () => {
@@ -126,6 +153,8 @@ describe("loadConfig", () => {
     const table = renderEnvTable();
     expect(table).toContain("| `MPP_SECRET_KEY` | dev-only value |");
     expect(table).not.toContain("worldrouter-local-development-secret");
+    expect(table).toContain("| `OPS_TOKEN` | dev-only value |");
+    expect(table).not.toContain("worldrouter-local-ops-token");
   });
 });
 

@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
-import { DEV_MPP_SECRET, ENV, type EnvName } from "./env.js";
+import { DEV_MPP_SECRET, DEV_OPS_TOKEN, ENV, type EnvName } from "./env.js";
 import { readWorldFile, type World } from "./world.js";
 
 /** Production chain defaults (Tempo mainnet). */
@@ -51,6 +51,8 @@ export interface Config {
   };
   inference: { concurrency: number; fallbacks: Readonly<Record<string, readonly string[]>> };
   settlement: { orphanedPaymentMinutes: number };
+  /** settlement's ops listener: bearer token, and the read-only database role its reads go through. */
+  ops: { host: string; port: number; token: string; readerDatabaseUrl: string; reconcileEverySeconds: number };
   /** What the fee payer co-signs (per transaction) and how many sponsored transactions a verifier has in flight. */
   sponsor: {
     maxInFlight: number;
@@ -93,6 +95,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   if (production && (env.MPP_SECRET_KEY ?? "") === "") problems.push("MPP_SECRET_KEY: required in production");
   else if (production && v.MPP_SECRET_KEY === DEV_MPP_SECRET)
     problems.push("MPP_SECRET_KEY: the development secret is refused in production");
+  if (production && (env.OPS_TOKEN ?? "") === "") problems.push("OPS_TOKEN: required in production");
+  else if (production && v.OPS_TOKEN === DEV_OPS_TOKEN) problems.push("OPS_TOKEN: the development token is refused in production");
+  if (production && !v.OPS_READER_PASSWORD) problems.push("OPS_READER_PASSWORD: required in production");
 
   let world: World | undefined;
   if (!production && typeof v.WORLD_FILE === "string") {
@@ -162,6 +167,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     },
     inference: { concurrency: v.INFERENCE_CONCURRENCY, fallbacks: parseFallbacks(v.MODEL_FALLBACKS) },
     settlement: { orphanedPaymentMinutes: v.ORPHANED_PAYMENT_MINUTES },
+    ops: {
+      host: v.OPS_HOST,
+      port: v.OPS_PORT,
+      token: v.OPS_TOKEN,
+      readerDatabaseUrl: readerDatabaseUrl(v.DATABASE_URL, v.OPS_READER_PASSWORD),
+      reconcileEverySeconds: v.RECONCILE_EVERY_SECONDS,
+    },
     sponsor: {
       maxInFlight: v.SPONSOR_MAX_IN_FLIGHT,
       maxGas: BigInt(v.SPONSOR_MAX_GAS),
@@ -196,6 +208,14 @@ function parseFallbacks(value: string | undefined): Record<string, string[]> {
   );
 }
 
+/** DATABASE_URL with the read-only role `worldrouter_ops_reader` (and its password, when set) instead of its user. */
+export function readerDatabaseUrl(databaseUrl: string, password: string | undefined): string {
+  const url = new URL(databaseUrl);
+  url.username = "worldrouter_ops_reader";
+  url.password = password ? encodeURIComponent(password) : "";
+  return url.toString();
+}
+
 function lower(a: string): Hex {
   return a.toLowerCase() as Hex;
 }
@@ -216,7 +236,8 @@ export function loadConfigOrExit(service: string): Config {
 /** Markdown table of every variable, for README (checked by a test so it cannot drift). */
 export function renderEnvTable(): string {
   const rows = Object.entries(ENV).map(([name, spec]) => {
-    const def = "default" in spec ? (name === "MPP_SECRET_KEY" ? "dev-only value" : `\`${spec.default}\``) : "—";
+    const devOnly = name === "MPP_SECRET_KEY" || name === "OPS_TOKEN";
+    const def = "default" in spec ? (devOnly ? "dev-only value" : `\`${spec.default}\``) : "—";
     return `| \`${name}\` | ${def} | ${spec.description}${"secret" in spec && spec.secret ? " *(secret)*" : ""} |`;
   });
   return ["| variable | default | meaning |", "|---|---|---|", ...rows].join("\n");

@@ -24,6 +24,8 @@ const decimalRatio = z.string().regex(/^\d+(\.\d{1,6})?$/, "expected a decimal l
 
 // Dev-only secret so `npm start` needs no setup; refused when NODE_ENV=production.
 export const DEV_MPP_SECRET = "worldrouter-local-development-secret-do-not-use-in-production";
+// Dev-only ops API token (printed by `npm start`); production must set its own.
+export const DEV_OPS_TOKEN = "worldrouter-local-ops-token";
 
 export const ENV = {
   NODE_ENV: {
@@ -137,6 +139,33 @@ export const ENV = {
     schema: z.coerce.number().int().min(1),
     default: "15",
     description: "A verified charge with no recorded inference after this long (gateway crashed or timed out) is refunded on-chain.",
+  },
+  OPS_HOST: {
+    schema: z.string().min(1),
+    default: "127.0.0.1",
+    description: "Bind address of settlement's ops listener (ledger API, dashboard). Keep it private: never the public gateway port.",
+  },
+  OPS_PORT: {
+    schema: port,
+    default: "8090",
+    description: "settlement's ops listener port (`/ops/api/*`, `/ops/dashboard`). `npm start` gives replica i OPS_PORT + i × 100.",
+  },
+  OPS_TOKEN: {
+    schema: z.string().min(24, "must be at least 24 characters"),
+    default: DEV_OPS_TOKEN,
+    description: "Bearer token of the ops API and dashboard (constant-time compared). Required in production.",
+    secret: true,
+  },
+  OPS_READER_PASSWORD: {
+    schema: z.string().min(12, "must be at least 12 characters"),
+    description:
+      "Password of the read-only Postgres role `worldrouter_ops_reader` the ops API reads through (set on it by `npm run db:migrate`). Required in production; locally the role logs in like DATABASE_URL's user.",
+    secret: true,
+  },
+  RECONCILE_EVERY_SECONDS: {
+    schema: z.coerce.number().int().min(1).max(3600),
+    default: "15",
+    description: "How often settlement compares the payee's on-chain Transfer logs with the ledger (one replica at a time).",
   },
   MPP_SECRET_KEY: {
     schema: z.string().min(32, "must be at least 32 bytes"),

@@ -22,7 +22,10 @@ describe("migrations", () => {
         "inference_requests",
         "ledger_entries",
         "ledger_transactions",
+        "ops_actions",
         "processed_events",
+        "reconciliation_cursors",
+        "reconciliation_mismatches",
         "settlements",
         "vouchers",
       ]);

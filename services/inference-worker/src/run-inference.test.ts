@@ -40,6 +40,8 @@ let published: MockInstance<MoneyEventPublisher["publish"]>;
 const PRODUCTION_ENV = {
   NODE_ENV: "production",
   MPP_SECRET_KEY: "a-production-secret-of-at-least-thirty-two-bytes",
+  OPS_TOKEN: "a-production-ops-token-of-some-length",
+  OPS_READER_PASSWORD: "a-reader-password",
   CHAIN_RPC_URL: "https://rpc.example.invalid",
   CHAIN_ID: "4217",
   TOKEN_ADDRESS: "0x20c000000000000000000000b9537d11c60e8b50",

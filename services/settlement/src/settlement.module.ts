@@ -8,10 +8,14 @@ import { ApplyMoneyEventsUseCase } from "./money-events/apply-money-events.use-c
 import { MoneyEventConsumer } from "./money-events/money-event-consumer.js";
 import { MoneyEventStream } from "./money-events/money-event-stream.js";
 import { RefundChargeUseCase } from "./refunds/refund-charge.use-case.js";
+import { OpsModule } from "./ops/ops.module.js";
 import { SettlementJobs } from "./settlement.jobs.js";
 import { SweepOrphanedChargesUseCase } from "./sweeps/sweep-orphaned-charges.use-case.js";
 
-/** Writes the ledger from the money-event stream (payments, inference starts, usage) and settles on-chain. */
+/**
+ * Writes the ledger from the money-event stream (payments, inference starts, usage) and settles on-chain; serves the
+ * ledger to ops (API, dashboard) on its own listener.
+ */
 @Module({})
 export class SettlementModule {
   static forRoot(config: Config): DynamicModule {
@@ -25,6 +29,7 @@ export class SettlementModule {
         // Signing is serialised by the payee signer lease across every replica; several refunds per process can
         // wait for their receipts at once.
         JobConsumersModule.forRoot({ consumes: ["settlement"], concurrency: { settlement: 4 } }),
+        OpsModule,
       ],
       providers: [
         SettlementJobs,

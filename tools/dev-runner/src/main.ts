@@ -4,6 +4,7 @@
  */
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { DEV_OPS_TOKEN } from "@worldrouter/config";
 import { startSystem } from "./system.js";
 
 const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
@@ -58,6 +59,8 @@ if (system.world) print("system", `local world: ${worldFile} (funded wallets wit
 if (wallet) {
   print("system", `try it: node scripts/pay.mjs "Hello"   (pays with ${wallet.address} from the local world)`);
 }
+const opsToken = process.env.OPS_TOKEN ? "<OPS_TOKEN>" : DEV_OPS_TOKEN;
+print("system", `ops dashboard ${system.opsUrls[0]}/ops/dashboard#token=${opsToken}   (ledger API: ${system.opsUrls[0]}/ops/openapi.json)`);
 print("system", `WorldRouter ready at ${system.gatewayUrl}`);
 for (const service of system.services) {
   void service.exited.then((code) => {

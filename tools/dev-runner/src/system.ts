@@ -45,6 +45,8 @@ export interface RunningSystem {
   gatewayUrls: string[];
   world: World | undefined;
   env: NodeJS.ProcessEnv;
+  /** Each settlement replica's ops listener (ledger API, `/ops/dashboard`), in replica order. */
+  opsUrls: string[];
   /** Every process, in start order. */
   services: RunningService[];
   /** The processes of each service (e.g. to kill -9 one replica). */
@@ -69,6 +71,7 @@ export async function startSystem(options: SystemOptions): Promise<RunningSystem
     env.INFERENCE_WORKER_HEALTH_PORT = String(await freePort());
     env.SETTLEMENT_HEALTH_PORT = String(await freePort());
     env.METRICS_PORT = String(await freePort());
+    env.OPS_PORT = String(await freePort());
   }
   // Every bad variable is reported before anything starts (chain values come from the world written below).
   loadConfig({ ...env, WORLD_FILE: "/nonexistent", PAYEE_ADDRESS: env.PAYEE_ADDRESS ?? "0x0000000000000000000000000000000000000001" });
@@ -115,6 +118,7 @@ export async function startSystem(options: SystemOptions): Promise<RunningSystem
     const host = config.gateway.host;
     const internalHost = config.health.host;
     const ports = await replicaPorts(config, counts, Boolean(options.freePorts));
+    const opsPorts = await settlementOpsPorts(config, counts.settlement, Boolean(options.freePorts));
     // One realm for every gateway replica, as behind a load balancer: the first gateway's URL.
     env.PUBLIC_URL ??= `http://${host}:${ports.gateway[0]}`;
     for (const name of SERVICES) {
@@ -127,7 +131,8 @@ export async function startSystem(options: SystemOptions): Promise<RunningSystem
           services.push(spawnService(name, replica, replicaEnv, (source, line, stream) => log(source, line, stream)));
         } else {
           const replica = { index, label, url: `http://${internalHost}:${port}` };
-          const replicaEnv = { ...env, [HEALTH_PORT_ENV[name]]: String(port) };
+          const replicaEnv: NodeJS.ProcessEnv = { ...env, [HEALTH_PORT_ENV[name]]: String(port) };
+          if (name === "settlement") replicaEnv.OPS_PORT = String(opsPorts[index]);
           services.push(spawnService(name, replica, replicaEnv, (source, line, stream) => log(source, line, stream)));
         }
       });
@@ -140,7 +145,8 @@ export async function startSystem(options: SystemOptions): Promise<RunningSystem
       RunningService[]
     >;
     const gatewayUrls = replicas.gateway.map((s) => s.url);
-    return { gatewayUrl: gatewayUrls[0]!, gatewayUrls, world, env, services, replicas, stop };
+    const opsUrls = opsPorts.map((port) => `http://${config.ops.host}:${port}`);
+    return { gatewayUrl: gatewayUrls[0]!, gatewayUrls, opsUrls, world, env, services, replicas, stop };
   } catch (err) {
     await stop();
     throw err;
@@ -201,6 +207,13 @@ async function replicaPorts(config: Config, counts: Record<ServiceName, number>,
       ports[name].push(port);
     }
   }
+  return ports;
+}
+
+/** Ops listener of each settlement replica: OPS_PORT + i × 100 (free ports in tests). */
+async function settlementOpsPorts(config: Config, count: number, free: boolean): Promise<number[]> {
+  const ports: number[] = [];
+  for (let i = 0; i < count; i++) ports.push(free && i > 0 ? await freePort() : config.ops.port + i * REPLICA_PORT_STRIDE);
   return ports;
 }
 

@@ -32,6 +32,8 @@ const PRODUCTION_ENV = {
   ...BASE_ENV,
   NODE_ENV: "production",
   MPP_SECRET_KEY: "a-production-secret-of-at-least-thirty-two-bytes",
+  OPS_TOKEN: "a-production-ops-token-of-some-length",
+  OPS_READER_PASSWORD: "a-reader-password",
   CHAIN_RPC_URL: "https://rpc.example.invalid",
   CHAIN_ID: "4217",
   TOKEN_ADDRESS: "0x20c000000000000000000000b9537d11c60e8b50",
