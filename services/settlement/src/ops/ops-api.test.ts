@@ -10,6 +10,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SettlementModule } from "../settlement.module.js";
 
+type Body = any;
 const hex = (bytes: number) => `0x${randomBytes(bytes).toString("hex")}`;
 const TOKEN = "ops-test-token-0123456789abcdef";
 
@@ -83,14 +84,15 @@ describe("ops API (real Postgres through the read-only role, real HTTP)", () => 
   });
 
   it("refuses a missing or wrong token with 401 problem+json, and leaves the OpenAPI document public", async () => {
-    for (const headers of [{}, { authorization: "Bearer wrong-token" }, { authorization: `Basic ${TOKEN}` }]) {
+    const attempts: Record<string, string>[] = [{}, { authorization: "Bearer wrong-token" }, { authorization: `Basic ${TOKEN}` }];
+    for (const headers of attempts) {
       const res = await fetch(`${base}/ops/api/summary`, { headers });
       expect(res.status).toBe(401);
       expect(res.headers.get("content-type")).toContain("application/problem+json");
       expect(res.headers.get("www-authenticate")).toContain("Bearer");
-      expect(await res.json()).toMatchObject({ type: "https://worldrouter.dev/problems/ops-unauthorized", status: 401 });
+      expect((await res.json()) as Body).toMatchObject({ type: "https://worldrouter.dev/problems/ops-unauthorized", status: 401 });
     }
-    const doc = await (await fetch(`${base}/ops/openapi.json`)).json();
+    const doc = (await (await fetch(`${base}/ops/openapi.json`)).json()) as Body;
     expect(doc.openapi).toBe("3.1.0");
     expect(Object.keys(doc.paths)).toEqual(
       expect.arrayContaining(["/ops/api/summary", "/ops/api/payments", "/ops/api/refunds/{paymentId}/retry"]),
@@ -106,7 +108,7 @@ describe("ops API (real Postgres through the read-only role, real HTTP)", () => 
     await charge({ payer: bob, amount: 9000n, status: "refunded", minute: 3 });
     const res = await api(`/ops/api/summary?from=${at(0).toISOString()}&to=${at(10).toISOString()}&granularity=minute`);
     expect(res.status).toBe(200);
-    const summary = await res.json();
+    const summary = (await res.json()) as Body;
     expect(summary.totals).toEqual({
       requests: 4,
       billedRequests: 3,
@@ -130,13 +132,15 @@ describe("ops API (real Postgres through the read-only role, real HTTP)", () => 
     expect(summary.refunds.byStatus).toEqual([{ status: "refunded", count: 1, amount: "9000" }]);
     expect(summary.payments).toEqual(expect.arrayContaining([expect.objectContaining({ status: "consumed", count: 3, amount: "10500" })]));
 
-    const hourly = await (await api(`/ops/api/summary?from=${at(0).toISOString()}&to=${at(120).toISOString()}&granularity=hour`)).json();
+    const hourly = (await (
+      await api(`/ops/api/summary?from=${at(0).toISOString()}&to=${at(120).toISOString()}&granularity=hour`)
+    ).json()) as Body;
     expect(hourly.series).toHaveLength(1);
     expect(hourly.totals.revenue).toBe("10500");
 
     const bad = await api(`/ops/api/summary?from=${at(0).toISOString()}&to=${at(100_000).toISOString()}&granularity=minute`);
     expect(bad.status).toBe(400);
-    expect((await bad.json()).detail).toMatch(/coarser granularity/);
+    expect(((await bad.json()) as Body).detail).toMatch(/coarser granularity/);
     expect((await api("/ops/api/summary?granularity=week")).status).toBe(400);
     expect((await api("/ops/api/summary?colour=red")).status).toBe(400);
   });
@@ -154,7 +158,7 @@ describe("ops API (real Postgres through the read-only role, real HTTP)", () => 
         `/ops/api/payments?payer=${payer.toUpperCase().replace("0X", "0x")}&limit=3${cursor ? `&cursor=${cursor}` : ""}`,
       );
       expect(res.status).toBe(200);
-      const page: { items: { id: string; payer: string; created_at: string }[]; nextCursor: string | null } = await res.json();
+      const page: { items: { id: string; payer: string; created_at: string }[]; nextCursor: string | null } = (await res.json()) as Body;
       for (const item of page.items) expect(item.payer).toBe(payer);
       seen.push(...page.items.map((i) => i.id));
       cursor = page.nextCursor;
@@ -164,7 +168,7 @@ describe("ops API (real Postgres through the read-only role, real HTTP)", () => 
     expect(new Set(seen).size).toBe(7);
     expect(seen.sort()).toEqual(made.map((m) => m.id).sort());
 
-    const requests = await (await api(`/ops/api/requests?payer=${payer}&model=gpt-4o-mini&limit=500`)).json();
+    const requests = (await (await api(`/ops/api/requests?payer=${payer}&model=gpt-4o-mini&limit=500`)).json()) as Body;
     expect(requests.items).toHaveLength(7);
     expect(requests.items[0]).toMatchObject({ billed: true, actual_cost: "100", payment_status: "consumed" });
 
@@ -174,7 +178,7 @@ describe("ops API (real Postgres through the read-only role, real HTTP)", () => 
     expect(lines[0]).toBe("id,created_at,payer,amount,status,tx_hash,block_number,request_id,served_request_id");
     expect(lines).toHaveLength(8);
 
-    const profile = await (await api(`/ops/api/payers/${payer}`)).json();
+    const profile = (await (await api(`/ops/api/payers/${payer}`)).json()) as Body;
     expect(profile).toMatchObject({ payer, requests: 7, spent: String(7 * 2500 + 21), payments: [{ status: "consumed", count: 7 }] });
     expect((await api(`/ops/api/payers/${hex(20)}`)).status).toBe(404);
 
@@ -212,15 +216,15 @@ describe("ops API (real Postgres through the read-only role, real HTTP)", () => 
         error: "RpcError: gave up",
       },
     });
-    const stuck = await (await api(`/ops/api/refunds?payer=${payer}`)).json();
+    const stuck = (await (await api(`/ops/api/refunds?payer=${payer}`)).json()) as Body;
     expect(stuck.items).toEqual([expect.objectContaining({ payment_id: payment.id, status: "failed", error: "RpcError: gave up" })]);
 
     const key = `retry-${randomUUID()}`;
     const first = await api(`/ops/api/refunds/${payment.id}/retry`, { method: "POST", headers: { "idempotency-key": key } });
     expect(first.status).toBe(201);
-    expect(await first.json()).toMatchObject({ action: "refund.retry", target: payment.id, outcome: "queued", performed: true });
+    expect((await first.json()) as Body).toMatchObject({ action: "refund.retry", target: payment.id, outcome: "queued", performed: true });
     const again = await api(`/ops/api/refunds/${payment.id}/retry`, { method: "POST", headers: { "idempotency-key": key } });
-    expect(await again.json()).toMatchObject({ performed: false, target: payment.id });
+    expect((await again.json()) as Body).toMatchObject({ performed: false, target: payment.id });
 
     const row = await db.settlement.findFirstOrThrow({ where: { chargePaymentId: payment.id, kind: "refund" } });
     expect(row.status).not.toBe("failed");
@@ -233,7 +237,7 @@ describe("ops API (real Postgres through the read-only role, real HTTP)", () => 
     expect(conflict.status).toBe(409);
     expect((await api(`/ops/api/refunds/${randomUUID()}/retry`, { method: "POST" })).status).toBe(404);
     expect((await api(`/ops/api/refunds/not-a-uuid/retry`, { method: "POST" })).status).toBe(400);
-    const actions = await (await api(`/ops/api/actions?target=${payment.id}`)).json();
+    const actions = (await (await api(`/ops/api/actions?target=${payment.id}`)).json()) as Body;
     expect(actions.items).toEqual([expect.objectContaining({ action: "refund.retry", actor: "ops-token" })]);
   });
 });
