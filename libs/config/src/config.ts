@@ -53,6 +53,8 @@ export interface Config {
   settlement: { orphanedPaymentMinutes: number };
   /** settlement's ops listener: bearer token, and the read-only database role its reads go through. */
   ops: { host: string; port: number; token: string; readerDatabaseUrl: string; reconcileEverySeconds: number };
+  /** Session intent (payment channels); amounts in token base units. */
+  session: { minDeposit: bigint; suggestedDeposit: bigint; minVoucherDelta: bigint; vouchersPerSecond: number; voucherWaitMs: number };
   /** What the fee payer co-signs (per transaction) and how many sponsored transactions a verifier has in flight. */
   sponsor: {
     maxInFlight: number;
@@ -173,6 +175,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       token: v.OPS_TOKEN,
       readerDatabaseUrl: readerDatabaseUrl(v.DATABASE_URL, v.OPS_READER_PASSWORD),
       reconcileEverySeconds: v.RECONCILE_EVERY_SECONDS,
+    },
+    session: {
+      minDeposit: BigInt(v.SESSION_MIN_DEPOSIT),
+      suggestedDeposit: BigInt(v.SESSION_SUGGESTED_DEPOSIT),
+      minVoucherDelta: BigInt(v.SESSION_MIN_VOUCHER_DELTA),
+      vouchersPerSecond: v.SESSION_VOUCHERS_PER_SECOND,
+      voucherWaitMs: v.SESSION_VOUCHER_WAIT_MS,
     },
     sponsor: {
       maxInFlight: v.SPONSOR_MAX_IN_FLIGHT,

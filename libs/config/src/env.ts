@@ -234,6 +234,33 @@ export const ENV = {
     description: "Sponsor account that co-signs client transactions and pays gas. Default: the local world's.",
     secret: true,
   },
+  SESSION_MIN_DEPOSIT: {
+    schema: positiveInteger,
+    default: "1000000",
+    description: "Smallest channel deposit a session open is accepted with, in token base units (1000000 = $1).",
+  },
+  SESSION_SUGGESTED_DEPOSIT: {
+    schema: positiveInteger,
+    default: "5000000",
+    description: "The `suggestedDeposit` of session challenges, in token base units (at least SESSION_MIN_DEPOSIT).",
+  },
+  SESSION_MIN_VOUCHER_DELTA: {
+    schema: positiveInteger,
+    default: "1",
+    description:
+      "Smallest increase of a session voucher's cumulative amount (base units), the `minVoucherDelta` of session challenges. mppx clients raise each request's voucher by the challenge's per-unit amount, so keep it at or below the cheapest model's per-token price (rounded up).",
+  },
+  SESSION_VOUCHERS_PER_SECOND: {
+    schema: z.coerce.number().int().min(1),
+    default: "10",
+    description: "Vouchers one channel may send per second (all verifier replicas together); beyond it 429.",
+  },
+  SESSION_VOUCHER_WAIT_MS: {
+    schema: z.coerce.number().int().min(1),
+    default: "60000",
+    description:
+      "How long a session stream waits, paused, for the voucher its `payment-need-voucher` event asked for before it ends with an error (billing what was served).",
+  },
   SPONSOR_MAX_IN_FLIGHT: {
     schema: z.coerce.number().int().min(1),
     default: "128",

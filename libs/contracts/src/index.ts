@@ -7,3 +7,4 @@ export * from "./stream.js";
 export * from "./reply-entry.js";
 export * from "./inference-jobs.js";
 export * from "./money-events.js";
+export * from "./session.js";

@@ -83,7 +83,21 @@ export const UsageEvent = z.object({
 });
 export type UsageEvent = z.infer<typeof UsageEvent>;
 
-export const MoneyEvent = z.discriminatedUnion("kind", [ChargeVerifiedEvent, InferenceStartedEvent, UsageEvent]);
+/**
+ * gateway → settlement: what one session request spent from its channel, committed in Redis (the live balance)
+ * before the output it pays for was delivered; settlement mirrors it into `channels.spent` (and the ledger) once.
+ */
+export const SessionSpentEvent = z.object({
+  kind: z.literal("session.spent"),
+  channelId: Hash32,
+  requestId: RequestId,
+  payer: Address,
+  amount: BaseUnits,
+  spentAt: z.number().int(),
+});
+export type SessionSpentEvent = z.infer<typeof SessionSpentEvent>;
+
+export const MoneyEvent = z.discriminatedUnion("kind", [ChargeVerifiedEvent, InferenceStartedEvent, UsageEvent, SessionSpentEvent]);
 export type MoneyEvent = z.infer<typeof MoneyEvent>;
 export type MoneyEventKind = MoneyEvent["kind"];
 export const MONEY_EVENT_KINDS = MoneyEvent.options.map((o) => o.shape.kind.value) as MoneyEventKind[];

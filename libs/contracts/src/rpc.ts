@@ -8,6 +8,8 @@ import { Address, BaseUnits, Hash32, RequestId } from "./primitives.js";
 export const RPC_SERVICE = "payment-verifier";
 export const RPC = {
   verifyPayment: "payment.verify",
+  /** Session intent: open, voucher, topUp or close (`session.ts`). */
+  sessionCredential: "session.credential",
   ping: "payment.ping",
 } as const;
 

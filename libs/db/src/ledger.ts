@@ -144,4 +144,8 @@ export const accounts = {
   estimateVariance: () => "revenue:estimate_variance",
   /** Refunds kept because sending them would have cost more gas than they return. */
   refundDust: () => "revenue:refund_dust",
+  /** Session deposits held in channel escrows on-chain, not yet captured or refunded (asset). */
+  channelEscrow: (token: string) => `asset:channel_escrow:${token}`,
+  /** What a channel's payer has deposited and not yet spent (liability to the payer). */
+  channelDeposit: (channelId: string) => `liability:channel_deposit:${channelId}`,
 } as const;

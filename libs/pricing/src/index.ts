@@ -26,3 +26,4 @@ export {
   type TokenizedModel,
   type ToolDefinition,
 } from "./tokens.js";
+export * from "./session-meter.js";

@@ -10,3 +10,4 @@ export * from "./money-events.js";
 export * from "./bootstrap.js";
 export * from "./readiness.js";
 export * from "./lease.js";
+export * from "./channel-balances.js";

@@ -1,7 +1,7 @@
 import { Module, type DynamicModule } from "@nestjs/common";
 import { APP_FILTER } from "@nestjs/core";
 import type { Config } from "@worldrouter/config";
-import { CoreModule, MoneyEventsModule } from "@worldrouter/runtime";
+import { ChannelBalancesModule, CoreModule, MoneyEventsModule } from "@worldrouter/runtime";
 import { ChargeCompletion } from "./chat/charge-completion.use-case.js";
 import { ChatCompletionsController } from "./chat/chat-completions.controller.js";
 import { QuoteRequest } from "./chat/quote-request.js";
@@ -13,6 +13,9 @@ import { InferenceRelay } from "./inference/inference-relay.js";
 import { ModelsController } from "./models/models.controller.js";
 import { PaymentVerifierClient } from "./payment-verifier.client.js";
 import { modelRegistryProvider } from "./pricing/model-registry.provider.js";
+import { MeteredSession } from "./session/metered-session.js";
+import { SessionCompletion } from "./session/session-completion.use-case.js";
+import { SessionCompletionsController } from "./session/session-completions.controller.js";
 
 /** The OpenAI-compatible HTTP edge. Owns nothing durable: prices, challenges, forwards, relays. */
 @Module({})
@@ -20,12 +23,14 @@ export class GatewayModule {
   static forRoot(config: Config): DynamicModule {
     return {
       module: GatewayModule,
-      imports: [CoreModule.forRoot("gateway", config), MoneyEventsModule.forRoot()],
-      controllers: [ChatCompletionsController, ModelsController, DiscoveryController, HealthController],
+      imports: [CoreModule.forRoot("gateway", config), MoneyEventsModule.forRoot(), ChannelBalancesModule.forRoot()],
+      controllers: [ChatCompletionsController, SessionCompletionsController, ModelsController, DiscoveryController, HealthController],
       providers: [
         modelRegistryProvider,
         QuoteRequest,
         ChargeCompletion,
+        SessionCompletion,
+        MeteredSession,
         PaymentVerifierClient,
         InferenceRelay,
         InternalListener,

@@ -1,6 +1,14 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from "@nestjs/common";
 import type { Config } from "@worldrouter/config";
-import { PingResult, RPC, RPC_SERVICE, VerifyPaymentResult, type VerifyPaymentRequest } from "@worldrouter/contracts";
+import {
+  PingResult,
+  RPC,
+  RPC_SERVICE,
+  SessionCredentialResult,
+  VerifyPaymentResult,
+  type SessionCredentialRequest,
+  type VerifyPaymentRequest,
+} from "@worldrouter/contracts";
 import { CONFIG, createRpcClient, METRICS, type StreamRpcClient } from "@worldrouter/runtime";
 import type { Registry } from "prom-client";
 
@@ -27,6 +35,11 @@ export class PaymentVerifierClient implements OnApplicationBootstrap, OnApplicat
   /** Times out after RPC_TIMEOUT_MS (`RpcTimeoutError`). */
   async verifyPayment(request: VerifyPaymentRequest): Promise<VerifyPaymentResult> {
     return VerifyPaymentResult.parse(await this.client.call(RPC.verifyPayment, request));
+  }
+
+  /** A session credential (open, voucher, topUp, close); times out after RPC_TIMEOUT_MS. */
+  async sessionCredential(request: SessionCredentialRequest): Promise<SessionCredentialResult> {
+    return SessionCredentialResult.parse(await this.client.call(RPC.sessionCredential, request));
   }
 
   async ping(): Promise<PingResult> {

@@ -1,12 +1,23 @@
 import { Controller, Inject } from "@nestjs/common";
 import { MessagePattern, Payload } from "@nestjs/microservices";
-import { RPC, VerifyPaymentRequest, type PingResult, type VerifyPaymentResult } from "@worldrouter/contracts";
+import {
+  RPC,
+  SessionCredentialRequest,
+  VerifyPaymentRequest,
+  type PingResult,
+  type SessionCredentialResult,
+  type VerifyPaymentResult,
+} from "@worldrouter/contracts";
 import { VerifyChargeUseCase } from "./charge/verify-charge.use-case.js";
+import { VerifySessionUseCase } from "./session/verify-session.use-case.js";
 
 /** RPC edge of the verifier: parse the message, call the use-case, return its typed result. */
 @Controller()
 export class PaymentController {
-  constructor(@Inject(VerifyChargeUseCase) private readonly verifyCharge: VerifyChargeUseCase) {}
+  constructor(
+    @Inject(VerifyChargeUseCase) private readonly verifyCharge: VerifyChargeUseCase,
+    @Inject(VerifySessionUseCase) private readonly verifySession: VerifySessionUseCase,
+  ) {}
 
   @MessagePattern(RPC.verifyPayment)
   async verifyPayment(@Payload() message: unknown): Promise<VerifyPaymentResult> {
@@ -23,6 +34,23 @@ export class PaymentController {
       };
     }
     return this.verifyCharge.verify(parsed.data);
+  }
+
+  @MessagePattern(RPC.sessionCredential)
+  async sessionCredential(@Payload() message: unknown): Promise<SessionCredentialResult> {
+    const parsed = SessionCredentialRequest.safeParse(message);
+    if (!parsed.success) {
+      return {
+        ok: false,
+        problem: {
+          type: "https://paymentauth.org/problems/malformed-credential",
+          title: "Malformed Credential",
+          status: 402,
+          detail: `session credential request rejected: ${parsed.error.issues[0]?.message}`,
+        },
+      };
+    }
+    return this.verifySession.verify(parsed.data);
   }
 
   @MessagePattern(RPC.ping)

@@ -1,5 +1,5 @@
 import { Inject, Injectable } from "@nestjs/common";
-import type { ChargeVerifiedEvent, InferenceStartedEvent, UsageEvent } from "@worldrouter/contracts";
+import type { ChargeVerifiedEvent, InferenceStartedEvent, SessionSpentEvent, UsageEvent } from "@worldrouter/contracts";
 import { batchPostingParams, ledgerBatchPostingCtes, PgPool, type GatedPosting, type PgClient } from "@worldrouter/db";
 
 // Charge payments: claims · `Settlement` rows of the on-chain transfers · their "charge received" postings.
@@ -69,6 +69,21 @@ settled AS (
   FROM claimed
   WHERE "charge_payments"."id" = claimed."chargePaymentId" AND claimed."paymentStatus" IS NOT NULL AND "charge_payments"."status" = 'verified'),
 ${ledgerBatchPostingCtes("claim", 21)}
+SELECT count(*)::int AS "claimed" FROM claim`;
+
+// Session spending: claims · the channel's `spent` mirrored from the live balance · the "spent" postings.
+const RECORD_SESSION_SPENDS = `
+WITH input AS (
+  SELECT * FROM unnest($1::text[], $2::text[], $3::numeric[]) AS e("requestId", "channelId", "amount")),
+claim AS (
+  INSERT INTO "processed_events" ("consumer", "key") SELECT 'settlement.session-spent', "requestId" FROM input
+  ON CONFLICT DO NOTHING RETURNING "key"),
+spent AS (
+  SELECT input."channelId", sum(input."amount") AS "amount" FROM input JOIN claim ON claim."key" = input."requestId" GROUP BY input."channelId"),
+channel AS (
+  UPDATE "channels" SET "spent" = "channels"."spent" + spent."amount", "lastUsedAt" = now(), "updatedAt" = now()
+  FROM spent WHERE "channels"."id" = spent."channelId"),
+${ledgerBatchPostingCtes("claim", 4)}
 SELECT count(*)::int AS "claimed" FROM claim`;
 
 /** A charge payment as a batch's usage finds it, locked. */
@@ -174,6 +189,21 @@ export class LedgerRepository {
         events.map((e) => e.latencyMs),
         events.map((e) => new Date(e.completedAt)),
         records.map((r) => r.paymentStatus),
+        ...batchPostingParams(postings),
+      ],
+    });
+    return rows[0]!.claimed;
+  }
+
+  /** Returns how many were new. */
+  async recordSessionSpends(tx: PgClient, events: SessionSpentEvent[], postings: GatedPosting[]): Promise<number> {
+    const { rows } = await tx.query<{ claimed: number }>({
+      name: "settlement.record-session-spends",
+      text: RECORD_SESSION_SPENDS,
+      values: [
+        events.map((e) => e.requestId),
+        events.map((e) => e.channelId),
+        events.map((e) => e.amount),
         ...batchPostingParams(postings),
       ],
     });

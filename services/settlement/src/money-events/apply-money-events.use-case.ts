@@ -1,11 +1,12 @@
 import { Inject, Injectable } from "@nestjs/common";
-import type { ChargeVerifiedEvent, InferenceStartedEvent, MoneyEvent, UsageEvent } from "@worldrouter/contracts";
+import type { ChargeVerifiedEvent, InferenceStartedEvent, MoneyEvent, SessionSpentEvent, UsageEvent } from "@worldrouter/contracts";
 import type { GatedPosting } from "@worldrouter/db";
 import type { Logger } from "@worldrouter/observability";
 import { actualCost, createModelRegistry } from "@worldrouter/pricing";
 import { JobQueues, LOGGER } from "@worldrouter/runtime";
 import { chargeReceived, chargeUsage } from "../ledger/charge-postings.js";
 import { LedgerRepository, type UsageRecord } from "../ledger/ledger.repository.js";
+import { sessionSpent } from "../ledger/session-postings.js";
 
 export interface AppliedBatch {
   /** Positions (in the batch) of events that wait for another one: a usage whose payment is not applied yet. */
@@ -17,6 +18,7 @@ export interface AppliedBatch {
  * idempotency claims), in the order a request's events happen: payments, then starts, then usage.
  *   charge.verified   the on-chain transfer's `Settlement` row and the "charge received" posting
  *   inference.started the request's `pending` row with its start: from here its payment is never swept for refund
+ *   session.spent     the channel's `spent` raised by what a session request spent, and its "spent" posting
  *   inference.usage   the request's row completed and, for a charge still `verified`, the payment `consumed` and
  *                     billed at actual cost, or (the inference served nothing) `refunding` with a refund queued
  * A usage whose payment event is not applied yet (two replicas, or a reclaim, can reorder them) is deferred, not
@@ -36,6 +38,7 @@ export class ApplyMoneyEventsUseCase {
     const payments = new Map<string, ChargeVerifiedEvent>();
     const starts = new Map<string, InferenceStartedEvent>();
     const usages = new Map<string, UsageEvent>();
+    const spends = new Map<string, SessionSpentEvent>();
     // A batch can hold an event twice (a reclaimed entry next to its redelivery): one row per key per statement.
     for (const event of events) {
       switch (event.kind) {
@@ -47,6 +50,9 @@ export class ApplyMoneyEventsUseCase {
           break;
         case "inference.usage":
           if (!usages.has(event.requestId)) usages.set(event.requestId, event);
+          break;
+        case "session.spent":
+          if (!spends.has(event.requestId)) spends.set(event.requestId, event);
           break;
         default:
           event satisfies never;
@@ -67,6 +73,17 @@ export class ApplyMoneyEventsUseCase {
         await this.ledger.recordChargePayments(tx, batch, postings);
       }
       if (starts.size) await this.ledger.recordInferenceStarts(tx, [...starts.values()]);
+      if (spends.size) {
+        const batch = [...spends.values()];
+        await this.ledger.recordSessionSpends(
+          tx,
+          batch,
+          batch.map((e) => ({
+            gate: e.requestId,
+            posting: sessionSpent({ requestId: e.requestId, channelId: e.channelId, amount: BigInt(e.amount) }),
+          })),
+        );
+      }
       if (usages.size) {
         const charged = [...usages.values()].flatMap((e) => (e.intent === "charge" && e.chargePaymentId ? [e.chargePaymentId] : []));
         const locked = charged.length ? await this.ledger.lockChargePayments(tx, [...new Set(charged)]) : new Map();

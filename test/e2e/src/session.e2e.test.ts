@@ -1,0 +1,145 @@
+import { createTempoClients } from "@worldrouter/chain";
+import { Challenge } from "mppx";
+import { tempo } from "mppx/client";
+import { Session } from "mppx/tempo";
+import { privateKeyToAccount } from "viem/accounts";
+import { describe, expect, it } from "vitest";
+import { tokenBalance, useTestSystem } from "./harness.js";
+
+const e2e = useTestSystem();
+const SESSION_PATH = "/x402/v1/chat/completions/stream";
+
+const body = (content: string, extra: Record<string, unknown> = {}) =>
+  JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content }], stream: true, ...extra });
+
+/** An unmodified mppx session manager paying from one of the world's wallets. */
+function sessionManager(walletIndex: number, maxDeposit = "10") {
+  const world = e2e.system.world;
+  const account = privateKeyToAccount(world.wallets[walletIndex]!.privateKey);
+  const clients = createTempoClients({ rpcUrl: world.rpcUrl, chainId: world.chainId, feeToken: world.token.address });
+  const manager = tempo.session.manager({ account, getClient: () => clients.publicClient as never, maxDeposit });
+  return { manager, account, clients };
+}
+
+async function channelOnChain(channelId: `0x${string}`) {
+  const world = e2e.system.world;
+  const { publicClient } = createTempoClients({ rpcUrl: world.rpcUrl, chainId: world.chainId, feeToken: world.token.address });
+  return publicClient.readContract({
+    address: world.escrow,
+    abi: Session.Precompile.escrowAbi,
+    functionName: "getChannelState",
+    args: [channelId],
+  }) as Promise<{ settled: bigint; deposit: bigint; closeRequestedAt: number }>;
+}
+
+async function waitFor<T>(read: () => Promise<T>, until: (value: T) => boolean, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (until(value) || Date.now() > deadline) return value;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+describe("session intent", () => {
+  it("answers an unpaid request with a 402 session challenge: per-token price, llm_token, suggested deposit, v2 method details", async () => {
+    const before = await e2e.db.query(`SELECT count(*)::int AS n FROM "channels"`);
+    const response = await fetch(`${e2e.system.gatewayUrl}${SESSION_PATH}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: body("hello"),
+    });
+    expect(response.status).toBe(402);
+    const challenge = Challenge.fromResponse(response);
+    expect(challenge).toMatchObject({ method: "tempo", intent: "session", realm: "127.0.0.1" });
+    const world = e2e.system.world;
+    expect(challenge.request).toEqual({
+      // gpt-4o-mini output: $0.60 per 1M tokens = 0.6 base units per token, asked as 1 whole base unit per unit.
+      amount: "1",
+      currency: world.token.address.toLowerCase(),
+      recipient: world.payee.address.toLowerCase(),
+      suggestedDeposit: "5000000",
+      unitType: "llm_token",
+      methodDetails: {
+        chainId: world.chainId,
+        escrowContract: world.escrow.toLowerCase(),
+        feePayer: true,
+        minVoucherDelta: "1",
+        sessionProtocol: "v2",
+      },
+    });
+    const problem = (await response.json()) as any;
+    expect(problem).toMatchObject({
+      type: "https://paymentauth.org/problems/payment-required",
+      price: { unit: "llm_token", model: "gpt-4o-mini", inputPerMillion: "150000", outputPerMillion: "600000" },
+    });
+    expect((await e2e.db.query(`SELECT count(*)::int AS n FROM "channels"`)).rows[0].n).toBe(before.rows[0].n);
+  });
+
+  it("an unmodified mppx session client opens a channel (fee-sponsored) and streams a metered completion with receipts", async () => {
+    const { manager, account } = sessionManager(0);
+    const receipts: any[] = [];
+    const data: string[] = [];
+    const payerBefore = await tokenBalance(e2e.system.world, account.address);
+    const stream = await (manager.sse as any)(`${e2e.system.gatewayUrl}${SESSION_PATH}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: body("Tell me a story about payment channels", { max_tokens: 200 }),
+      onReceipt: (receipt: any) => receipts.push(receipt),
+    });
+    for await (const message of stream) data.push(message);
+    expect(data.at(-1)).toBe("[DONE]");
+    const chunks = data.slice(0, -1).map((d) => JSON.parse(d));
+    const content = chunks.map((c) => c.choices?.[0]?.delta?.content ?? "").join("");
+    expect(content.length).toBeGreaterThan(0);
+    // The final chunk carries usage and cost, as OpenAI's include_usage does.
+    const last = chunks.at(-1);
+    expect(last.choices).toEqual([]);
+    expect(last.usage.completion_tokens).toBeGreaterThan(0);
+    const cost = BigInt(last.cost.amount);
+    expect(cost).toBeGreaterThan(0n);
+    // The payment-receipt event closes the stream.
+    expect(receipts).toHaveLength(1);
+    const channelId = manager.channelId!.toLowerCase();
+    expect(receipts[0]).toMatchObject({ method: "tempo", intent: "session", channelId, spent: cost.toString() });
+    expect(BigInt(receipts[0].acceptedCumulative)).toBeGreaterThanOrEqual(cost);
+
+    // The channel is on chain with the suggested deposit (the payer paid no gas: the open was sponsored) and on record.
+    expect((await channelOnChain(channelId as `0x${string}`)).deposit).toBe(5_000_000n);
+    expect(await tokenBalance(e2e.system.world, account.address)).toBe(payerBefore - 5_000_000n);
+    const { rows } = await e2e.db.query(`SELECT * FROM "channels" WHERE "id" = $1`, [channelId]);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ payer: account.address.toLowerCase(), status: "open", deposit: "5000000" });
+    const vouchers = await e2e.db.query(`SELECT "cumulativeAmount"::text AS c FROM "vouchers" WHERE "channelId" = $1 ORDER BY "id"`, [
+      channelId,
+    ]);
+    expect(vouchers.rows.length).toBeGreaterThanOrEqual(2); // the open's voucher, then the ones the stream asked for
+    expect(vouchers.rows[0].c).toBe("1");
+    // What the request spent is mirrored into Postgres through the money-event pipeline.
+    const spent = await waitFor(
+      async () => (await e2e.db.query(`SELECT "spent"::text AS s FROM "channels" WHERE "id" = $1`, [channelId])).rows[0].s,
+      (s) => s === cost.toString(),
+    );
+    expect(spent).toBe(cost.toString());
+
+    // A second request on the same channel is served from its balance: no transaction, same channel.
+    const openTx = rows[0].openTxHash;
+    const second: string[] = [];
+    for await (const message of await (manager.sse as any)(`${e2e.system.gatewayUrl}${SESSION_PATH}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: body("And another one", { max_tokens: 50 }),
+      onReceipt: (receipt: any) => receipts.push(receipt),
+    }))
+      second.push(message);
+    expect(second.at(-1)).toBe("[DONE]");
+    expect(manager.channelId!.toLowerCase()).toBe(channelId);
+    expect(receipts).toHaveLength(2);
+    expect(BigInt(receipts[1].spent)).toBeGreaterThan(cost);
+    expect(
+      (await e2e.db.query(`SELECT count(*)::int AS n FROM "channels" WHERE "payer" = $1`, [account.address.toLowerCase()])).rows[0].n,
+    ).toBe(1);
+    expect((await e2e.db.query(`SELECT "openTxHash" FROM "channels" WHERE "id" = $1`, [channelId])).rows[0].openTxHash).toBe(openTx);
+    expect(await tokenBalance(e2e.system.world, account.address)).toBe(payerBefore - 5_000_000n);
+  });
+});
