@@ -137,9 +137,7 @@ export async function startSystem(options: SystemOptions): Promise<RunningSystem
         }
       });
     }
-    await Promise.all(
-      services.map((service) => waitUntilReady(`${service.internalUrl}/readyz`, service, options.readyTimeoutMs)),
-    );
+    await Promise.all(services.map((service) => waitUntilReady(`${service.internalUrl}/readyz`, service, options.readyTimeoutMs)));
     const replicas = Object.fromEntries(SERVICES.map((name) => [name, services.filter((s) => s.name === name)])) as Record<
       ServiceName,
       RunningService[]
