@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig, renderEnvTable, TEMPO_MAINNET } from "./index.js";
+import { ConfigError, loadConfig, renderEnvTable, shutdownTimeoutMs, TEMPO_MAINNET } from "./index.js";
 
 const payee = "0x00000000000000000000000000000000000000aa";
 const noWorld = { WORLD_FILE: "/nonexistent/world.json" };
@@ -62,6 +62,43 @@ describe("loadConfig", () => {
       loadConfig({ ...noWorld, PAYEE_ADDRESS: payee, SPONSOR_BUDGET_PER_PAYER: "5000", SPONSOR_BUDGET_WINDOW_SECONDS: "60" }).sponsor
         .budget,
     ).toEqual({ windowSeconds: 60, perPayer: 5000n, global: 10_000_000_000n });
+  });
+
+  it("a job's deadline comes before its payment can be swept: RPC_TIMEOUT_MS + INFERENCE_REPLY_TIMEOUT_MS below ORPHANED_PAYMENT_MINUTES", () => {
+    const base = { ...noWorld, PAYEE_ADDRESS: payee };
+    expect(loadConfig(base).inference.replyTimeoutMs).toBe(60_000);
+    expect(
+      loadConfig({ ...base, ORPHANED_PAYMENT_MINUTES: "1", RPC_TIMEOUT_MS: "20000", INFERENCE_REPLY_TIMEOUT_MS: "39999" }).inference
+        .replyTimeoutMs,
+    ).toBe(39_999);
+    const tooLate: Record<string, string>[] = [
+      { ORPHANED_PAYMENT_MINUTES: "1", RPC_TIMEOUT_MS: "20000", INFERENCE_REPLY_TIMEOUT_MS: "40000" },
+      { ORPHANED_PAYMENT_MINUTES: "2" }, // 60 s + 60 s of the defaults is not below 2 minutes
+      { INFERENCE_REPLY_TIMEOUT_MS: "900000" },
+    ];
+    for (const env of tooLate) {
+      const problems = problemsOf({ ...base, ...env });
+      expect(problems.map((p) => p.split(":")[0])).toEqual(["INFERENCE_REPLY_TIMEOUT_MS"]);
+      expect(problems[0]).toContain("ORPHANED_PAYMENT_MINUTES");
+    }
+  });
+
+  it("each service's shutdown limit is its own drain plus SHUTDOWN_TIMEOUT_MS to close", () => {
+    const config = loadConfig({ ...noWorld, PAYEE_ADDRESS: payee });
+    expect(config.drain).toEqual({ gatewayMs: 660_000, inferenceWorkerMs: 600_000 });
+    expect(shutdownTimeoutMs(config, "inference-worker")).toBe(615_000);
+    expect(shutdownTimeoutMs(config, "gateway")).toBe(675_000);
+    expect(shutdownTimeoutMs(config, "payment-verifier")).toBe(75_000); // a verification ends by its caller's RPC deadline
+    expect(shutdownTimeoutMs(config, "settlement")).toBe(15_000);
+    const short = loadConfig({
+      ...noWorld,
+      PAYEE_ADDRESS: payee,
+      WORKER_DRAIN_MS: "2000",
+      GATEWAY_DRAIN_MS: "3000",
+      SHUTDOWN_TIMEOUT_MS: "1000",
+    });
+    expect(shutdownTimeoutMs(short, "inference-worker")).toBe(3000);
+    expect(shutdownTimeoutMs(short, "gateway")).toBe(4000);
   });
 
   it("names every bad or missing variable in one error, hiding secret values", () => {

@@ -25,7 +25,10 @@ export interface Config {
   health: { host: string; gatewayPort: number; paymentVerifierPort: number; inferenceWorkerPort: number; settlementPort: number };
   /** Local processes per service that `npm start` runs (tools/dev-runner); services themselves ignore it. */
   replicas: { gateway: number; paymentVerifier: number; inferenceWorker: number; settlement: number };
+  /** Closing budget after a service's own drain (settlement: its whole shutdown). */
   shutdownTimeoutMs: number;
+  /** How long the gateway and the inference workers finish in-flight work on SIGTERM (see `shutdownTimeoutMs()`). */
+  drain: { gatewayMs: number; inferenceWorkerMs: number };
   /** The request/reply transport's server side (the caller's timeout is `gateway.rpcTimeoutMs`). */
   rpc: { concurrency: number; reclaimIdleMs: number };
   mpp: { secretKey: string; challengeTtlSeconds: number };
@@ -49,7 +52,12 @@ export interface Config {
     timeoutMs: number;
     maxRetries: number;
   };
-  inference: { concurrency: number; fallbacks: Readonly<Record<string, readonly string[]>> };
+  inference: {
+    concurrency: number;
+    fallbacks: Readonly<Record<string, readonly string[]>>;
+    /** How long a gateway waits for a worker to start a job: the job's `deadline` is its dispatch time plus this. */
+    replyTimeoutMs: number;
+  };
   settlement: { orphanedPaymentMinutes: number };
   /** settlement's ops listener: bearer token, and the read-only database role its reads go through. */
   ops: { host: string; port: number; token: string; readerDatabaseUrl: string; reconcileEverySeconds: number };
@@ -114,6 +122,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   }
   const payee = (v.PAYEE_ADDRESS ?? world?.payee.address)?.toLowerCase();
   if (!payee) problems.push("PAYEE_ADDRESS: required (or start the local world with `npm start`, which writes WORLD_FILE)");
+  // A job's deadline falls before its payment can be swept as orphaned (payment recorded → verified within
+  // RPC_TIMEOUT_MS → dispatched → deadline), so a swept payment is never still being served.
+  const orphanWindowMs = (v.ORPHANED_PAYMENT_MINUTES ?? 0) * 60_000;
+  if (v.RPC_TIMEOUT_MS + v.INFERENCE_REPLY_TIMEOUT_MS >= orphanWindowMs)
+    problems.push(
+      `INFERENCE_REPLY_TIMEOUT_MS: RPC_TIMEOUT_MS (${v.RPC_TIMEOUT_MS}) + INFERENCE_REPLY_TIMEOUT_MS (${v.INFERENCE_REPLY_TIMEOUT_MS}) must be below ORPHANED_PAYMENT_MINUTES (${orphanWindowMs} ms): a job could still start after its payment was refunded as orphaned`,
+    );
   if (problems.length) throw new ConfigError(problems);
 
   const host: string = v.HOST;
@@ -140,6 +155,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       settlement: v.SETTLEMENT_REPLICAS ?? v.REPLICAS,
     },
     shutdownTimeoutMs: v.SHUTDOWN_TIMEOUT_MS,
+    drain: { gatewayMs: v.GATEWAY_DRAIN_MS, inferenceWorkerMs: v.WORKER_DRAIN_MS },
     rpc: { concurrency: v.RPC_CONCURRENCY, reclaimIdleMs: v.RPC_RECLAIM_IDLE_MS },
     mpp: { secretKey: v.MPP_SECRET_KEY, challengeTtlSeconds: v.CHALLENGE_TTL_SECONDS },
     pricing: { overhead: v.PRICE_OVERHEAD, minimumCharge: BigInt(v.MIN_CHARGE), defaultMaxTokens: v.CHARGE_DEFAULT_MAX_TOKENS },
@@ -167,7 +183,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       timeoutMs: v.UPSTREAM_TIMEOUT_MS,
       maxRetries: v.UPSTREAM_MAX_RETRIES,
     },
-    inference: { concurrency: v.INFERENCE_CONCURRENCY, fallbacks: parseFallbacks(v.MODEL_FALLBACKS) },
+    inference: {
+      concurrency: v.INFERENCE_CONCURRENCY,
+      fallbacks: parseFallbacks(v.MODEL_FALLBACKS),
+      replyTimeoutMs: v.INFERENCE_REPLY_TIMEOUT_MS,
+    },
     settlement: { orphanedPaymentMinutes: v.ORPHANED_PAYMENT_MINUTES },
     ops: {
       host: v.OPS_HOST,
@@ -195,6 +215,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       },
     },
   };
+}
+
+export type ServiceName = "gateway" | "payment-verifier" | "inference-worker" | "settlement";
+
+/**
+ * How long a service may take from SIGTERM to exit: its own drain (in-flight requests, verifications, inferences)
+ * plus SHUTDOWN_TIMEOUT_MS to close its connections. A verification in flight ends by its caller's deadline
+ * (RPC_TIMEOUT_MS). Past it the service exits anyway; supervisors (`npm start`, Kubernetes' grace period) must wait
+ * at least this long before a SIGKILL.
+ */
+export function shutdownTimeoutMs(config: Config, service: ServiceName): number {
+  const drain = {
+    gateway: config.drain.gatewayMs,
+    "payment-verifier": config.gateway.rpcTimeoutMs,
+    "inference-worker": config.drain.inferenceWorkerMs,
+    settlement: 0,
+  }[service];
+  return drain + config.shutdownTimeoutMs;
 }
 
 /**

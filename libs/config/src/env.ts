@@ -117,7 +117,26 @@ export const ENV = {
   SHUTDOWN_TIMEOUT_MS: {
     schema: z.coerce.number().int().min(0),
     default: "15000",
-    description: "How long a service drains in-flight work on SIGTERM before closing.",
+    description:
+      "On SIGTERM: how long settlement drains its jobs, and the time every service has to close its connections after its own drain (GATEWAY_DRAIN_MS, WORKER_DRAIN_MS, RPC_TIMEOUT_MS for the verifier); past it the process exits.",
+  },
+  GATEWAY_DRAIN_MS: {
+    schema: z.coerce.number().int().min(0),
+    default: "660000",
+    description:
+      "On SIGTERM the gateway stops accepting requests (503) and relays its in-flight streams and replies for up to this long (longer than WORKER_DRAIN_MS, so draining workers' output still reaches its clients).",
+  },
+  WORKER_DRAIN_MS: {
+    schema: z.coerce.number().int().min(0),
+    default: "600000",
+    description:
+      "On SIGTERM an inference worker stops taking jobs and lets in-flight inferences finish for up to this long (longer than a long completion), still heart-beating; the rest are then cancelled and billed what they delivered.",
+  },
+  INFERENCE_REPLY_TIMEOUT_MS: {
+    schema: z.coerce.number().int().min(1000),
+    default: "60000",
+    description:
+      "How long the gateway waits for a worker to start a paid request (the job's deadline). Past it the client gets 504 and the job is never run: its payment is refunded. RPC_TIMEOUT_MS + this must stay below ORPHANED_PAYMENT_MINUTES.",
   },
   RPC_TIMEOUT_MS: {
     schema: z.coerce.number().int().min(1),

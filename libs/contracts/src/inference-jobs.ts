@@ -25,3 +25,16 @@ export const INFERENCE_WORKER_TTL_MS = 15_000;
  * and reports what it had delivered as the request's usage.
  */
 export const INFERENCE_WORKER_LOST = "inference_worker_lost";
+
+/**
+ * A request's admission: ONE verdict per request id, set once (`SET NX`) by whoever decides its job's fate first.
+ *   admitted     a worker starts the job (from here it is served and billed what it delivers)
+ *   expired      the job's deadline passed before a worker started it (its gateway answered 504)
+ *   client-gone  the client left, or its gateway gave up on it, before a worker started it
+ *   swept        settlement's orphan sweep refunds the payment: the job must never run
+ * A worker that is not first drops the job and reports a cancelled usage with no tokens: its payment is refunded
+ * once and never billed. Kept for the orphan-sweep window (ORPHANED_PAYMENT_MINUTES), beyond any job's deadline.
+ */
+export const inferenceAdmissionKey = (namespace: string, requestId: string) => `${namespace}:inference:admission:${requestId}`;
+export const ADMISSION_VERDICTS = ["admitted", "expired", "client-gone", "swept"] as const;
+export type AdmissionVerdict = (typeof ADMISSION_VERDICTS)[number];

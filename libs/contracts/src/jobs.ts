@@ -20,6 +20,11 @@ export const InferenceJob = z.object({
   /** The gateway instance's reply stream (`replyStreamKey`): chunks go there, tagged with the request id. */
   replyTo: z.string().min(1),
   enqueuedAt: z.number().int(),
+  /**
+   * Epoch ms after which the job must not start: its gateway stops waiting then (INFERENCE_REPLY_TIMEOUT_MS after
+   * `enqueuedAt`) and its client got a 504. A worker drops a job past it (see `inferenceAdmissionKey`).
+   */
+  deadline: z.number().int(),
 });
 export type InferenceJob = z.infer<typeof InferenceJob>;
 

@@ -11,3 +11,4 @@ export * from "./bootstrap.js";
 export * from "./readiness.js";
 export * from "./lease.js";
 export * from "./channel-balances.js";
+export * from "./inference-admission.js";

@@ -49,6 +49,11 @@ export class InferenceCancellations implements OnApplicationBootstrap, OnApplica
     this.running.delete(requestId);
   }
 
+  /** Cancels every request running here (a worker whose drain limit passed). */
+  cancelAll(): void {
+    for (const controller of this.running.values()) controller.abort();
+  }
+
   cancel(requestId: string): void {
     const controller = this.running.get(requestId);
     if (controller) {

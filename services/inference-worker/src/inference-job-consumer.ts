@@ -16,9 +16,20 @@ import {
   inferenceWorkersKey,
 } from "@worldrouter/contracts";
 import { counter, histogram, type Logger } from "@worldrouter/observability";
-import { CONFIG, flatRecord, LOGGER, METRICS, processInstanceId, redisOptions, StreamReader, type StreamEntry } from "@worldrouter/runtime";
+import {
+  CONFIG,
+  flatRecord,
+  InferenceAdmissions,
+  LOGGER,
+  METRICS,
+  processInstanceId,
+  redisOptions,
+  StreamReader,
+  type StreamEntry,
+} from "@worldrouter/runtime";
 import { Redis } from "ioredis";
 import type { Counter, Histogram, Registry } from "prom-client";
+import { InferenceCancellations } from "./inference-cancellations.js";
 import { RunInference } from "./run-inference.use-case.js";
 
 /** XREADGROUP BLOCK timeout (shutdown unblocks the read at once). */
@@ -35,6 +46,14 @@ const REAP_EVERY_MS = 5_000;
  * usage by `RunInference`. Entries left pending by a worker that died (no heartbeat in the workers set) are
  * dropped by the reaper (logged, counted), which tells each one's gateway (`INFERENCE_WORKER_LOST`): the gateway
  * ends the request and reports the usage it delivered (nothing delivered: the payment is refunded).
+ *
+ * Admission: a job runs only if this worker records its `admitted` verdict first (`InferenceAdmissions`); a job past
+ * its deadline, whose client left before it started, or whose payment the orphan sweep refunds is dropped with a
+ * cancelled, token-less usage (refunded once, never billed).
+ *
+ * Drain, don't drop: on shutdown the worker stops reading, keeps heart-beating (so no other worker reaps its jobs)
+ * while its in-flight inferences finish, for up to WORKER_DRAIN_MS; those still running then are cancelled and
+ * report what they delivered.
  */
 @Injectable()
 export class InferenceJobConsumer implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown {
@@ -46,7 +65,10 @@ export class InferenceJobConsumer implements OnApplicationBootstrap, BeforeAppli
   private readonly reader: StreamReader;
   private readonly commands: Redis;
   private readonly running = new Set<Promise<void>>();
-  private timers: NodeJS.Timeout[] = [];
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private reapTimer: NodeJS.Timeout | undefined;
+  private readonly drainMs: number;
+  private readonly admissions: InferenceAdmissions;
   private readonly processed: Counter<"queue" | "outcome">;
   private readonly duration: Histogram<"queue">;
   private readonly abandoned: Counter;
@@ -54,13 +76,16 @@ export class InferenceJobConsumer implements OnApplicationBootstrap, BeforeAppli
   constructor(
     @Inject(CONFIG) config: Config,
     @Inject(RunInference) private readonly runInference: RunInference,
+    @Inject(InferenceCancellations) private readonly cancellations: InferenceCancellations,
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(METRICS) metrics: Registry,
   ) {
     this.streamKey = inferenceJobStreamKey(config.redis.namespace);
     this.workersKey = inferenceWorkersKey(config.redis.namespace);
     this.concurrency = config.inference.concurrency;
+    this.drainMs = config.drain.inferenceWorkerMs;
     this.commands = new Redis({ ...redisOptions(config.redis.url), lazyConnect: true });
+    this.admissions = new InferenceAdmissions(this.commands, config.redis.namespace, config);
     const onError = (err: Error) => this.logger.warn({ err: err.message }, "inference dispatch redis error");
     this.commands.on("error", onError);
     // From "0": jobs dispatched before any worker existed are taken too (acknowledged entries are deleted).
@@ -90,24 +115,41 @@ export class InferenceJobConsumer implements OnApplicationBootstrap, BeforeAppli
     await this.commands.connect();
     await this.reader.start();
     await this.heartbeat();
-    this.timers = [
-      setInterval(
-        () => void this.heartbeat().catch((err: Error) => this.logger.warn({ err: err.message }, "inference worker heartbeat failed")),
-        HEARTBEAT_EVERY_MS,
-      ),
-      setInterval(
-        () => void this.reapAbandoned().catch((err: Error) => this.logger.warn({ err: err.message }, "abandoned inference reaping failed")),
-        REAP_EVERY_MS,
-      ),
-    ];
-    for (const timer of this.timers) timer.unref();
+    this.heartbeatTimer = setInterval(
+      () => void this.heartbeat().catch((err: Error) => this.logger.warn({ err: err.message }, "inference worker heartbeat failed")),
+      HEARTBEAT_EVERY_MS,
+    );
+    this.reapTimer = setInterval(
+      () => void this.reapAbandoned().catch((err: Error) => this.logger.warn({ err: err.message }, "abandoned inference reaping failed")),
+      REAP_EVERY_MS,
+    );
+    this.heartbeatTimer.unref();
+    this.reapTimer.unref();
   }
 
-  /** Stop taking jobs, let in-flight runs finish (before other modules close their connections). */
+  /**
+   * Drain, before other modules close their connections: stop taking jobs, let in-flight runs finish for up to
+   * WORKER_DRAIN_MS while still heart-beating (a silent worker's jobs are reaped by the others and billed by their
+   * gateways as lost), then cancel what still runs (each reports what it delivered) and wait for those reports.
+   */
   async beforeApplicationShutdown() {
-    for (const timer of this.timers) clearInterval(timer);
+    clearInterval(this.reapTimer);
     await this.reader.stop();
-    await Promise.all(this.running);
+    if (this.running.size > 0) {
+      this.logger.info({ inFlight: this.running.size, drainMs: this.drainMs }, "draining in-flight inferences");
+      let limit: NodeJS.Timeout | undefined;
+      const drained = await Promise.race([
+        Promise.all(this.running).then(() => true),
+        new Promise<false>((resolve) => (limit = setTimeout(() => resolve(false), this.drainMs))),
+      ]);
+      clearTimeout(limit);
+      if (!drained) {
+        this.logger.warn({ inFlight: this.running.size }, "drain limit reached; cancelling the inferences still running");
+        this.cancellations.cancelAll();
+        await Promise.all(this.running);
+      }
+    }
+    clearInterval(this.heartbeatTimer);
   }
 
   async onApplicationShutdown() {
@@ -138,7 +180,15 @@ export class InferenceJobConsumer implements OnApplicationBootstrap, BeforeAppli
         this.logger.error({ entryId: id, err: job.error }, "invalid inference job dropped");
         return;
       }
-      await this.runInference.run(job.job);
+      const admission = await this.admissions.admit(job.job);
+      if (admission === "run") await this.runInference.run(job.job);
+      else if (admission === "duplicate") {
+        outcome = "duplicate";
+        this.logger.warn({ entryId: id, requestId: job.job.requestId }, "inference job already admitted elsewhere; skipped");
+      } else {
+        outcome = "dropped";
+        await this.runInference.drop(job.job, admission);
+      }
     } catch (err) {
       outcome = "failed";
       this.logger.error({ entryId: id, err }, "inference job failed");

@@ -8,6 +8,7 @@ import {
   encodeReplyEntry,
   INFERENCE_CONSUMER_GROUP,
   INFERENCE_WORKER_LOST,
+  inferenceAdmissionKey,
   inferenceJobStreamKey,
   inferenceWorkersKey,
   MONEY_EVENT_FIELD,
@@ -19,7 +20,7 @@ import {
 } from "@worldrouter/contracts";
 import { newRequestId } from "@worldrouter/observability";
 import { countCompletionTokens, countPromptTokens, createModelRegistry, getModel, type ChatMessage } from "@worldrouter/pricing";
-import { MoneyEventPublisher, redisOptions } from "@worldrouter/runtime";
+import { InferenceAdmissions, MoneyEventPublisher, redisOptions } from "@worldrouter/runtime";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, type MockInstance, vi } from "vitest";
 import { InferenceJobConsumer } from "./inference-job-consumer.js";
@@ -100,6 +101,7 @@ function inferenceJob(model: string, body: Record<string, unknown>, overrides: P
     chargedCost: "100",
     replyTo: `${config.redis.namespace}:replies:test-${newRequestId()}`,
     enqueuedAt: Date.now(),
+    deadline: Date.now() + 60_000,
     ...overrides,
   };
 }
@@ -497,5 +499,104 @@ describe("shutdown", () => {
     await worker.close();
     expect((await replies(job)).at(-1)).toEqual({ type: "end" });
     expect(usage.mock.calls.filter(([event]) => event.kind === "inference.usage")).toHaveLength(1);
+  });
+});
+
+describe("admission", () => {
+  it("drops, never runs, a job past its deadline, one whose client left, one whose payment was swept: a cancelled usage without tokens each, the waiting gateway told", async () => {
+    const admissions = new InferenceAdmissions(redis, config.redis.namespace, config);
+    const expired = inferenceJob("gpt-4o-mini", { stream: true }, { deadline: Date.now() - 1 });
+    const gone = inferenceJob("gpt-4o-mini", {});
+    const swept = inferenceJob("gpt-4o-mini", {});
+    await admissions.decide(gone.requestId, "client-gone");
+    await admissions.decide(swept.requestId, "swept");
+    for (const job of [expired, gone, swept]) await dispatch(config, job);
+    for (const [job, errorClass, code] of [
+      [expired, "InferenceDeadlinePassed", "inference_reply_timeout"],
+      [gone, "InferenceClientGone", "request_cancelled"],
+      [swept, "InferencePaymentSwept", "payment_refunded"],
+    ] as const) {
+      await expect.poll(async () => (await replies(job)).length, { timeout: 10_000 }).toBe(1);
+      expect(usageOf(job.requestId)).toMatchObject({
+        status: "cancelled",
+        errorClass,
+        promptTokens: 0,
+        completionTokens: 0,
+        chargedCost: "100",
+        ttftMs: null,
+      });
+      // No `inference.started`: nothing ran.
+      expect(published.mock.calls.filter(([e]) => e.requestId === job.requestId).map(([e]) => e.kind)).toEqual(["inference.usage"]);
+      expect(await replies(job)).toEqual([
+        { type: "error", status: expect.any(Number), code, message: expect.any(String), streamed: false },
+      ]);
+    }
+    expect(await redis.get(inferenceAdmissionKey(config.redis.namespace, expired.requestId))).toBe("expired");
+    expect(up.proxy.requests).toHaveLength(0);
+  });
+
+  it("records its own `admitted` verdict before running a job", async () => {
+    up.proxy.fake = { tokens: "3" };
+    const job = inferenceJob("gpt-4o-mini", {});
+    await dispatch(config, job);
+    await expect.poll(async () => (await replies(job)).at(-1)?.type, { timeout: 10_000 }).toBe("completion");
+    expect(await redis.get(inferenceAdmissionKey(config.redis.namespace, job.requestId))).toBe("admitted");
+  });
+});
+
+describe("drain", () => {
+  async function drainingWorker(suffix: string, env: Record<string, string> = {}) {
+    const own = testConfig({
+      OPENAI_BASE_URL: `${up.proxy.url}/v1`,
+      OPENAI_API_KEY: "test",
+      REDIS_NAMESPACE: `${config.redis.namespace}-${suffix}`,
+      ...env,
+    });
+    const worker = await NestFactory.createApplicationContext(InferenceWorkerModule.forRoot(own), { logger: false });
+    await worker.init();
+    return { own, worker, usage: vi.spyOn(worker.get(MoneyEventPublisher), "publish") };
+  }
+
+  it("keeps heart-beating while an in-flight stream finishes after SIGTERM (no other worker reaps it), takes no new job, then bills it in full", async () => {
+    const { own, worker, usage } = await drainingWorker("drain-heartbeat");
+    const consumer = worker.get(InferenceJobConsumer).consumer;
+    up.proxy.fake = { "latency-ms": "50", tokens: "100" }; // ≈ 5 s of stream: longer than a heartbeat period
+    const job = inferenceJob("gpt-4o-mini", { stream: true }, { replyTo: `${own.redis.namespace}:replies:test` });
+    await dispatch(own, job);
+    await expect.poll(async () => (await replies(job)).length, { interval: 5 }).toBeGreaterThan(0);
+    const closing = Date.now();
+    const closed = worker.close();
+    // A heartbeat newer than the SIGTERM while the stream still runs.
+    await expect
+      .poll(async () => Number(await redis.zscore(inferenceWorkersKey(own.redis.namespace), consumer)), { timeout: 10_000, interval: 200 })
+      .toBeGreaterThan(closing);
+    expect((await replies(job)).at(-1)?.type).toBe("chunk");
+    const late = inferenceJob("gpt-4o-mini", {}, { replyTo: `${own.redis.namespace}:replies:test` });
+    await dispatch(own, late);
+    await closed;
+    expect((await replies(job)).at(-1)).toEqual({ type: "end" });
+    const usages = usage.mock.calls.filter(([event]) => event.kind === "inference.usage").map(([event]) => event as UsageEvent);
+    expect(usages).toEqual([expect.objectContaining({ requestId: job.requestId, status: "succeeded", completionTokens: 100 })]);
+    // The job dispatched during the drain was not taken: it waits for another worker.
+    expect(await redis.xlen(inferenceJobStreamKey(own.redis.namespace))).toBe(1);
+    expect(await redis.get(inferenceAdmissionKey(own.redis.namespace, late.requestId))).toBeNull();
+  });
+
+  it("cancels what still runs at WORKER_DRAIN_MS: the stream ends with an error and bills what it delivered", async () => {
+    const { own, worker, usage } = await drainingWorker("drain-limit", { WORKER_DRAIN_MS: "300" });
+    up.proxy.fake = { "latency-ms": "50", tokens: "200" }; // ≈ 10 s of stream
+    const job = inferenceJob("gpt-4o-mini", { stream: true }, { replyTo: `${own.redis.namespace}:replies:test` });
+    await dispatch(own, job);
+    await expect.poll(async () => (await replies(job)).length, { interval: 5 }).toBeGreaterThan(0);
+    const closing = performance.now();
+    await worker.close();
+    expect(performance.now() - closing).toBeLessThan(5_000);
+    const messages = await replies(job);
+    expect(messages.at(-1)).toMatchObject({ type: "error", streamed: true });
+    const [billed] = usage.mock.calls.filter(([event]) => event.kind === "inference.usage").map(([event]) => event as UsageEvent);
+    expect(billed).toMatchObject({ requestId: job.requestId, status: "cancelled" });
+    expect(billed!.completionTokens).toBe(countCompletionTokens(getModel("gpt-4o-mini")!, streamedText(messages)));
+    expect(billed!.completionTokens).toBeGreaterThan(0);
+    expect(billed!.completionTokens).toBeLessThan(200);
   });
 });

@@ -2,7 +2,7 @@ import { Inject, Injectable } from "@nestjs/common";
 import type { InferenceJob, InferenceStartedEvent, StreamMessage, UsageEvent } from "@worldrouter/contracts";
 import { counter, histogram, type Logger } from "@worldrouter/observability";
 import { countCompletionTokens, type Model } from "@worldrouter/pricing";
-import { LOGGER, METRICS, MoneyEventPublisher } from "@worldrouter/runtime";
+import { LOGGER, METRICS, MoneyEventPublisher, type DropReason } from "@worldrouter/runtime";
 import type { Registry } from "prom-client";
 import { InferenceCancellations } from "./inference-cancellations.js";
 import {
@@ -81,6 +81,24 @@ export class RunInference {
     return usage ?? (await this.report(served, failure));
   }
 
+  /**
+   * A job that must not run (`InferenceAdmissions`): its one usage event is a cancelled one with no tokens, so
+   * settlement refunds its payment (once: a payment already swept stays as it is) and bills nothing. Its gateway, if it
+   * still waits (a swept payment), is told why.
+   */
+  async drop(job: InferenceJob, reason: DropReason): Promise<UsageEvent> {
+    const usage = new ServedTokens(job).usageEvent(new InferenceCancelledError(), DROPPED_ERROR_CLASS[reason]);
+    await this.moneyEvents.publish(usage);
+    this.outcomes.inc({ provider: usage.provider, status: usage.status, error: usage.errorClass ?? "" });
+    this.logger.warn({ requestId: job.requestId, reason }, "inference job dropped before it started; its payment is refunded");
+    const reply = this.replies.open(job.replyTo, job.requestId);
+    await this.writeSafely(reply, { type: "error", ...DROPPED_REPLY[reason], streamed: false });
+    await reply
+      .flush()
+      .catch((err: Error) => this.logger.warn({ requestId: job.requestId, err: err.message }, "reply stream write failed"));
+    return usage;
+  }
+
   /** The request's one usage event, published (awaited). */
   private async report(served: ServedTokens, failure?: InferenceError): Promise<UsageEvent> {
     const usage = served.usageEvent(failure);
@@ -142,6 +160,32 @@ export class RunInference {
   }
 }
 
+/** The usage `errorClass` of a dropped job, by why it was dropped. */
+const DROPPED_ERROR_CLASS: Record<DropReason, string> = {
+  expired: "InferenceDeadlinePassed",
+  "client-gone": "InferenceClientGone",
+  swept: "InferencePaymentSwept",
+};
+
+/** What a gateway still waiting for a dropped job is told (only a swept payment's can still be waiting). */
+const DROPPED_REPLY: Record<DropReason, { status: number; code: string; message: string }> = {
+  expired: {
+    status: 504,
+    code: "inference_reply_timeout",
+    message: "no inference worker started this request before its deadline; its payment is refunded",
+  },
+  "client-gone": {
+    status: 499,
+    code: "request_cancelled",
+    message: "the client left before the inference started; its payment is refunded",
+  },
+  swept: {
+    status: 503,
+    code: "payment_refunded",
+    message: "this request's payment was refunded as orphaned before an inference worker started it; nothing was served",
+  },
+};
+
 /** What one request consumed, from the provider's usage where it reported it, else from our tokenizer. */
 class ServedTokens {
   private route: Route | undefined;
@@ -190,7 +234,7 @@ class ServedTokens {
     };
   }
 
-  usageEvent(failure: InferenceError | undefined): UsageEvent {
+  usageEvent(failure: InferenceError | undefined, errorClass = failure?.name ?? null): UsageEvent {
     const job = this.job;
     const now = Date.now();
     const model: Model | undefined = this.route?.model;
@@ -211,7 +255,7 @@ class ServedTokens {
       estimatedCost: job.estimatedCost,
       chargedCost: job.chargedCost,
       finishReason: this.finishReason,
-      errorClass: failure?.name ?? null,
+      errorClass,
       ttftMs: this.firstOutputAt === null ? null : Math.max(0, this.firstOutputAt - job.enqueuedAt),
       latencyMs: Math.max(0, now - job.enqueuedAt),
       completedAt: now,

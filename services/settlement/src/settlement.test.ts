@@ -15,9 +15,9 @@ import {
 } from "@worldrouter/contracts";
 import { accountBalance, createPrismaClient, Prisma, type PrismaClient } from "@worldrouter/db";
 import { newRequestId } from "@worldrouter/observability";
-import { ensureConsumerGroup, JobQueues, Leases, redisOptions } from "@worldrouter/runtime";
+import { ensureConsumerGroup, InferenceAdmissions, JobQueues, Leases, redisOptions } from "@worldrouter/runtime";
 import { Redis } from "ioredis";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from "vitest";
 import { chargeReceived, chargeRefund, chargeUsage } from "./ledger/charge-postings.js";
 import { ApplyMoneyEventsUseCase } from "./money-events/apply-money-events.use-case.js";
 import { MoneyEventConsumer } from "./money-events/money-event-consumer.js";
@@ -205,6 +205,35 @@ describe("settlement ledger (real Postgres)", () => {
     await age(paid.payment.id);
     expect(await app.get(SweepOrphanedChargesUseCase).sweep()).not.toContain(paid.payment.id);
     expect((await db.chargePayment.findUniqueOrThrow({ where: { id: paid.payment.id } })).status).toBe("verified");
+  });
+
+  it("takes the `swept` verdict before refunding, so no worker starts the job later; leaves a payment whose job a worker admitted", async () => {
+    const redis = new Redis(redisOptions(config.redis.url));
+    onTestFinished(() => redis.disconnect());
+    const admissions = new InferenceAdmissions(redis, config.redis.namespace, config);
+    const queued = await paidRequest(500n);
+    const admitted = await paidRequest(600n);
+    await apply(queued.event, admitted.event);
+    await age(queued.payment.id);
+    await age(admitted.payment.id);
+    // A worker started `admitted`'s job a moment ago: its `inference.started` is not applied yet.
+    expect(await admissions.admit({ requestId: admitted.requestId, deadline: Date.now() + 60_000 })).toBe("run");
+
+    const swept = await app.get(SweepOrphanedChargesUseCase).sweep();
+    expect(swept).toContain(queued.payment.id);
+    expect(swept).not.toContain(admitted.payment.id);
+    expect((await db.chargePayment.findUniqueOrThrow({ where: { id: admitted.payment.id } })).status).toBe("verified");
+    // The swept payment's job, still queued and within its deadline, is never run.
+    expect(await admissions.admit({ requestId: queued.requestId, deadline: Date.now() + 60_000 })).toBe("swept");
+    // Its dropped job's cancelled usage bills nothing and leaves the payment to its one refund.
+    await apply(
+      usage(
+        { requestId: queued.requestId, payer: queued.payer, paymentId: queued.payment.id },
+        { status: "cancelled", promptTokens: 0, completionTokens: 0, finishReason: null, errorClass: "InferencePaymentSwept" },
+      ),
+    );
+    expect((await db.chargePayment.findUniqueOrThrow({ where: { id: queued.payment.id } })).status).toBe("refunding");
+    expect(await db.ledgerTransaction.count({ where: { reference: queued.requestId } })).toBe(0);
   });
 
   it("never refunds a payment whose inference started (a long stream, no usage yet); refunds one that never started", async () => {

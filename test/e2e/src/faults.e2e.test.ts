@@ -85,17 +85,19 @@ async function paymentsSince(since: Date) {
 async function expectMoneyIntact(outcomes: Outcome[], since: Date, fromBlock: bigint, balancesBefore: bigint[]) {
   const served = outcomes.filter((o) => o.status === 200);
   // Settlement catches up: every recorded payment's charge.verified applied, every served request billed.
+  // Offenders are listed (not counted), so a failure says which payment is stuck in which state.
   await expect
     .poll(
       async () => {
         const rows = await paymentsSince(since);
-        return (
-          rows.filter((r) => !r.applied).length + served.filter((o) => !rows.some((r) => r.requestId === o.requestId && r.inference)).length
-        );
+        return [
+          ...rows.filter((r) => !r.applied).map((r) => ({ unapplied: r.requestId, status: r.status, inference: r.inference })),
+          ...served.filter((o) => !rows.some((r) => r.requestId === o.requestId && r.inference)).map((o) => ({ unbilled: o.requestId })),
+        ];
       },
       { timeout: 60_000, interval: 500 },
     )
-    .toBe(0);
+    .toEqual([]);
   await expect
     .poll(
       async () => {

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync } from "node:fs";
 import { createServer } from "node:net";
 import { dirname } from "node:path";
-import { loadConfig, readWorldFile, type Config, type World } from "@worldrouter/config";
+import { loadConfig, readWorldFile, shutdownTimeoutMs, type Config, type World } from "@worldrouter/config";
 import { deployWorld, startAnvil, writeWorldFile, type RunningAnvil } from "@worldrouter/devchain";
 import { startFakeUpstream, type FakeControls } from "@worldrouter/fake-upstream";
 import { ensureDatabase, migrate } from "../../../prisma/migrate.mjs";
@@ -77,9 +77,12 @@ export async function startSystem(options: SystemOptions): Promise<RunningSystem
   loadConfig({ ...env, WORLD_FILE: "/nonexistent", PAYEE_ADDRESS: env.PAYEE_ADDRESS ?? "0x0000000000000000000000000000000000000001" });
   const stops: (() => Promise<void>)[] = [];
   const services: RunningService[] = [];
+  // SIGKILL only after a service's own drain-and-close limit (its process exits by then anyway).
+  let killAfterMs: (name: ServiceName) => number = () => 20_000;
   // In reverse start order, each service's replicas together: gateways stop taking requests first.
   const stop = async () => {
-    for (const name of [...SERVICES].reverse()) await Promise.all(services.filter((s) => s.name === name).map((s) => stopService(s)));
+    for (const name of [...SERVICES].reverse())
+      await Promise.all(services.filter((s) => s.name === name).map((s) => stopService(s, killAfterMs(name))));
     for (const fn of stops.reverse()) await fn().catch(() => {});
   };
   try {
@@ -114,6 +117,7 @@ export async function startSystem(options: SystemOptions): Promise<RunningSystem
       writeWorldFile(options.worldFile, world);
     }
     const config = loadConfig(env); // fail here, once, with every bad variable named
+    killAfterMs = (name) => shutdownTimeoutMs(config, name) + 5_000;
     const counts = replicaCounts(config, options.replicas);
     const host = config.gateway.host;
     const internalHost = config.health.host;

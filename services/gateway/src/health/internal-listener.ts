@@ -1,5 +1,5 @@
 import type { Server } from "node:http";
-import { Inject, Injectable, type OnApplicationShutdown } from "@nestjs/common";
+import { Inject, Injectable, type BeforeApplicationShutdown, type OnApplicationShutdown } from "@nestjs/common";
 import type { Config } from "@worldrouter/config";
 import { startHealthServer } from "@worldrouter/observability";
 import { CONFIG, infrastructureChecks, METRICS } from "@worldrouter/runtime";
@@ -13,9 +13,11 @@ import { PaymentVerifierClient } from "../payment-verifier.client.js";
  * Started by main.ts once the public port listens, so "ready" means the gateway takes requests.
  */
 @Injectable()
-export class InternalListener implements OnApplicationShutdown {
+export class InternalListener implements BeforeApplicationShutdown, OnApplicationShutdown {
   private readonly infra: ReturnType<typeof infrastructureChecks>;
   private server: Server | undefined;
+  /** SIGTERM received: in-flight requests drain, the load balancer should send no new ones. */
+  private draining = false;
 
   constructor(
     @Inject(CONFIG) private readonly config: Config,
@@ -34,6 +36,9 @@ export class InternalListener implements OnApplicationShutdown {
       port: gatewayPort,
       registry: this.metrics,
       checks: {
+        draining: async () => {
+          if (this.draining) throw new Error("draining: the gateway is shutting down");
+        },
         ...this.infra.checks,
         paymentVerifier: async () => void (await this.verifier.ping()),
         inferenceWorkers: async () => {
@@ -42,6 +47,11 @@ export class InternalListener implements OnApplicationShutdown {
       },
     });
     return `http://${host}:${gatewayPort}`;
+  }
+
+  /** Before the public port closes: not ready from now on. */
+  beforeApplicationShutdown() {
+    this.draining = true;
   }
 
   async onApplicationShutdown() {

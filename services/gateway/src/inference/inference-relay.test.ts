@@ -2,7 +2,14 @@ import "reflect-metadata";
 import { Module, type INestApplicationContext } from "@nestjs/common";
 import { NestFactory } from "@nestjs/core";
 import { loadConfig, type Config } from "@worldrouter/config";
-import { MONEY_EVENT_FIELD, moneyEventStreamKey, type MoneyEvent, type StreamMessage, type UsageEvent } from "@worldrouter/contracts";
+import {
+  inferenceAdmissionKey,
+  MONEY_EVENT_FIELD,
+  moneyEventStreamKey,
+  type MoneyEvent,
+  type StreamMessage,
+  type UsageEvent,
+} from "@worldrouter/contracts";
 import { startFakeUpstream, type FakeUpstream } from "@worldrouter/fake-upstream";
 import { newRequestId } from "@worldrouter/observability";
 import { CoreModule, MoneyEventsModule, redisOptions } from "@worldrouter/runtime";
@@ -11,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 // The worker runs in-process so the test drives the real dispatch stream and reply stream end to end.
 import { InferenceWorkerModule } from "../../../inference-worker/src/inference-worker.module.js";
 import { modelRegistryProvider } from "../pricing/model-registry.provider.js";
-import { InferenceRelay, type InferenceRequest } from "./inference-relay.js";
+import { INFERENCE_REPLY_TIMEOUT, InferenceRelay, type InferenceRequest } from "./inference-relay.js";
 
 const PAYER = "0x00000000000000000000000000000000000000bb";
 let fast: FakeUpstream;
@@ -74,12 +81,12 @@ async function collect(messages: AsyncIterable<StreamMessage>): Promise<StreamMe
   return out;
 }
 
-async function usageOf(requestId: string): Promise<UsageEvent> {
+async function usageOf(requestId: string, namespace = config.redis.namespace): Promise<UsageEvent> {
   let usage: MoneyEvent | undefined;
   await expect
     .poll(
       async () =>
-        (usage = (await redis.xrange(moneyEventStreamKey(config.redis.namespace), "-", "+"))
+        (usage = (await redis.xrange(moneyEventStreamKey(namespace), "-", "+"))
           .map(([, fields]) => JSON.parse(fields[fields.indexOf(MONEY_EVENT_FIELD) + 1]!) as MoneyEvent)
           .find((event) => event.kind === "inference.usage" && event.requestId === requestId)),
       { timeout: 10_000 },
@@ -179,5 +186,86 @@ describe("InferenceRelay", () => {
       if (message.type === "chunk") break;
     }
     expect((await usageOf(req.requestId)).status).toBe("cancelled");
+  });
+});
+
+describe("job deadline and admission (a gateway whose jobs no worker takes yet)", () => {
+  let queued: Config;
+  let queuedGateway: INestApplicationContext;
+  let queuedRelay: InferenceRelay;
+  beforeAll(async () => {
+    queued = loadConfig({
+      ...process.env,
+      WORLD_FILE: "/nonexistent",
+      PAYEE_ADDRESS: "0x00000000000000000000000000000000000000aa",
+      LOG_LEVEL: "silent",
+      OPENAI_BASE_URL: `${fast.url}/v1`,
+      OPENAI_API_KEY: "test",
+      REDIS_NAMESPACE: `${config.redis.namespace}-queued`,
+      INFERENCE_REPLY_TIMEOUT_MS: "1000",
+    });
+    @Module({
+      imports: [CoreModule.forRoot("gateway", queued), MoneyEventsModule.forRoot()],
+      providers: [InferenceRelay, modelRegistryProvider],
+    })
+    class QueuedGatewayModule {}
+    queuedGateway = await NestFactory.createApplicationContext(QueuedGatewayModule, { logger: false });
+    await queuedGateway.init();
+    queuedRelay = queuedGateway.get(InferenceRelay);
+  });
+  afterAll(async () => {
+    await queuedGateway.close();
+  });
+
+  /** A worker on the queued namespace: it reads what waited, then is closed. */
+  async function drainQueueWithAWorker(requestIds: string[]): Promise<UsageEvent[]> {
+    const late = await NestFactory.createApplicationContext(InferenceWorkerModule.forRoot(queued), { logger: false });
+    await late.init();
+    try {
+      return await Promise.all(requestIds.map((id) => usageOf(id, queued.redis.namespace)));
+    } finally {
+      await late.close();
+    }
+  }
+
+  it("no worker starts the job by its deadline: 504 reply timeout, verdict `expired`; a worker reading it later drops it (cancelled, no tokens, never sent upstream)", async () => {
+    const req = request("gpt-4o-mini", { stream: true });
+    const upstreamBefore = fast.stats.requests.chatCompletions;
+    const started = Date.now();
+    const messages = await collect(queuedRelay.run(req, new AbortController().signal));
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
+    expect(messages).toEqual([{ type: "error", status: 504, code: INFERENCE_REPLY_TIMEOUT, message: expect.any(String), streamed: false }]);
+    expect(await redis.get(inferenceAdmissionKey(queued.redis.namespace, req.requestId))).toBe("expired");
+    const [usage] = await drainQueueWithAWorker([req.requestId]);
+    expect(usage).toMatchObject({ status: "cancelled", promptTokens: 0, completionTokens: 0, errorClass: "InferenceDeadlinePassed" });
+    expect(fast.stats.requests.chatCompletions).toBe(upstreamBefore);
+  });
+
+  it("the client leaves before its job started: verdict `client-gone`, the job is dropped when read, even before its deadline", async () => {
+    const req = request("gpt-4o-mini");
+    const abort = new AbortController();
+    const run = collect(queuedRelay.run(req, abort.signal));
+    await new Promise((r) => setTimeout(r, 100));
+    abort.abort();
+    expect(await run).toEqual([]);
+    await expect.poll(() => redis.get(inferenceAdmissionKey(queued.redis.namespace, req.requestId))).toBe("client-gone");
+    const upstreamBefore = fast.stats.requests.chatCompletions;
+    const [usage] = await drainQueueWithAWorker([req.requestId]);
+    expect(usage).toMatchObject({ status: "cancelled", completionTokens: 0, errorClass: "InferenceClientGone" });
+    expect(fast.stats.requests.chatCompletions).toBe(upstreamBefore);
+  });
+
+  it("a job a worker admitted keeps running past the reply deadline (the idle timeout applies from then)", async () => {
+    const req = request("gpt-4o-mini");
+    const late = await NestFactory.createApplicationContext(InferenceWorkerModule.forRoot(queued), { logger: false });
+    await late.init();
+    try {
+      const messages = await collect(queuedRelay.run(req, new AbortController().signal));
+      expect(messages.map((m) => m.type)).toEqual(["completion"]);
+      expect(await redis.get(inferenceAdmissionKey(queued.redis.namespace, req.requestId))).toBe("admitted");
+      expect((await usageOf(req.requestId, queued.redis.namespace)).status).toBe("succeeded");
+    } finally {
+      await late.close();
+    }
   });
 });

@@ -13,11 +13,23 @@ import {
 } from "@worldrouter/contracts";
 import type { Logger } from "@worldrouter/observability";
 import type { ModelRegistry } from "@worldrouter/pricing";
-import { CONFIG, LOGGER, MoneyEventPublisher, processInstanceId, redisOptions, StreamReader, type StreamEntry } from "@worldrouter/runtime";
+import {
+  CONFIG,
+  InferenceAdmissions,
+  LOGGER,
+  MoneyEventPublisher,
+  processInstanceId,
+  redisOptions,
+  StreamReader,
+  type StreamEntry,
+} from "@worldrouter/runtime";
 import { Redis } from "ioredis";
 import { MODEL_REGISTRY } from "../pricing/model-registry.provider.js";
 
-export type InferenceRequest = Omit<InferenceJob, "replyTo" | "enqueuedAt">;
+export type InferenceRequest = Omit<InferenceJob, "replyTo" | "enqueuedAt" | "deadline">;
+
+/** Error code of the reply a request gets when no worker started its job before the deadline (→ 504, refunded). */
+export const INFERENCE_REPLY_TIMEOUT = "inference_reply_timeout";
 
 /** Entries fetched per XREAD: big batches when many streams are busy, one round trip when few are. */
 const READ_BATCH = 1000;
@@ -42,8 +54,11 @@ export class InferenceRelay implements OnApplicationBootstrap, OnApplicationShut
   private readonly cancelChannel: string;
   private readonly jobStreamKey: string;
   private readonly workersKey: string;
-  /** No message for this long → the worker is presumed gone: the request ends with a 504. */
+  /** No message for this long from a started job → the worker is presumed gone: the request ends with a 504. */
   private readonly idleTimeoutMs: number;
+  /** How long a job may wait for a worker to start it (its `deadline`); then the request ends with a 504. */
+  private readonly replyTimeoutMs: number;
+  private readonly admissions: InferenceAdmissions;
 
   constructor(
     @Inject(CONFIG) config: Config,
@@ -56,7 +71,9 @@ export class InferenceRelay implements OnApplicationBootstrap, OnApplicationShut
     this.jobStreamKey = inferenceJobStreamKey(config.redis.namespace);
     this.workersKey = inferenceWorkersKey(config.redis.namespace);
     this.idleTimeoutMs = config.upstream.timeoutMs * (config.upstream.maxRetries + 1) + 30_000;
+    this.replyTimeoutMs = config.inference.replyTimeoutMs;
     this.commands = new Redis({ ...redisOptions(config.redis.url), lazyConnect: true });
+    this.admissions = new InferenceAdmissions(this.commands, config.redis.namespace, config);
     const onError = (err: Error) => this.logger.warn({ err: err.message }, "reply stream redis error");
     this.commands.on("error", onError);
     // This instance's own stream, read from its start: every entry on it is for a request of this process.
@@ -77,9 +94,16 @@ export class InferenceRelay implements OnApplicationBootstrap, OnApplicationShut
     await this.reader.start();
   }
 
+  /**
+   * After the HTTP server drained (GATEWAY_DRAIN_MS): requests still waiting end with a 503. A job no worker started
+   * yet is given up (`client-gone`: it never runs, its payment is refunded); a running one is cancelled and reports
+   * what it delivered.
+   */
   async onApplicationShutdown() {
     await this.reader.stop();
-    for (const request of this.pending.values())
+    for (const [requestId, request] of this.pending) {
+      if (!request.started) await this.giveUp(requestId, "client-gone");
+      this.cancel(requestId);
       request.push({
         type: "error",
         status: 503,
@@ -87,23 +111,33 @@ export class InferenceRelay implements OnApplicationBootstrap, OnApplicationShut
         message: "the gateway is shutting down",
         streamed: request.streamed,
       });
+    }
     await this.commands.del(this.streamKey).catch(() => undefined);
     await this.commands.quit();
   }
 
   /**
    * Starts an inference and yields its messages up to and including `end`, `error` or a (final) `completion`. When `signal` aborts (the
-   * client went away) or the caller stops iterating early, the worker is told to cancel and the iteration ends.
+   * client went away) or the caller stops iterating early, the worker is told to cancel and the iteration ends; a job
+   * no worker started yet is given up for good (`client-gone`), so it never runs and its payment is refunded.
+   * No worker starting the job by its deadline (INFERENCE_REPLY_TIMEOUT_MS) ends it with a 504 `INFERENCE_REPLY_TIMEOUT`
+   * error: the job is given up (`expired`) the same way.
    */
   async *run(request: InferenceRequest, signal: AbortSignal): AsyncGenerator<StreamMessage> {
     if (signal.aborted) return;
-    const pending = new PendingRequest(this.idleTimeoutMs, () => this.cancel(request.requestId));
+    const enqueuedAt = Date.now();
+    const job: InferenceJob = { ...request, replyTo: this.streamKey, enqueuedAt, deadline: enqueuedAt + this.replyTimeoutMs };
+    const pending: PendingRequest = new PendingRequest({
+      replyTimeoutMs: this.replyTimeoutMs,
+      idleTimeoutMs: this.idleTimeoutMs,
+      onDeadline: () => void this.onDeadline(request.requestId, pending),
+      onIdle: () => this.cancel(request.requestId),
+    });
     this.pending.set(request.requestId, pending);
     const onAbort = () => pending.wake();
     signal.addEventListener("abort", onAbort, { once: true });
     let finished = false;
     try {
-      const job: InferenceJob = { ...request, replyTo: this.streamKey, enqueuedAt: Date.now() };
       await this.commands.xadd(this.jobStreamKey, "*", "job", JSON.stringify(job));
       while (!signal.aborted) {
         const message = pending.shift();
@@ -126,9 +160,54 @@ export class InferenceRelay implements OnApplicationBootstrap, OnApplicationShut
     } finally {
       if (!finished) {
         this.release(request.requestId, pending, signal, onAbort);
+        if (!pending.started) await this.giveUp(request.requestId, "client-gone");
         this.cancel(request.requestId);
       }
     }
+  }
+
+  /**
+   * No message by the job's deadline: unless a worker has admitted it (it runs; from now the idle timeout applies),
+   * the job is given up and the request ends with a 504. If Redis cannot be asked, the 504 stands too: a worker
+   * drops a job past its deadline by its own clock.
+   */
+  private async onDeadline(requestId: string, pending: PendingRequest): Promise<void> {
+    const verdict = await this.admissions.decide(requestId, "expired").then(
+      (decision) => decision.verdict,
+      (err: Error) => {
+        this.logger.warn({ requestId, err: err.message }, "admission verdict not recorded at the deadline; the worker's clock enforces it");
+        return "expired" as const;
+      },
+    );
+    if (pending.started) return;
+    if (verdict === "admitted") {
+      pending.running();
+      return;
+    }
+    pending.push(
+      verdict === "swept"
+        ? {
+            type: "error",
+            status: 503,
+            code: "payment_refunded",
+            message: "the payment was refunded as orphaned; nothing was served",
+            streamed: false,
+          }
+        : {
+            type: "error",
+            status: 504,
+            code: INFERENCE_REPLY_TIMEOUT,
+            message: `no inference worker started this request within ${this.replyTimeoutMs} ms`,
+            streamed: false,
+          },
+    );
+  }
+
+  /** Records that this request's job must never start (unless a worker started it already: then it is cancelled). */
+  private async giveUp(requestId: string, verdict: "client-gone"): Promise<void> {
+    await this.admissions
+      .decide(requestId, verdict)
+      .catch((err: Error) => this.logger.warn({ requestId, err: err.message }, "could not give up a queued inference job"));
   }
 
   /**
@@ -207,27 +286,40 @@ export class InferenceRelay implements OnApplicationBootstrap, OnApplicationShut
   }
 }
 
-/** One request's messages between the reader loop and its consumer. */
+/**
+ * One request's messages between the reader loop and its consumer, and its clock: until its job starts (the first
+ * message, or a worker's `admitted` verdict seen at the deadline) the reply deadline; from then the idle timeout.
+ */
 class PendingRequest {
   private readonly queue: StreamMessage[] = [];
   private head = 0;
   private waiter: (() => void) | undefined;
-  private readonly idle: NodeJS.Timeout;
+  private timer: NodeJS.Timeout;
+  /** A worker runs the job (it sent something, or was seen admitted). */
+  started = false;
   streamed = false;
   /** Chunks received (each relayed to the client as it arrives). */
   chunks = 0;
 
-  constructor(idleTimeoutMs: number, onIdle: () => void) {
-    this.idle = setTimeout(() => {
-      onIdle();
+  constructor(private readonly clock: { replyTimeoutMs: number; idleTimeoutMs: number; onDeadline: () => void; onIdle: () => void }) {
+    this.timer = setTimeout(clock.onDeadline, clock.replyTimeoutMs);
+  }
+
+  /** The job runs: no deadline any more, an idle timeout instead. */
+  running(): void {
+    if (this.started) return;
+    this.started = true;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.clock.onIdle();
       this.push({
         type: "error",
         status: 504,
         code: "inference_timeout",
-        message: `no answer from the inference worker for ${idleTimeoutMs} ms`,
+        message: `no answer from the inference worker for ${this.clock.idleTimeoutMs} ms; it reports and bills only what it served`,
         streamed: this.streamed,
       });
-    }, idleTimeoutMs);
+    }, this.clock.idleTimeoutMs);
   }
 
   push(message: StreamMessage): void {
@@ -235,8 +327,9 @@ class PendingRequest {
       this.streamed = true;
       this.chunks++;
     }
+    if (this.started) this.timer.refresh();
+    else if (message.type !== "error") this.running();
     this.queue.push(message);
-    this.idle.refresh();
     this.wake();
   }
 
@@ -262,6 +355,6 @@ class PendingRequest {
   }
 
   close(): void {
-    clearTimeout(this.idle);
+    clearTimeout(this.timer);
   }
 }

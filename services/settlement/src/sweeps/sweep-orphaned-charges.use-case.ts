@@ -1,8 +1,9 @@
-import { Inject, Injectable, type OnApplicationBootstrap } from "@nestjs/common";
+import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from "@nestjs/common";
 import type { Config } from "@worldrouter/config";
 import { PrismaClient } from "@worldrouter/db";
 import type { Logger } from "@worldrouter/observability";
-import { CONFIG, JobQueues, Leases, LOGGER, type Lease } from "@worldrouter/runtime";
+import { CONFIG, InferenceAdmissions, JobQueues, Leases, LOGGER, redisOptions, type Lease } from "@worldrouter/runtime";
+import { Redis } from "ioredis";
 import { MoneyEventStream } from "../money-events/money-event-stream.js";
 
 const SWEEP_EVERY_MS = 60_000;
@@ -24,12 +25,19 @@ const REFUND_REQUEUE_AFTER_MINUTES = 5;
  * entries pending longer than SWEEP_MAX_PENDING_AGE_MS (a settlement down past the window applies its backlog
  * first), the sweep does nothing.
  *
+ * A payment whose inference has not started may still have its job queued: before it is refunded its request's
+ * admission verdict is set to `swept` (`InferenceAdmissions`), so no worker can start that job afterwards (it drops
+ * it, reporting a cancelled usage that bills nothing). A request a worker already admitted is left alone: its
+ * inference runs, and its `inference.started` or usage settles the payment.
+ *
  * Every settlement replica registers the same BullMQ job scheduler (one job per tick, run by one replica); the sweep
  * also takes a lease, so a tick re-run after a stall (or a manual run) never overlaps a running one.
  */
 @Injectable()
-export class SweepOrphanedChargesUseCase implements OnApplicationBootstrap {
+export class SweepOrphanedChargesUseCase implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly lease: Lease;
+  private readonly redis: Redis;
+  private readonly admissions: InferenceAdmissions;
 
   constructor(
     @Inject(PrismaClient) private readonly db: PrismaClient,
@@ -40,6 +48,13 @@ export class SweepOrphanedChargesUseCase implements OnApplicationBootstrap {
     @Inject(Leases) leases: Leases,
   ) {
     this.lease = leases.lease("charges-sweep", SWEEP_LEASE_TTL_MS);
+    this.redis = new Redis(redisOptions(config.redis.url, { maxRetriesPerRequest: 3 }));
+    this.redis.on("error", () => {}); // surfaced by the failing command (the sweep is retried next tick)
+    this.admissions = new InferenceAdmissions(this.redis, config.redis.namespace, config);
+  }
+
+  async onApplicationShutdown() {
+    await this.redis.quit().catch(() => this.redis.disconnect());
   }
 
   async onApplicationBootstrap() {
@@ -90,13 +105,28 @@ export class SweepOrphanedChargesUseCase implements OnApplicationBootstrap {
       this.logger.warn(backlog, "orphaned-charge sweep skipped: settlement has not applied every money event yet");
       return [];
     }
+    const candidates = await this.db.$queryRaw<{ id: string; requestId: string }[]>`
+      SELECT p."id"::text, COALESCE(p."servedRequestId", p."requestId") AS "requestId" FROM "charge_payments" p
+      WHERE p."status" = 'verified'
+        AND p."createdAt" < now() - make_interval(mins => ${this.config.settlement.orphanedPaymentMinutes})
+        AND NOT EXISTS (SELECT 1 FROM "inference_requests" r WHERE r."id" = COALESCE(p."servedRequestId", p."requestId"))`;
+    // No worker may start a swept payment's job from here on; one that started it first keeps it.
+    const sweepable: typeof candidates = [];
+    for (const candidate of candidates) {
+      const { verdict } = await this.admissions.decide(candidate.requestId, "swept");
+      if (verdict === "admitted") this.logger.info(candidate, "orphan candidate's inference was admitted by a worker; not swept");
+      else sweepable.push(candidate);
+    }
+    if (sweepable.length === 0) return [];
+    // Still verified, still not started, and still the request whose verdict was set (a credential sent again may have
+    // been served to another request since).
     const orphaned = await this.db.$queryRaw<{ id: string }[]>`
-      UPDATE "charge_payments" SET "status" = 'refunding', "updatedAt" = now()
-      WHERE "status" = 'verified'
-        AND "createdAt" < now() - make_interval(mins => ${this.config.settlement.orphanedPaymentMinutes})
-        AND NOT EXISTS (SELECT 1 FROM "inference_requests" r
-          WHERE r."id" = COALESCE("charge_payments"."servedRequestId", "charge_payments"."requestId"))
-      RETURNING "id"::text`;
+      UPDATE "charge_payments" p SET "status" = 'refunding', "updatedAt" = now()
+      FROM unnest(${sweepable.map((c) => c.id)}::uuid[], ${sweepable.map((c) => c.requestId)}::text[]) AS s("id", "requestId")
+      WHERE p."id" = s."id" AND COALESCE(p."servedRequestId", p."requestId") = s."requestId"
+        AND p."status" = 'verified'
+        AND NOT EXISTS (SELECT 1 FROM "inference_requests" r WHERE r."id" = s."requestId")
+      RETURNING p."id"::text`;
     for (const { id } of orphaned) {
       this.logger.warn({ paymentId: id }, "paid charge never reached an inference; refunding on-chain");
       await this.queues.enqueue("settlement", { kind: "refund", reference: id, requestedAt: Date.now() });
