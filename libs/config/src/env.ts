@@ -182,9 +182,10 @@ export const ENV = {
     secret: true,
   },
   RECONCILE_EVERY_SECONDS: {
-    schema: z.coerce.number().int().min(1).max(3600),
+    schema: z.coerce.number().int().min(0).max(3600),
     default: "15",
-    description: "How often settlement compares the payee's on-chain Transfer logs with the ledger (one replica at a time).",
+    description:
+      "How often settlement compares the payee's on-chain Transfer logs with the ledger (one replica at a time); 0 turns continuous reconciliation off.",
   },
   MPP_SECRET_KEY: {
     schema: z.string().min(32, "must be at least 32 bytes"),

@@ -47,9 +47,12 @@ export type ChargeRecordJob = z.infer<typeof ChargeRecordJob>;
 export const ChargeOutcomesJob = z.object({ requestedAt: z.number().int() });
 export type ChargeOutcomesJob = z.infer<typeof ChargeOutcomesJob>;
 
-/** Work for settlement: refund a payer, or sweep charges that were paid but never reached an inference. */
+/**
+ * Work for settlement: refund a payer, sweep charges that were paid but never reached an inference, or compare the
+ * next block range of the chain with the ledger.
+ */
 export const SettlementJob = z.object({
-  kind: z.enum(["refund", "charges.sweep"]),
+  kind: z.enum(["refund", "charges.sweep", "chain.reconcile"]),
   /** The charge payment id for a refund, or the sweep's name. */
   reference: z.string().min(1),
   requestedAt: z.number().int(),

@@ -1,6 +1,7 @@
 import { Inject, Injectable } from "@nestjs/common";
 import { JobHandler, type JobPayload } from "@worldrouter/runtime";
 import type { Job } from "bullmq";
+import { ReconcileChainUseCase } from "./reconciliation/reconcile-chain.use-case.js";
 import { RefundChargeUseCase } from "./refunds/refund-charge.use-case.js";
 import { SweepOrphanedChargesUseCase } from "./sweeps/sweep-orphaned-charges.use-case.js";
 
@@ -10,12 +11,21 @@ export class SettlementJobs {
   constructor(
     @Inject(RefundChargeUseCase) private readonly refundCharge: RefundChargeUseCase,
     @Inject(SweepOrphanedChargesUseCase) private readonly sweepOrphanedCharges: SweepOrphanedChargesUseCase,
+    @Inject(ReconcileChainUseCase) private readonly reconcileChain: ReconcileChainUseCase,
   ) {}
 
   @JobHandler("settlement")
   async onSettlement(job: JobPayload<"settlement">, raw: Job) {
-    if (job.kind === "refund")
-      await this.refundCharge.refund(job.reference, { finalAttempt: raw.attemptsMade + 1 >= (raw.opts.attempts ?? 1) });
-    else await this.sweepOrphanedCharges.sweepExclusively();
+    switch (job.kind) {
+      case "refund":
+        await this.refundCharge.refund(job.reference, { finalAttempt: raw.attemptsMade + 1 >= (raw.opts.attempts ?? 1) });
+        return;
+      case "charges.sweep":
+        await this.sweepOrphanedCharges.sweepExclusively();
+        return;
+      case "chain.reconcile":
+        await this.reconcileChain.reconcileExclusively();
+        return;
+    }
   }
 }

@@ -7,6 +7,7 @@ import { LedgerRepository } from "./ledger/ledger.repository.js";
 import { ApplyMoneyEventsUseCase } from "./money-events/apply-money-events.use-case.js";
 import { MoneyEventConsumer } from "./money-events/money-event-consumer.js";
 import { MoneyEventStream } from "./money-events/money-event-stream.js";
+import { ReconcileChainUseCase } from "./reconciliation/reconcile-chain.use-case.js";
 import { RefundChargeUseCase } from "./refunds/refund-charge.use-case.js";
 import { OpsModule } from "./ops/ops.module.js";
 import { SettlementJobs } from "./settlement.jobs.js";
@@ -38,6 +39,7 @@ export class SettlementModule {
         MoneyEventConsumer,
         RefundChargeUseCase,
         SweepOrphanedChargesUseCase,
+        ReconcileChainUseCase,
         PayeeWallet,
         LedgerRepository,
       ],
