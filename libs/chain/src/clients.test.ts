@@ -1,3 +1,4 @@
+import { createServer } from "node:http";
 import { describe, expect, it } from "vitest";
 import { privateKeyToAccount } from "viem/accounts";
 import { USDC_E_ADDRESS, TEMPO_MAINNET_CHAIN_ID } from "./constants.js";
@@ -20,5 +21,20 @@ describe("createTempoClients", () => {
     }).walletClientFor(account);
     expect(wallet.account.address).toBe(account.address);
     expect(wallet.chain.id).toBe(TEMPO_MAINNET_CHAIN_ID);
+  });
+
+  it("fails a chain call after timeoutMs (CHAIN_RPC_TIMEOUT_MS) when the node never answers", async () => {
+    const silent = createServer(() => {}); // takes the request, never responds
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    try {
+      const rpcUrl = `http://127.0.0.1:${(silent.address() as { port: number }).port}`;
+      const { publicClient } = createTempoClients({ rpcUrl, chainId: 42431, feeToken: USDC_E_ADDRESS, timeoutMs: 300 });
+      const started = Date.now();
+      await expect(publicClient.getBlockNumber({ cacheTime: 0 })).rejects.toThrow(/took too long/);
+      expect(Date.now() - started).toBeLessThan(5_000); // viem retries a timed-out call a few times, each bounded
+    } finally {
+      silent.closeAllConnections();
+      silent.close();
+    }
   });
 });

@@ -15,8 +15,10 @@ export interface TempoClientsOptions {
   chainId: number;
   /** TIP-20 token that pays gas by default (the payment token, so accounts need no second balance). */
   feeToken: Address;
-  /** Defaults to `http(rpcUrl)`; dev mode passes a wrapped transport (see @worldrouter/devchain). */
+  /** Defaults to `http(rpcUrl, { timeout: timeoutMs })`; dev mode passes a wrapped transport (see @worldrouter/devchain). */
   transport?: Transport;
+  /** Timeout of one JSON-RPC call (CHAIN_RPC_TIMEOUT_MS); viem's own default (10 s) when unset. */
+  timeoutMs?: number;
 }
 
 /** viem's `tempo` chain (Tempo formatters, serializers and 0x76 transactions) pointed at our node and fee token. */
@@ -42,7 +44,7 @@ export interface TempoClients {
 
 export function createTempoClients(options: TempoClientsOptions): TempoClients {
   const chain = tempoChain(options);
-  const transport = options.transport ?? http(options.rpcUrl);
+  const transport = options.transport ?? http(options.rpcUrl, options.timeoutMs ? { timeout: options.timeoutMs } : {});
   return {
     chain,
     publicClient: createPublicClient({ chain, transport }),

@@ -117,28 +117,115 @@ describe("loadConfig", () => {
     expect(problems.find((p) => p.startsWith("PORT"))).toContain('"eighty"');
   });
 
-  it("refuses the development secret in production", () => {
-    const ops = { OPS_TOKEN: "a-production-ops-token-of-some-length", OPS_READER_PASSWORD: "a-reader-password" };
-    expect(problemsOf({ ...noWorld, ...ops, NODE_ENV: "production", PAYEE_ADDRESS: payee })).toEqual([
-      "MPP_SECRET_KEY: required in production",
-    ]);
-    expect(
-      problemsOf({
+  describe("production refuses what would lose money or keys", () => {
+    // Two distinct keys and the payee address of the first.
+    const payeeKey = `0x${"11".repeat(32)}`;
+    const payeeOfKey = "0x19e7e376e7c213b7e7e7e46cc70a5dd086daff2a";
+    const feePayerKey = `0x${"22".repeat(32)}`;
+    const production = {
+      ...noWorld,
+      NODE_ENV: "production",
+      MPP_SECRET_KEY: "a-real-production-secret-of-at-least-32-bytes",
+      PAYEE_ADDRESS: payeeOfKey,
+      PAYEE_PRIVATE_KEY: payeeKey,
+      FEE_PAYER_PRIVATE_KEY: feePayerKey,
+      OPS_TOKEN: "a-production-ops-token-of-some-length",
+      OPS_READER_PASSWORD: "a-reader-password",
+    };
+
+    it("a missing or development MPP secret", () => {
+      const { MPP_SECRET_KEY: _secret, ...secretless } = production;
+      expect(problemsOf(secretless)).toEqual(["MPP_SECRET_KEY: required in production"]);
+      expect(problemsOf({ ...production, MPP_SECRET_KEY: "worldrouter-local-development-secret-do-not-use-in-production" })).toEqual([
+        "MPP_SECRET_KEY: the development secret is refused in production",
+      ]);
+    });
+
+    it("starts on a complete production setting", () => {
+      expect(loadConfig(production).chain).toMatchObject({ payee: payeeOfKey, payeePrivateKey: payeeKey, feePayerPrivateKey: feePayerKey });
+    });
+
+    it("an overhead below 1 (1 itself passes)", () => {
+      expect(problemsOf({ ...production, PRICE_OVERHEAD: "0.99" })).toEqual([
+        'PRICE_OVERHEAD: below 1 is refused in production (every charge would be below its cost) — got "0.99"',
+      ]);
+      expect(problemsOf({ ...production, PRICE_OVERHEAD: "0" }).map((p) => p.split(":")[0])).toEqual(["PRICE_OVERHEAD"]);
+      expect(loadConfig({ ...production, PRICE_OVERHEAD: "1" }).pricing.overhead).toBe("1");
+      expect(loadConfig({ ...noWorld, PAYEE_ADDRESS: payee, PRICE_OVERHEAD: "0.5" }).pricing.overhead).toBe("0.5"); // development may
+    });
+
+    it("a missing payee key (refunds, channel settlement) or fee-payer key (sponsored charges)", () => {
+      const { PAYEE_PRIVATE_KEY: _payeeKey, FEE_PAYER_PRIVATE_KEY: _feePayerKey, ...keyless } = production;
+      expect(problemsOf(keyless)).toEqual([
+        "PAYEE_PRIVATE_KEY: required in production (refunds and channel settlement are signed by the payee)",
+        "FEE_PAYER_PRIVATE_KEY: required in production (the sponsor co-signs every charge transaction)",
+      ]);
+      expect(problemsOf({ ...production, PAYEE_PRIVATE_KEY: "" }).map((p) => p.split(":")[0])).toEqual(["PAYEE_PRIVATE_KEY"]);
+    });
+
+    it("a payee key that is not PAYEE_ADDRESS's, without echoing the key", () => {
+      const problems = problemsOf({ ...production, PAYEE_ADDRESS: payee });
+      expect(problems).toEqual([`PAYEE_PRIVATE_KEY: is the key of ${payeeOfKey}, not of PAYEE_ADDRESS ${payee}`]);
+      expect(problems.join("\n")).not.toContain("1111");
+    });
+
+    it("a fee payer that is the payee", () => {
+      expect(problemsOf({ ...production, FEE_PAYER_PRIVATE_KEY: payeeKey })).toEqual([
+        "FEE_PAYER_PRIVATE_KEY: the fee payer must not be the payee (keep the gas budget and the revenue apart)",
+      ]);
+    });
+
+    it("every refusal at once, in one error", () => {
+      const problems = problemsOf({
         ...noWorld,
-        ...ops,
         NODE_ENV: "production",
         PAYEE_ADDRESS: payee,
-        MPP_SECRET_KEY: "worldrouter-local-development-secret-do-not-use-in-production",
-      }),
-    ).toEqual(["MPP_SECRET_KEY: the development secret is refused in production"]);
+        PRICE_OVERHEAD: "0.5",
+        OPS_TOKEN: "a-production-ops-token-of-some-length",
+        OPS_READER_PASSWORD: "a-reader-password",
+      });
+      expect(problems.map((p) => p.split(":")[0])).toEqual([
+        "MPP_SECRET_KEY",
+        "PRICE_OVERHEAD",
+        "PAYEE_PRIVATE_KEY",
+        "FEE_PAYER_PRIVATE_KEY",
+      ]);
+    });
+  });
+
+  it("NODE_ENV is development, test or production, nothing else", () => {
+    for (const good of ["development", "test", "production"] as const)
+      expect(() => loadConfig({ ...noWorld, PAYEE_ADDRESS: payee, NODE_ENV: good })).not.toThrow(/NODE_ENV/);
+    for (const bad of ["staging", "prod", "Production", "dev"])
+      expect(problemsOf({ ...noWorld, PAYEE_ADDRESS: payee, NODE_ENV: bad }).map((p) => p.split(":")[0])).toEqual(["NODE_ENV"]);
+  });
+
+  it("Postgres, Redis and chain calls have timeouts, configurable", () => {
+    const config = loadConfig({ ...noWorld, PAYEE_ADDRESS: payee });
+    expect(config.database).toEqual({ connectTimeoutMs: 5000, statementTimeoutMs: 30_000 });
+    expect(config.redis).toMatchObject({ connectTimeoutMs: 5000, commandTimeoutMs: 5000 });
+    expect(config.chain.rpcTimeoutMs).toBe(15_000);
+    const tuned = loadConfig({
+      ...noWorld,
+      PAYEE_ADDRESS: payee,
+      DATABASE_STATEMENT_TIMEOUT_MS: "2500",
+      REDIS_COMMAND_TIMEOUT_MS: "750",
+    });
+    expect(tuned.database.statementTimeoutMs).toBe(2500);
+    expect(tuned.redis.commandTimeoutMs).toBe(750);
+    expect(problemsOf({ ...noWorld, PAYEE_ADDRESS: payee, REDIS_COMMAND_TIMEOUT_MS: "0" }).map((p) => p.split(":")[0])).toEqual([
+      "REDIS_COMMAND_TIMEOUT_MS",
+    ]);
   });
 
   it("requires the ops token and reader password in production, refusing the development token", () => {
     const production = {
       ...noWorld,
       NODE_ENV: "production",
-      PAYEE_ADDRESS: payee,
       MPP_SECRET_KEY: "a-production-secret-of-at-least-thirty-two-bytes",
+      PAYEE_ADDRESS: "0x19e7e376e7c213b7e7e7e46cc70a5dd086daff2a",
+      PAYEE_PRIVATE_KEY: `0x${"11".repeat(32)}`,
+      FEE_PAYER_PRIVATE_KEY: `0x${"22".repeat(32)}`,
     };
     expect(problemsOf(production)).toEqual(["OPS_TOKEN: required in production", "OPS_READER_PASSWORD: required in production"]);
     expect(problemsOf({ ...production, OPS_TOKEN: "worldrouter-local-ops-token", OPS_READER_PASSWORD: "a-reader-password" })).toEqual([

@@ -1,5 +1,6 @@
 import { existsSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
+import { privateKeyToAddress } from "viem/accounts";
 import { DEV_MPP_SECRET, DEV_OPS_TOKEN, ENV, type EnvName } from "./env.js";
 import { readWorldFile, type World } from "./world.js";
 
@@ -19,7 +20,9 @@ export interface Config {
   env: "development" | "test" | "production";
   logLevel: string;
   databaseUrl: string;
-  redis: { url: string; namespace: string };
+  /** Applied to every service's Postgres pool. */
+  database: { connectTimeoutMs: number; statementTimeoutMs: number };
+  redis: { url: string; namespace: string; connectTimeoutMs: number; commandTimeoutMs: number };
   gateway: { host: string; port: number; publicUrl: string; realm: string; maxBodyBytes: number; rpcTimeoutMs: number };
   /** Every service's internal listener (`/healthz`, `/readyz`, `/metrics`): never the public port. */
   health: { host: string; gatewayPort: number; paymentVerifierPort: number; inferenceWorkerPort: number; settlementPort: number };
@@ -41,7 +44,7 @@ export interface Config {
     payee: Hex | undefined;
     payeePrivateKey: Hex | undefined;
     feePayerPrivateKey: Hex | undefined;
-    /** Per JSON-RPC call from the payment-verifier. */
+    /** Per JSON-RPC call, from every service. */
     rpcTimeoutMs: number;
     /** Set when the values came from the local world (dev tooling, not production). */
     world: World | undefined;
@@ -102,9 +105,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   // biome-ignore lint/suspicious/noExplicitAny: each value was parsed by its own schema just above; the typed result is built below
   const v = values as { [K in EnvName]: any };
   const production = v.NODE_ENV === "production";
-  if (production && (env.MPP_SECRET_KEY ?? "") === "") problems.push("MPP_SECRET_KEY: required in production");
-  else if (production && v.MPP_SECRET_KEY === DEV_MPP_SECRET)
-    problems.push("MPP_SECRET_KEY: the development secret is refused in production");
+  if (production) problems.push(...productionProblems(env, v));
   if (production && (env.OPS_TOKEN ?? "") === "") problems.push("OPS_TOKEN: required in production");
   else if (production && v.OPS_TOKEN === DEV_OPS_TOKEN) problems.push("OPS_TOKEN: the development token is refused in production");
   if (production && !v.OPS_READER_PASSWORD) problems.push("OPS_READER_PASSWORD: required in production");
@@ -139,7 +140,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     env: v.NODE_ENV,
     logLevel: v.LOG_LEVEL,
     databaseUrl: v.DATABASE_URL,
-    redis: { url: v.REDIS_URL, namespace: v.REDIS_NAMESPACE },
+    database: { connectTimeoutMs: v.DATABASE_CONNECT_TIMEOUT_MS, statementTimeoutMs: v.DATABASE_STATEMENT_TIMEOUT_MS },
+    redis: {
+      url: v.REDIS_URL,
+      namespace: v.REDIS_NAMESPACE,
+      connectTimeoutMs: v.REDIS_CONNECT_TIMEOUT_MS,
+      commandTimeoutMs: v.REDIS_COMMAND_TIMEOUT_MS,
+    },
     gateway: { host, port, publicUrl, realm: new URL(publicUrl).hostname, maxBodyBytes: v.MAX_BODY_BYTES, rpcTimeoutMs: v.RPC_TIMEOUT_MS },
     health: {
       host: v.METRICS_HOST,
@@ -233,6 +240,39 @@ export function shutdownTimeoutMs(config: Config, service: ServiceName): number 
     settlement: 0,
   }[service];
   return drain + config.shutdownTimeoutMs;
+}
+
+/**
+ * What production refuses to start on, each of which would lose money or keys: the public dev secret (anyone could
+ * mint challenges), an overhead below 1 (every charge below its cost), a missing payee key (no refund, no channel
+ * settlement), a missing fee-payer key (no sponsored charge), a payee key that is not PAYEE_ADDRESS's, and a fee
+ * payer that is the payee (the gas budget and the revenue in one account, the sponsor key unlocking both).
+ * `v` holds the values that parsed; a variable that failed to parse is reported already.
+ */
+function productionProblems(env: NodeJS.ProcessEnv, v: Partial<Record<EnvName, unknown>>): string[] {
+  const problems: string[] = [];
+  if ((env.MPP_SECRET_KEY ?? "") === "") problems.push("MPP_SECRET_KEY: required in production");
+  else if (v.MPP_SECRET_KEY === DEV_MPP_SECRET) problems.push("MPP_SECRET_KEY: the development secret is refused in production");
+  if (typeof v.PRICE_OVERHEAD === "string" && Number(v.PRICE_OVERHEAD) < 1)
+    problems.push(`PRICE_OVERHEAD: below 1 is refused in production (every charge would be below its cost) — got "${v.PRICE_OVERHEAD}"`);
+  const keyAddress = (name: "PAYEE_PRIVATE_KEY" | "FEE_PAYER_PRIVATE_KEY"): string | undefined => {
+    if (typeof v[name] === "string") return privateKeyToAddress(v[name] as Hex).toLowerCase();
+    if ((env[name] ?? "") === "")
+      problems.push(
+        name === "PAYEE_PRIVATE_KEY"
+          ? "PAYEE_PRIVATE_KEY: required in production (refunds and channel settlement are signed by the payee)"
+          : "FEE_PAYER_PRIVATE_KEY: required in production (the sponsor co-signs every charge transaction)",
+      );
+    return undefined;
+  };
+  const payee = typeof v.PAYEE_ADDRESS === "string" ? v.PAYEE_ADDRESS.toLowerCase() : undefined;
+  const payeeKeyAddress = keyAddress("PAYEE_PRIVATE_KEY");
+  const feePayer = keyAddress("FEE_PAYER_PRIVATE_KEY");
+  if (payee && payeeKeyAddress && payeeKeyAddress !== payee)
+    problems.push(`PAYEE_PRIVATE_KEY: is the key of ${payeeKeyAddress}, not of PAYEE_ADDRESS ${payee}`);
+  if (feePayer && (feePayer === payee || feePayer === payeeKeyAddress))
+    problems.push("FEE_PAYER_PRIVATE_KEY: the fee payer must not be the payee (keep the gas budget and the revenue apart)");
+  return problems;
 }
 
 /**

@@ -31,7 +31,8 @@ export const ENV = {
   NODE_ENV: {
     schema: z.enum(["development", "test", "production"]),
     default: "development",
-    description: "Runtime mode. `production` refuses dev defaults (secret, local world).",
+    description:
+      "Runtime mode: `development`, `test` or `production` (anything else is an error). `production` refuses dev defaults and unsafe settings (docs/operations.md).",
   },
   LOG_LEVEL: {
     schema: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
@@ -49,6 +50,28 @@ export const ENV = {
     default: "redis://127.0.0.1:6379",
     description: "Redis for BullMQ queues, the RPC transport, inference dispatch and chunk streams.",
     secret: true,
+  },
+  DATABASE_CONNECT_TIMEOUT_MS: {
+    schema: z.coerce.number().int().min(100),
+    default: "5000",
+    description: "Longest wait for a new Postgres connection (every service's pool); then the call fails instead of hanging.",
+  },
+  DATABASE_STATEMENT_TIMEOUT_MS: {
+    schema: z.coerce.number().int().min(100),
+    default: "30000",
+    description:
+      "Postgres `statement_timeout` of every service connection (and the client-side query timeout): a statement running longer is cancelled.",
+  },
+  REDIS_CONNECT_TIMEOUT_MS: {
+    schema: z.coerce.number().int().min(100),
+    default: "5000",
+    description: "Longest wait for a Redis connection to open (each attempt; ioredis keeps reconnecting with backoff).",
+  },
+  REDIS_COMMAND_TIMEOUT_MS: {
+    schema: z.coerce.number().int().min(100),
+    default: "5000",
+    description:
+      "Timeout of every Redis command on command connections. Blocking reads (XREADGROUP BLOCK, BullMQ workers) run on their own connections, bounded by their block time plus a grace instead.",
   },
   REDIS_NAMESPACE: {
     schema: z.string().regex(/^[a-zA-Z0-9_-]{1,40}$/),
@@ -201,7 +224,7 @@ export const ENV = {
   PRICE_OVERHEAD: {
     schema: decimalRatio,
     default: "1.5",
-    description: "Charge-intent multiplier: estimated_cost = prompt_tokens × input_price × overhead.",
+    description: "Charge-intent multiplier: estimated_cost = prompt_tokens × input_price × overhead. Below 1 is refused in production.",
   },
   MIN_CHARGE: {
     schema: baseUnits,
@@ -232,7 +255,8 @@ export const ENV = {
   CHAIN_RPC_TIMEOUT_MS: {
     schema: z.coerce.number().int().min(1),
     default: "15000",
-    description: "Timeout of one payment-verifier call to the chain (simulation, sync broadcast, receipt). Keep it below RPC_TIMEOUT_MS.",
+    description:
+      "Timeout of one call to the chain (the payment-verifier's simulation, sync broadcast, receipt; settlement's refunds and reads). Keep it below RPC_TIMEOUT_MS.",
   },
   TOKEN_ADDRESS: {
     schema: address,
@@ -246,12 +270,14 @@ export const ENV = {
   PAYEE_ADDRESS: { schema: address, description: "Recipient of payments. Default: the local world's payee; required otherwise." },
   PAYEE_PRIVATE_KEY: {
     schema: privateKey,
-    description: "Payee key used by settlement to settle/close channels and refund. Default: the local world's.",
+    description:
+      "Payee key used by settlement to settle/close channels and refund; must be PAYEE_ADDRESS's key. Default: the local world's; required in production.",
     secret: true,
   },
   FEE_PAYER_PRIVATE_KEY: {
     schema: privateKey,
-    description: "Sponsor account that co-signs client transactions and pays gas. Default: the local world's.",
+    description:
+      "Sponsor account that co-signs client transactions and pays gas; must not be the payee. Default: the local world's; required in production.",
     secret: true,
   },
   SESSION_MIN_DEPOSIT: {

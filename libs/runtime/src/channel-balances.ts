@@ -232,7 +232,7 @@ export class ChannelBalancesProvider extends ChannelBalances implements OnApplic
   private readonly connection: Redis;
 
   constructor(@Inject(CONFIG) config: Config) {
-    const connection = new Redis(redisOptions(config.redis.url));
+    const connection = new Redis(redisOptions(config.redis));
     super(connection, config.redis.namespace);
     this.connection = connection;
     this.connection.on("error", () => undefined);

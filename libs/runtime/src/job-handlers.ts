@@ -13,7 +13,7 @@ import { bullPrefix, QUEUES, type JobOf, type QueueName } from "@worldrouter/con
 import { counter, histogram, type Logger } from "@worldrouter/observability";
 import { UnrecoverableError, Worker, type Job } from "bullmq";
 import type { Registry } from "prom-client";
-import { redisOptions } from "./redis.js";
+import { blockingRedisOptions } from "./redis.js";
 import { CONFIG, LOGGER, METRICS } from "./tokens.js";
 
 const JOB_HANDLER = Symbol("JobHandler");
@@ -81,7 +81,8 @@ export class JobConsumers implements OnApplicationBootstrap, BeforeApplicationSh
           }
         },
         {
-          connection: redisOptions(this.config.redis.url, { maxRetriesPerRequest: null }),
+          // BullMQ workers block (BZPOPMIN on the marker): a command timeout would cut every wait short.
+          connection: blockingRedisOptions(this.config.redis, { maxRetriesPerRequest: null }),
           prefix: bullPrefix(this.config.redis.namespace),
           concurrency: this.options.concurrency?.[queue] ?? 16,
         },

@@ -1,7 +1,7 @@
 import { Global, Inject, Module, type DynamicModule, type OnApplicationShutdown } from "@nestjs/common";
 import type { Config } from "@worldrouter/config";
 import { Redis } from "ioredis";
-import { redisOptions } from "./redis.js";
+import { redisOptions, type RedisSettings } from "./redis.js";
 import { processInstanceId } from "./stream-reader.js";
 
 /**
@@ -120,10 +120,10 @@ export class Leases {
   private readonly holder = processInstanceId();
 
   constructor(
-    redisUrl: string,
+    redis: RedisSettings,
     private readonly namespace: string,
   ) {
-    this.redis = new Redis(redisOptions(redisUrl, { maxRetriesPerRequest: 3 }));
+    this.redis = new Redis(redisOptions(redis, { maxRetriesPerRequest: 3 }));
     this.redis.on("error", () => {}); // surfaced by the failing command; ioredis reconnects by itself
   }
 
@@ -143,7 +143,7 @@ export class LeasesModule implements OnApplicationShutdown {
   static forRoot(config: Config): DynamicModule {
     return {
       module: LeasesModule,
-      providers: [{ provide: Leases, useFactory: () => new Leases(config.redis.url, config.redis.namespace) }],
+      providers: [{ provide: Leases, useFactory: () => new Leases(config.redis, config.redis.namespace) }],
       exports: [Leases],
     };
   }

@@ -18,7 +18,7 @@ export class MoneyEventPublisher implements OnApplicationShutdown {
   constructor(@Inject(CONFIG) config: Config) {
     this.stream = moneyEventStreamKey(config.redis.namespace);
     // Commands wait for a reconnect instead of failing at once: a Redis restart delays the caller, it does not drop the fact.
-    this.redis = new Redis(redisOptions(config.redis.url, { maxRetriesPerRequest: null, enableOfflineQueue: true }));
+    this.redis = new Redis(redisOptions(config.redis, { maxRetriesPerRequest: null, enableOfflineQueue: true }));
     this.redis.on("error", () => undefined);
   }
 

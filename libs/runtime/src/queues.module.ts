@@ -43,7 +43,7 @@ export class QueuesModule {
       global: true,
       imports: [
         BullModule.forRoot({
-          connection: redisOptions(config.redis.url, { maxRetriesPerRequest: null, enableOfflineQueue: true }),
+          connection: redisOptions(config.redis, { maxRetriesPerRequest: null, enableOfflineQueue: true }),
           prefix: bullPrefix(config.redis.namespace),
         }),
         ...produces.map((name) => BullModule.registerQueue({ name, defaultJobOptions: QUEUES[name].options })),

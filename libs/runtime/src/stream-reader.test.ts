@@ -23,7 +23,7 @@ function collectingReader(
   const seen: StreamEntry[] = [];
   const errors: Error[] = [];
   const reader = new StreamReader({
-    redisUrl: url,
+    redis: url,
     commands,
     stream,
     capacity: options.capacity ?? (() => 100),

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { Redis } from "ioredis";
-import { redisOptions } from "./redis.js";
+import { blockingRedisOptions, type RedisSettings } from "./redis.js";
 
 /**
  * The one blocking-read loop over Redis Streams, shared by every stream consumer (inference dispatch, the gateway's
@@ -23,7 +23,7 @@ export interface StreamEntry {
 }
 
 export interface StreamReaderOptions {
-  redisUrl: string;
+  redis: RedisSettings;
   /** A connection of the owner's for the few non-blocking commands the reader needs (XGROUP CREATE, CLIENT UNBLOCK). */
   commands: Redis;
   stream: string;
@@ -59,7 +59,7 @@ export class StreamReader {
   constructor(options: StreamReaderOptions) {
     this.options = options;
     this.lastId = options.startId ?? "$";
-    this.reader = new Redis({ ...redisOptions(options.redisUrl), lazyConnect: true, maxRetriesPerRequest: null });
+    this.reader = new Redis({ ...blockingRedisOptions(options.redis), lazyConnect: true, maxRetriesPerRequest: null });
     this.reader.on("error", (err: Error) => options.onError(err));
   }
 

@@ -7,7 +7,7 @@ import { counter } from "@worldrouter/observability";
 import { Redis } from "ioredis";
 import type { Counter, Registry } from "prom-client";
 import type { Observable } from "rxjs";
-import { redisOptions } from "./redis.js";
+import { redisOptions, type RedisSettings } from "./redis.js";
 import { processInstanceId, StreamReader, type StreamEntry } from "./stream-reader.js";
 
 /** Replies fetched per XREAD. */
@@ -48,7 +48,7 @@ export class RpcRemoteError extends Error {
 }
 
 export interface StreamRpcClientOptions {
-  redisUrl: string;
+  redis: RedisSettings;
   namespace: string;
   /** The service called: its replicas read `rpcRequestStreamKey(namespace, service)`. */
   service: string;
@@ -95,12 +95,12 @@ export class StreamRpcClient extends ClientProxy {
   }
 
   private async open(): Promise<{ commands: Redis; reader: StreamReader }> {
-    const commands = new Redis({ ...redisOptions(this.options.redisUrl), lazyConnect: true });
+    const commands = new Redis({ ...redisOptions(this.options.redis), lazyConnect: true });
     const onError = (err: Error) => this.logger.warn(`rpc client redis error: ${err.message}`);
     commands.on("error", onError);
     // This process's own stream, read from its start: every entry on it answers a call of this process.
     const reader = new StreamReader({
-      redisUrl: this.options.redisUrl,
+      redis: this.options.redis,
       commands,
       stream: this.replyStream,
       startId: "0-0",
@@ -222,7 +222,7 @@ function toPacket(call: PendingCall, reply: RpcReply): WritePacket {
 /** A client of a serving service's RPC, from the config (its default timeout is RPC_TIMEOUT_MS). */
 export function createRpcClient(config: Config, service: string, metrics: Registry): StreamRpcClient {
   return new StreamRpcClient({
-    redisUrl: config.redis.url,
+    redis: config.redis,
     namespace: config.redis.namespace,
     service,
     defaultTimeoutMs: config.gateway.rpcTimeoutMs,

@@ -11,7 +11,7 @@ import {
 import { counter, histogram } from "@worldrouter/observability";
 import { Redis } from "ioredis";
 import type { Counter, Histogram, Registry } from "prom-client";
-import { redisOptions } from "./redis.js";
+import { redisOptions, type RedisSettings } from "./redis.js";
 import { claimIdleEntries, flatRecord, processInstanceId, StreamReader, type StreamEntry } from "./stream-reader.js";
 
 /** XREADGROUP BLOCK timeout (close() unblocks the read at once). */
@@ -24,7 +24,7 @@ const REPLY_STREAM_TTL_MS = 3_600_000;
 const FORGET_CONSUMER_AFTER_MS = 600_000;
 
 export interface StreamRpcServerOptions {
-  redisUrl: string;
+  redis: RedisSettings;
   namespace: string;
   /** The serving service: its replicas share the request stream `rpcRequestStreamKey(namespace, service)`. */
   service: string;
@@ -70,12 +70,12 @@ export class StreamRpcServer extends Server implements CustomTransportStrategy {
   constructor(private readonly options: StreamRpcServerOptions) {
     super();
     this.streamKey = rpcRequestStreamKey(options.namespace, options.service);
-    this.commands = new Redis({ ...redisOptions(options.redisUrl), lazyConnect: true });
+    this.commands = new Redis({ ...redisOptions(options.redis), lazyConnect: true });
     const onError = (err: Error) => this.logger.warn(`rpc server redis error: ${err.message}`);
     this.commands.on("error", onError);
     // From "0": requests sent before any replica was up are taken too (their deadlines decide whether they run).
     this.reader = new StreamReader({
-      redisUrl: options.redisUrl,
+      redis: options.redis,
       commands: this.commands,
       stream: this.streamKey,
       group: { name: RPC_SERVER_GROUP, consumer: this.consumer, startId: "0" },
@@ -260,7 +260,7 @@ function errorBody(err: unknown): unknown {
 /** The payment-verifier's (or any serving service's) side of the transport, from the config. */
 export function createRpcServer(config: Config, service: string, metrics: Registry): StreamRpcServer {
   return new StreamRpcServer({
-    redisUrl: config.redis.url,
+    redis: config.redis,
     namespace: config.redis.namespace,
     service,
     concurrency: config.rpc.concurrency,

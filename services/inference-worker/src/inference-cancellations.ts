@@ -23,7 +23,7 @@ export class InferenceCancellations implements OnApplicationBootstrap, OnApplica
     @Inject(CONFIG) private readonly config: Config,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {
-    this.subscriber = new Redis({ ...redisOptions(config.redis.url), lazyConnect: true });
+    this.subscriber = new Redis({ ...redisOptions(config.redis), lazyConnect: true });
   }
 
   async onApplicationBootstrap() {

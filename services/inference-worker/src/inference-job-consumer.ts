@@ -84,13 +84,13 @@ export class InferenceJobConsumer implements OnApplicationBootstrap, BeforeAppli
     this.workersKey = inferenceWorkersKey(config.redis.namespace);
     this.concurrency = config.inference.concurrency;
     this.drainMs = config.drain.inferenceWorkerMs;
-    this.commands = new Redis({ ...redisOptions(config.redis.url), lazyConnect: true });
+    this.commands = new Redis({ ...redisOptions(config.redis), lazyConnect: true });
     this.admissions = new InferenceAdmissions(this.commands, config.redis.namespace, config);
     const onError = (err: Error) => this.logger.warn({ err: err.message }, "inference dispatch redis error");
     this.commands.on("error", onError);
     // From "0": jobs dispatched before any worker existed are taken too (acknowledged entries are deleted).
     this.reader = new StreamReader({
-      redisUrl: config.redis.url,
+      redis: config.redis,
       commands: this.commands,
       stream: this.streamKey,
       group: { name: INFERENCE_CONSUMER_GROUP, consumer: this.consumer, startId: "0" },

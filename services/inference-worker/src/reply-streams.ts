@@ -34,7 +34,7 @@ export class ReplyStreams implements OnApplicationShutdown {
   private readonly ttlRefreshedAt = new Map<string, number>();
 
   constructor(@Inject(CONFIG) config: Config) {
-    this.redis = new Redis(redisOptions(config.redis.url));
+    this.redis = new Redis(redisOptions(config.redis));
   }
 
   open(stream: string, requestId: string): ReplyWriter {

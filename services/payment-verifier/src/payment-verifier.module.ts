@@ -21,7 +21,7 @@ export class PaymentVerifierModule {
       module: PaymentVerifierModule,
       imports: [
         CoreModule.forRoot("payment-verifier", config),
-        DatabaseModule.forRoot(config.databaseUrl),
+        DatabaseModule.forRoot(config.databaseUrl, config.database),
         QueuesModule.forRoot(config, ["charge-records", "charge-outcomes"]),
         MoneyEventsModule.forRoot(),
         ChannelBalancesModule.forRoot(),

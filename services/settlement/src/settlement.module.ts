@@ -24,7 +24,7 @@ export class SettlementModule {
       module: SettlementModule,
       imports: [
         CoreModule.forRoot("settlement", config),
-        DatabaseModule.forRoot(config.databaseUrl),
+        DatabaseModule.forRoot(config.databaseUrl, config.database),
         QueuesModule.forRoot(config, ["settlement"]),
         LeasesModule.forRoot(config),
         // Signing is serialised by the payee signer lease across every replica; several refunds per process can

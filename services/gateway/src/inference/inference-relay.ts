@@ -72,13 +72,13 @@ export class InferenceRelay implements OnApplicationBootstrap, OnApplicationShut
     this.workersKey = inferenceWorkersKey(config.redis.namespace);
     this.idleTimeoutMs = config.upstream.timeoutMs * (config.upstream.maxRetries + 1) + 30_000;
     this.replyTimeoutMs = config.inference.replyTimeoutMs;
-    this.commands = new Redis({ ...redisOptions(config.redis.url), lazyConnect: true });
+    this.commands = new Redis({ ...redisOptions(config.redis), lazyConnect: true });
     this.admissions = new InferenceAdmissions(this.commands, config.redis.namespace, config);
     const onError = (err: Error) => this.logger.warn({ err: err.message }, "reply stream redis error");
     this.commands.on("error", onError);
     // This instance's own stream, read from its start: every entry on it is for a request of this process.
     this.reader = new StreamReader({
-      redisUrl: config.redis.url,
+      redis: config.redis,
       commands: this.commands,
       stream: this.streamKey,
       startId: "0-0",

@@ -13,7 +13,7 @@ export class RedisReplayStore implements OnApplicationShutdown {
   private readonly prefix: string;
 
   constructor(@Inject(CONFIG) config: Config) {
-    this.redis = new Redis(redisOptions(config.redis.url));
+    this.redis = new Redis(redisOptions(config.redis));
     this.prefix = `${config.redis.namespace}:mpp:`;
   }
 

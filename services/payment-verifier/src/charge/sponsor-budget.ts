@@ -42,7 +42,7 @@ export class SponsorBudget implements OnApplicationShutdown {
   private readonly windowMs: number;
 
   constructor(@Inject(CONFIG) private readonly config: Config) {
-    this.redis = new Redis(redisOptions(config.redis.url));
+    this.redis = new Redis(redisOptions(config.redis));
     this.redis.defineCommand("reserveSponsorBudget", { numberOfKeys: 2, lua: RESERVE });
     this.prefix = `{${config.redis.namespace}:sponsor-budget}`;
     this.windowMs = config.sponsor.budget.windowSeconds * 1000;

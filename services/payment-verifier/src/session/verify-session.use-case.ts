@@ -68,7 +68,12 @@ export class VerifySessionUseCase implements OnApplicationShutdown {
   ) {
     const { chain } = config;
     this.chain = new ChainRpcClient({ url: chain.rpcUrl, timeoutMs: chain.rpcTimeoutMs });
-    this.publicClient = createTempoClients({ rpcUrl: chain.rpcUrl, chainId: chain.chainId, feeToken: chain.token }).publicClient;
+    this.publicClient = createTempoClients({
+      rpcUrl: chain.rpcUrl,
+      chainId: chain.chainId,
+      feeToken: chain.token,
+      timeoutMs: chain.rpcTimeoutMs,
+    }).publicClient;
     this.sponsor = chain.feePayerPrivateKey ? new FeeSponsor(chain.feePayerPrivateKey, chain.token, config.sponsor.maxInFlight) : undefined;
     this.signer = new VoucherSigner(chain.escrow, chain.chainId);
     this.primeOpens = config.env !== "production" && config.chain.world !== undefined;

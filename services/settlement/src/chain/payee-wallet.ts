@@ -33,7 +33,12 @@ export class PayeeWallet {
   private readonly account;
 
   constructor(@Inject(CONFIG) private readonly config: Config) {
-    this.clients = createTempoClients({ rpcUrl: config.chain.rpcUrl, chainId: config.chain.chainId, feeToken: config.chain.token });
+    this.clients = createTempoClients({
+      rpcUrl: config.chain.rpcUrl,
+      chainId: config.chain.chainId,
+      feeToken: config.chain.token,
+      timeoutMs: config.chain.rpcTimeoutMs,
+    });
     this.account = config.chain.payeePrivateKey ? privateKeyToAccount(config.chain.payeePrivateKey) : undefined;
   }
 

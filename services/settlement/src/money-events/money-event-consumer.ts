@@ -73,7 +73,7 @@ export class MoneyEventConsumer implements OnApplicationBootstrap, BeforeApplica
     const onError = (err: Error) => this.logger.warn({ err: err.message }, "money-event consumer error");
     // From "0": events published before any settlement replica existed are applied too.
     this.reader = new StreamReader({
-      redisUrl: config.redis.url,
+      redis: config.redis,
       commands: stream.commands,
       stream: stream.key,
       group: { name: MONEY_EVENTS_GROUP, consumer: this.consumer, startId: "0" },

@@ -31,7 +31,7 @@ export class MoneyEventStream implements OnApplicationShutdown {
   constructor(@Inject(CONFIG) config: Config, @Inject(LOGGER) logger: Logger) {
     this.key = moneyEventStreamKey(config.redis.namespace);
     this.parkedKey = parkedMoneyEventStreamKey(config.redis.namespace);
-    this.commands = new Redis({ ...redisOptions(config.redis.url), lazyConnect: true });
+    this.commands = new Redis({ ...redisOptions(config.redis), lazyConnect: true });
     this.commands.on("error", (err: Error) => logger.warn({ err: err.message }, "money-event stream redis error"));
   }
 

@@ -12,7 +12,7 @@ export class OpsReader implements OnApplicationShutdown {
   readonly pool: PgPool;
 
   constructor(@Inject(CONFIG) config: Config) {
-    this.pool = createPgPool(config.ops.readerDatabaseUrl, { poolSize: 4 });
+    this.pool = createPgPool(config.ops.readerDatabaseUrl, { poolSize: 4, ...config.database });
   }
 
   query<R extends object>(text: string, values: unknown[] = []): Promise<{ rows: R[] }> {

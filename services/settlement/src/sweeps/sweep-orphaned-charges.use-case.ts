@@ -48,7 +48,7 @@ export class SweepOrphanedChargesUseCase implements OnApplicationBootstrap, OnAp
     @Inject(Leases) leases: Leases,
   ) {
     this.lease = leases.lease("charges-sweep", SWEEP_LEASE_TTL_MS);
-    this.redis = new Redis(redisOptions(config.redis.url, { maxRetriesPerRequest: 3 }));
+    this.redis = new Redis(redisOptions(config.redis, { maxRetriesPerRequest: 3 }));
     this.redis.on("error", () => {}); // surfaced by the failing command (the sweep is retried next tick)
     this.admissions = new InferenceAdmissions(this.redis, config.redis.namespace, config);
   }
