@@ -52,6 +52,7 @@ export class ReconcileChainUseCase implements OnApplicationBootstrap {
       rpcUrl: config.chain.rpcUrl,
       chainId: config.chain.chainId,
       feeToken: config.chain.token,
+      timeoutMs: config.chain.rpcTimeoutMs,
     }).publicClient;
     this.stream = `charges:${config.chain.chainId}:${config.chain.payee}:${config.chain.token}`;
     observedGauge(
