@@ -36,6 +36,7 @@ import { measureGatewaySteps } from "./support/gateway-steps.mjs";
 import { PaymentPathObserver } from "./support/observer.mjs";
 import { monitorRedis } from "./support/redis-monitor.mjs";
 import {
+  RATE_LIMITS_OFF,
   ROOT,
   histogramDelta,
   log,
@@ -145,6 +146,7 @@ async function setUp() {
   const secretKey = randomBytes(32).toString("hex");
   const env = {
     ...process.env,
+    ...RATE_LIMITS_OFF,
     NODE_ENV: "production",
     LOG_LEVEL: process.env.LOG_LEVEL ?? "info",
     DATABASE_URL: databaseUrl.toString(),

@@ -20,7 +20,7 @@ import { privateKeyToAccount } from "viem/accounts";
 import { createTempoClients } from "@worldrouter/chain";
 import { startSystem } from "@worldrouter/dev-runner";
 import { throwawayStores } from "./support/throwaway.mjs";
-import { log, pool, procCpuSeconds, ROOT, round, sleep, table } from "./support/common.mjs";
+import { log, pool, procCpuSeconds, RATE_LIMITS_OFF, ROOT, round, sleep, table } from "./support/common.mjs";
 
 const { values: args } = parseArgs({
   options: { charges: { type: "string", default: "200" }, concurrency: { type: "string", default: "16" } },
@@ -34,7 +34,14 @@ async function measure(replicas) {
   let system;
   try {
     system = await startSystem({
-      env: { ...process.env, NODE_ENV: "test", LOG_LEVEL: "warn", DATABASE_URL: databaseUrl.toString(), REDIS_NAMESPACE: namespace },
+      env: {
+        ...process.env,
+        ...RATE_LIMITS_OFF,
+        NODE_ENV: "test",
+        LOG_LEVEL: "warn",
+        DATABASE_URL: databaseUrl.toString(),
+        REDIS_NAMESPACE: namespace,
+      },
       worldFile: join(scratch, "world.json"),
       freePorts: true,
       replicas,

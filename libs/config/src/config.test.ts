@@ -200,6 +200,22 @@ describe("loadConfig", () => {
       expect(problemsOf({ ...noWorld, PAYEE_ADDRESS: payee, NODE_ENV: bad }).map((p) => p.split(":")[0])).toEqual(["NODE_ENV"]);
   });
 
+  it("rate limits and trusted proxies: positive budgets, valid addresses or CIDR ranges", () => {
+    const base = { ...noWorld, PAYEE_ADDRESS: payee };
+    expect(loadConfig(base).rateLimits).toEqual({ windowSeconds: 60, unpaid: 120, paid: 120, session: 120, trustedProxies: [] });
+    expect(loadConfig({ ...base, TRUSTED_PROXIES: " 10.0.0.0/8, 127.0.0.1 ,fd00::/8" }).rateLimits.trustedProxies).toEqual([
+      "10.0.0.0/8",
+      "127.0.0.1",
+      "fd00::/8",
+    ]);
+    for (const bad of ["10.0.0.0/33", "localhost", "10.0.0.1, nope"])
+      expect(problemsOf({ ...base, TRUSTED_PROXIES: bad }).map((p) => p.split(":")[0])).toEqual(["TRUSTED_PROXIES"]);
+    expect(problemsOf({ ...base, RATE_LIMIT_UNPAID: "0", RATE_LIMIT_WINDOW_SECONDS: "x" }).map((p) => p.split(":")[0])).toEqual([
+      "RATE_LIMIT_WINDOW_SECONDS",
+      "RATE_LIMIT_UNPAID",
+    ]);
+  });
+
   it("Postgres, Redis and chain calls have timeouts, configurable", () => {
     const config = loadConfig({ ...noWorld, PAYEE_ADDRESS: payee });
     expect(config.database).toEqual({ connectTimeoutMs: 5000, statementTimeoutMs: 30_000 });

@@ -24,6 +24,8 @@ export interface Config {
   database: { connectTimeoutMs: number; statementTimeoutMs: number };
   redis: { url: string; namespace: string; connectTimeoutMs: number; commandTimeoutMs: number };
   gateway: { host: string; port: number; publicUrl: string; realm: string; maxBodyBytes: number; rpcTimeoutMs: number };
+  /** Per-client request budgets of the gateway (per window, shared by replicas) and whose X-Forwarded-For to believe. */
+  rateLimits: { windowSeconds: number; unpaid: number; paid: number; session: number; trustedProxies: string[] };
   /** Every service's internal listener (`/healthz`, `/readyz`, `/metrics`): never the public port. */
   health: { host: string; gatewayPort: number; paymentVerifierPort: number; inferenceWorkerPort: number; settlementPort: number };
   /** Local processes per service that `npm start` runs (tools/dev-runner); services themselves ignore it. */
@@ -148,6 +150,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       commandTimeoutMs: v.REDIS_COMMAND_TIMEOUT_MS,
     },
     gateway: { host, port, publicUrl, realm: new URL(publicUrl).hostname, maxBodyBytes: v.MAX_BODY_BYTES, rpcTimeoutMs: v.RPC_TIMEOUT_MS },
+    rateLimits: {
+      windowSeconds: v.RATE_LIMIT_WINDOW_SECONDS,
+      unpaid: v.RATE_LIMIT_UNPAID,
+      paid: v.RATE_LIMIT_PAID,
+      session: v.RATE_LIMIT_SESSION,
+      trustedProxies: ((v.TRUSTED_PROXIES as string | undefined) ?? "")
+        .split(",")
+        .map((entry) => entry.trim())
+        .filter(Boolean),
+    },
     health: {
       host: v.METRICS_HOST,
       gatewayPort: v.METRICS_PORT,

@@ -1,3 +1,4 @@
+import ipaddr from "ipaddr.js";
 import { z } from "zod";
 
 /**
@@ -99,6 +100,43 @@ export const ENV = {
     schema: port,
     default: "8084",
     description: "Gateway internal listener port (`/readyz`, `/metrics`); the public PORT answers 404 for both.",
+  },
+  TRUSTED_PROXIES: {
+    schema: z
+      .string()
+      .refine(
+        (value) =>
+          value
+            .split(",")
+            .every(
+              (entry) => entry.trim() === "" || (entry.includes("/") ? ipaddr.isValidCIDR(entry.trim()) : ipaddr.isValid(entry.trim())),
+            ),
+        "expected comma-separated IP addresses or CIDR ranges",
+      ),
+    description:
+      "Load balancers / proxies (IPs or CIDR ranges, comma-separated) whose `X-Forwarded-For` the gateway believes: behind them a client is the first untrusted hop from the right. Unset: the peer address is the client.",
+  },
+  RATE_LIMIT_WINDOW_SECONDS: {
+    schema: z.coerce.number().int().min(1),
+    default: "60",
+    description: "Window of the per-client rate limits (fixed window per client and budget, shared by all gateway replicas in Redis).",
+  },
+  RATE_LIMIT_UNPAID: {
+    schema: z.coerce.number().int().min(1),
+    default: "120",
+    description:
+      "Requests without a payment credential (quotes/402s, model lists) one client may send per window; beyond it 429 + Retry-After.",
+  },
+  RATE_LIMIT_PAID: {
+    schema: z.coerce.number().int().min(1),
+    default: "120",
+    description:
+      "Requests carrying `Authorization: Payment` one client may send per window (each is verified, so this bounds verifier work too).",
+  },
+  RATE_LIMIT_SESSION: {
+    schema: z.coerce.number().int().min(1),
+    default: "120",
+    description: "Session control requests (HEAD or bodiless POST on /x402/v1/chat/completions/stream) one client may send per window.",
   },
   PAYMENT_VERIFIER_HEALTH_PORT: {
     schema: port,

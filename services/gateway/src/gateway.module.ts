@@ -9,6 +9,7 @@ import { DiscoveryController } from "./discovery/discovery.controller.js";
 import { HealthController } from "./health/health.controller.js";
 import { InternalListener } from "./health/internal-listener.js";
 import { ProblemFilter } from "./http/problem.filter.js";
+import { RateLimits } from "./http/rate-limits.js";
 import { InferenceRelay } from "./inference/inference-relay.js";
 import { ModelsController } from "./models/models.controller.js";
 import { PaymentVerifierClient } from "./payment-verifier.client.js";
@@ -34,6 +35,7 @@ export class GatewayModule {
         PaymentVerifierClient,
         InferenceRelay,
         InternalListener,
+        RateLimits,
         { provide: APP_FILTER, useClass: ProblemFilter },
       ],
     };

@@ -30,7 +30,7 @@ export async function startTestSystem(
   await useOwnDatabase();
   const worldFile = join(mkdtempSync(join(tmpdir(), "wr-e2e-")), "world.json");
   const system = await startSystem({
-    env: { ...process.env, LOG_LEVEL: "info", NODE_ENV: "test", ...env },
+    env: { ...process.env, LOG_LEVEL: "info", NODE_ENV: "test", ...RATE_LIMITS_OFF, ...env },
     worldFile,
     freePorts: true,
     fakeUpstream,
@@ -42,6 +42,9 @@ export async function startTestSystem(
   });
   return { ...system, world: system.world!, logs };
 }
+
+/** Rate limits out of the way of tests that are not about them (every test client is 127.0.0.1). */
+export const RATE_LIMITS_OFF = { RATE_LIMIT_UNPAID: "1000000000", RATE_LIMIT_PAID: "1000000000", RATE_LIMIT_SESSION: "1000000000" };
 
 export type TestSystem = Awaited<ReturnType<typeof startTestSystem>>;
 

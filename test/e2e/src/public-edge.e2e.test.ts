@@ -1,8 +1,20 @@
 import { describe, expect, it } from "vitest";
-import { useTestSystem } from "./harness.js";
+import { mppxClient, useTestSystem } from "./harness.js";
 
-/** What the gateway's public port shows to anyone on the internet, against what its internal listener shows to operators. */
-const e2e = useTestSystem();
+/**
+ * What the gateway's public port shows and allows to anyone on the internet, with two gateway replicas on one Redis
+ * (as behind a load balancer) and small rate limits. Every test speaks as its own client through X-Forwarded-For
+ * (the test's connections come from 127.0.0.1, a trusted proxy here), so the tests' budgets never mix.
+ */
+const LIMITS = { RATE_LIMIT_UNPAID: "6", RATE_LIMIT_PAID: "3", RATE_LIMIT_SESSION: "2", RATE_LIMIT_WINDOW_SECONDS: "60" };
+const e2e = useTestSystem({ ...LIMITS, TRUSTED_PROXIES: "127.0.0.1" }, undefined, { replicas: { gateway: 2 } });
+
+const chat = (gateway: string, client: string, headers: Record<string, string> = {}) =>
+  fetch(`${gateway}/x402/v1/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-forwarded-for": client, ...headers },
+    body: JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: `hello from ${client}` }] }),
+  });
 
 describe("private by default", () => {
   it("the public port answers 404 for /metrics and /readyz, and /healthz tells nothing but ok", async () => {
@@ -29,5 +41,70 @@ describe("private by default", () => {
     const metrics = await fetch(`${gateway.internalUrl}/metrics`);
     expect(metrics.status).toBe(200);
     expect(await metrics.text()).toContain("wr_http_requests_total");
+  });
+});
+
+describe("rate limits across replicas", () => {
+  it("one client's unpaid budget holds across both gateways: 6 answers, then 429 problem+json with Retry-After", async () => {
+    const [first, second] = e2e.system.gatewayUrls as [string, string];
+    const statuses: number[] = [];
+    for (let i = 0; i < 10; i++) statuses.push((await chat(i % 2 ? second : first, "203.0.113.1")).status);
+    expect(statuses).toEqual([402, 402, 402, 402, 402, 402, 429, 429, 429, 429]);
+
+    const refused = await chat(second, "203.0.113.1");
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+    const retryAfter = Number(refused.headers.get("retry-after"));
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
+    expect(retryAfter).toBeLessThanOrEqual(60);
+    expect(await refused.json()).toMatchObject({
+      type: "https://worldrouter.dev/problems/rate-limited",
+      title: "Too Many Requests",
+      status: 429,
+      budget: "unpaid",
+      error: { type: "rate_limit_error", code: "rate_limit_exceeded" },
+    });
+    // Another client is not affected.
+    expect((await chat(first, "203.0.113.99")).status).toBe(402);
+  });
+
+  it("unpaid, paid and session control are separate budgets", async () => {
+    const [first, second] = e2e.system.gatewayUrls as [string, string];
+    const client = "203.0.113.2";
+    for (let i = 0; i < 6; i++) expect((await chat(i % 2 ? second : first, client)).status).toBe(402);
+    expect((await chat(first, client)).status).toBe(429);
+    // Credentials (bogus ones here) spend the paid budget, untouched so far: 3 reach the verifier, then 429.
+    const paid: number[] = [];
+    for (let i = 0; i < 4; i++)
+      paid.push((await chat(i % 2 ? second : first, client, { authorization: "Payment bm90LWEtY3JlZGVudGlhbA" })).status);
+    expect(paid.slice(0, 3).every((status) => status !== 429 && status < 500)).toBe(true);
+    expect(paid[3]).toBe(429);
+    // Session control (HEAD on the session endpoint) has its own budget of 2.
+    const session: number[] = [];
+    for (let i = 0; i < 3; i++)
+      session.push(
+        (
+          await fetch(`${i % 2 ? second : first}/x402/v1/chat/completions/stream`, {
+            method: "HEAD",
+            headers: { "x-forwarded-for": client },
+          })
+        ).status,
+      );
+    expect(session.slice(0, 2).every((status) => status !== 429)).toBe(true);
+    expect(session[2]).toBe(429);
+  });
+
+  it("a client within its budgets pays and is served while another is limited", async () => {
+    const [first, second] = e2e.system.gatewayUrls as [string, string];
+    for (let i = 0; i < 8; i++) await chat(first, "203.0.113.3");
+    expect((await chat(second, "203.0.113.3")).status).toBe(429);
+    const { mppx } = mppxClient(e2e.system.world, 0);
+    const response = await mppx.fetch(`${second}/x402/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-forwarded-for": "203.0.113.4" },
+      body: JSON.stringify({ model: "gpt-4o-mini", messages: [{ role: "user", content: "paying under limits" }] }),
+    });
+    expect(response.status, await response.clone().text()).toBe(200);
+    expect(response.headers.get("payment-receipt")).toBeTruthy();
   });
 });

@@ -5,6 +5,8 @@ import { METRICS } from "@worldrouter/runtime";
 import type { Registry } from "prom-client";
 import type { FastifyServerOptions } from "fastify";
 import { problem, ProblemException } from "./problem.js";
+import { sendProblem } from "./problem.filter.js";
+import { budgetOf, RateLimits } from "./rate-limits.js";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -35,10 +37,16 @@ export function configureHttp(app: NestFastifyApplication, config: Config): void
       );
     }
   });
-  // Callback-style hooks: no promise per request on the hot path.
+  // Callback-style hooks: no promise per request on the hot path. The rate limit runs before the body is read.
+  const limits = app.get(RateLimits);
   fastify.addHook("onRequest", (request, reply, done) => {
     reply.header("x-request-id", request.id);
-    done();
+    const budget = budgetOf(request);
+    if (!budget) return done();
+    limits.admit(budget, request.socket.remoteAddress, request.headers["x-forwarded-for"]).then((refusal) => {
+      if (refusal) sendProblem(reply, refusal);
+      else done();
+    }, done);
   });
   const requests = counter(metrics, "wr_http_requests_total", "HTTP requests by route and status", ["method", "route", "status"]);
   const duration = histogram(metrics, "wr_http_request_duration_ms", "Time to the last byte of the response", ["route"]);
