@@ -97,7 +97,48 @@ export const SessionSpentEvent = z.object({
 });
 export type SessionSpentEvent = z.infer<typeof SessionSpentEvent>;
 
-export const MoneyEvent = z.discriminatedUnion("kind", [ChargeVerifiedEvent, InferenceStartedEvent, UsageEvent, SessionSpentEvent]);
+/** payment-verifier → settlement: a channel's deposit grew on-chain (its open or a top-up), by `amount`. */
+export const SessionDepositedEvent = z.object({
+  kind: z.literal("session.deposited"),
+  channelId: Hash32,
+  payer: Address,
+  token: Address,
+  chainId: z.number().int().positive(),
+  amount: BaseUnits,
+  txHash: Hash32,
+  depositedAt: z.number().int(),
+});
+export type SessionDepositedEvent = z.infer<typeof SessionDepositedEvent>;
+
+/**
+ * payment-verifier or settlement → settlement: a channel's escrow paid out on-chain: `captured` to the payee (a settle
+ * or the close) and, on a close, `returned` (the unspent deposit) to the payer.
+ */
+export const SessionSettledEvent = z.object({
+  kind: z.literal("session.settled"),
+  channelId: Hash32,
+  payer: Address,
+  token: Address,
+  chainId: z.number().int().positive(),
+  close: z.boolean(),
+  captured: BaseUnits,
+  returned: BaseUnits,
+  /** The channel's settled amount on-chain after this transaction. */
+  settledCumulative: BaseUnits,
+  txHash: Hash32,
+  blockNumber: z.string().regex(/^\d+$/),
+  settledAt: z.number().int(),
+});
+export type SessionSettledEvent = z.infer<typeof SessionSettledEvent>;
+
+export const MoneyEvent = z.discriminatedUnion("kind", [
+  ChargeVerifiedEvent,
+  InferenceStartedEvent,
+  UsageEvent,
+  SessionSpentEvent,
+  SessionDepositedEvent,
+  SessionSettledEvent,
+]);
 export type MoneyEvent = z.infer<typeof MoneyEvent>;
 export type MoneyEventKind = MoneyEvent["kind"];
 export const MONEY_EVENT_KINDS = MoneyEvent.options.map((o) => o.shape.kind.value) as MoneyEventKind[];

@@ -142,4 +142,70 @@ describe("session intent", () => {
     expect((await e2e.db.query(`SELECT "openTxHash" FROM "channels" WHERE "id" = $1`, [channelId])).rows[0].openTxHash).toBe(openTx);
     expect(await tokenBalance(e2e.system.world, account.address)).toBe(payerBefore - 5_000_000n);
   });
+
+  it("tops up and closes: the close captures exactly what was spent, the ledger's revenue equals it and the payer gets the rest", async () => {
+    const world = e2e.system.world;
+    const { manager, account } = sessionManager(1);
+    const payerBefore = await tokenBalance(world, account.address);
+    const payeeBefore = await tokenBalance(world, world.payee.address);
+    for await (const _ of await (manager.sse as any)(`${e2e.system.gatewayUrl}${SESSION_PATH}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: body("first request before a top-up", { max_tokens: 80 }),
+    }));
+    const channelId = manager.channelId!.toLowerCase() as `0x${string}`;
+    await manager.topUp("1");
+    expect((await channelOnChain(channelId)).deposit).toBe(6_000_000n);
+    expect((await e2e.db.query(`SELECT "deposit"::text AS d FROM "channels" WHERE "id" = $1`, [channelId])).rows[0].d).toBe("6000000");
+    for await (const _ of await (manager.sse as any)(`${e2e.system.gatewayUrl}${SESSION_PATH}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: body("second request after the top-up", { max_tokens: 80 }),
+    }));
+
+    const receipt = await manager.close();
+    expect(receipt?.txHash).toMatch(/^0x[0-9a-f]{64}$/);
+    const spent = BigInt(receipt!.spent);
+    expect(spent).toBeGreaterThan(0n);
+    // On chain: the channel is gone; the payee got what was spent (less the close's gas, which it pays in the token),
+    // the payer everything else (its open and top-up were sponsored: no gas).
+    expect(await channelOnChain(channelId)).toMatchObject({ deposit: 0n });
+    const { publicClient } = createTempoClients({ rpcUrl: world.rpcUrl, chainId: world.chainId, feeToken: world.token.address });
+    const close = await publicClient.getTransactionReceipt({ hash: receipt!.txHash as `0x${string}` });
+    const closeGas = (close.gasUsed * close.effectiveGasPrice + 10n ** 12n - 1n) / 10n ** 12n;
+    expect(await tokenBalance(world, world.payee.address)).toBe(payeeBefore + spent - closeGas);
+    expect(await tokenBalance(world, account.address)).toBe(payerBefore - spent);
+    // In the ledger: the close's Settlement row, revenue for this channel = what the chain moved, deposit account settled to 0.
+    const settled = await waitFor(
+      async () =>
+        (
+          await e2e.db.query(
+            `SELECT "amount"::text AS a, "txHash" FROM "settlements" WHERE "channelId" = $1 AND "kind" = 'channel_close'`,
+            [channelId],
+          )
+        ).rows,
+      (rows) => rows.length === 1,
+    );
+    expect(settled).toEqual([{ a: spent.toString(), txHash: receipt!.txHash!.toLowerCase() }]);
+    const ledger = async (account: string) =>
+      BigInt(
+        (
+          await e2e.db.query(
+            `SELECT COALESCE(sum(e."amount"), 0)::text AS s FROM "ledger_entries" e JOIN "ledger_transactions" t ON t."id" = e."transactionId" WHERE t."reference" = $1 AND e."account" = $2`,
+            [channelId, account],
+          )
+        ).rows[0].s,
+      );
+    const revenue = await waitFor(
+      () => ledger("revenue:usage"),
+      (r) => r === -spent,
+    );
+    expect(revenue).toBe(-spent);
+    expect(await ledger(`liability:channel_deposit:${channelId}`)).toBe(0n);
+    expect(await ledger(`asset:channel_escrow:${world.token.address.toLowerCase()}`)).toBe(0n);
+    const row = (
+      await e2e.db.query(`SELECT "status", "spent"::text AS s, "settledCumulative"::text AS c FROM "channels" WHERE "id" = $1`, [channelId])
+    ).rows[0];
+    expect(row).toEqual({ status: "closed", s: spent.toString(), c: spent.toString() });
+  });
 });

@@ -71,6 +71,18 @@ SELECT "acceptedCumulative"::text FROM "channels" WHERE "id" = $1 AND NOT EXISTS
 const RAISE_DEPOSIT = `UPDATE "channels" SET "deposit" = GREATEST("deposit", $2::numeric), "lastUsedAt" = now(), "updatedAt" = now()
   WHERE "id" = $1 RETURNING "deposit"::text AS "deposit"`;
 
+const MARK_CLOSING = `UPDATE "channels" SET "status" = 'closing', "updatedAt" = now() WHERE "id" = $1 AND "status" = 'open'`;
+
+/** The close voucher is logged and the channel closed with its close transaction. */
+const RECORD_CLOSED = `
+WITH closed AS (
+  UPDATE "channels" SET "status" = 'closed', "closeTxHash" = $4,
+    "acceptedCumulative" = GREATEST("acceptedCumulative", $2::numeric), "settledCumulative" = GREATEST("settledCumulative", $5::numeric),
+    "updatedAt" = now()
+  WHERE "id" = $1 RETURNING "id")
+INSERT INTO "vouchers" ("channelId", "cumulativeAmount", "signature")
+SELECT "id", $2::numeric, $3 FROM closed ON CONFLICT DO NOTHING`;
+
 /** payment-verifier's `channels` and `vouchers` statements (named, prepared, on the raw pool). */
 @Injectable()
 export class ChannelsRepository {
@@ -142,5 +154,26 @@ export class ChannelsRepository {
   async raiseDeposit(id: Hex, deposit: bigint): Promise<bigint | undefined> {
     const { rows } = await this.pool.query({ name: "channel-raise-deposit", text: RAISE_DEPOSIT, values: [id, deposit.toString()] });
     return rows[0] ? BigInt(rows[0].deposit) : undefined;
+  }
+
+  async markClosing(id: Hex): Promise<void> {
+    await this.pool.query({ name: "channel-mark-closing", text: MARK_CLOSING, values: [id] });
+  }
+
+  async recordClosed(id: Hex, close: { cumulativeAmount: bigint; signature: Hex; txHash: Hex; captured: bigint }): Promise<void> {
+    await this.pool.query({
+      name: "channel-record-closed",
+      text: RECORD_CLOSED,
+      values: [id, close.cumulativeAmount.toString(), close.signature, close.txHash, close.captured.toString()],
+    });
+  }
+
+  async closeTxHash(id: Hex): Promise<Hex | undefined> {
+    const { rows } = await this.pool.query({
+      name: "channel-close-tx",
+      text: `SELECT "closeTxHash" FROM "channels" WHERE "id" = $1`,
+      values: [id],
+    });
+    return rows[0]?.closeTxHash ?? undefined;
   }
 }

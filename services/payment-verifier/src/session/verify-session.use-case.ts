@@ -16,9 +16,12 @@ import type { SessionCredentialRequest, SessionCredentialResult } from "@worldro
 import { findEscrowOpens, primeEscrowForOpenTransaction } from "@worldrouter/devchain";
 import { paymentProblem, PaymentErrors } from "@worldrouter/mpp";
 import { counter, type Logger } from "@worldrouter/observability";
-import { ChannelBalances, CONFIG, LOGGER, METRICS } from "@worldrouter/runtime";
+import { ChannelBalances, CONFIG, Lease, LOGGER, METRICS, MoneyEventPublisher, redisOptions } from "@worldrouter/runtime";
+import { Redis } from "ioredis";
+import { Session } from "mppx/tempo";
 import type { Counter, Registry } from "prom-client";
 import { decodeFunctionData } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
 import { FeeSponsor, type SponsoredTransaction } from "../charge/fee-sponsor.js";
 import { RedisReplayStore } from "../charge/replay-store.js";
 import { paymentInProgress, RetryLaterError } from "../charge/retry-later.js";
@@ -41,6 +44,11 @@ type Accepted = Extract<SessionCredentialResult, { ok: true }>;
 
 /** On-chain state older than this is read again before a voucher is accepted (a top-up or close request elsewhere). */
 const CHAIN_STATE_TTL_MS = 5_000;
+/** How long a close waits for the requests still spending on the channel to commit (a closing channel refuses more). */
+const CLOSE_DRAIN_MS = 30_000;
+/** Every payee transaction on a channel (settle, close) holds this lease: one at a time, so they cannot race. */
+export const channelTxLeaseName = (channelId: string) => `channel-tx:${channelId}`;
+const CHANNEL_TX_LEASE_MS = 120_000;
 
 /**
  * Session credentials (TIP-1034 channels): `open` (verify, co-sign as fee payer, broadcast, read the channel from the
@@ -57,12 +65,14 @@ export class VerifySessionUseCase implements OnApplicationShutdown {
   private readonly outcomes: Counter<"action" | "outcome">;
   /** Dev only: the local escrow stand-in needs each open primed (tools/devchain); never with production config. */
   private readonly primeOpens: boolean;
+  private readonly leases: Redis;
 
   constructor(
     @Inject(CONFIG) private readonly config: Config,
     @Inject(ChannelsRepository) private readonly channels: ChannelsRepository,
     @Inject(ChannelBalances) private readonly balances: ChannelBalances,
     @Inject(RedisReplayStore) private readonly claims: RedisReplayStore,
+    @Inject(MoneyEventPublisher) private readonly moneyEvents: MoneyEventPublisher,
     @Inject(LOGGER) private readonly logger: Logger,
     @Inject(METRICS) metrics: Registry,
   ) {
@@ -77,11 +87,14 @@ export class VerifySessionUseCase implements OnApplicationShutdown {
     this.sponsor = chain.feePayerPrivateKey ? new FeeSponsor(chain.feePayerPrivateKey, chain.token, config.sponsor.maxInFlight) : undefined;
     this.signer = new VoucherSigner(chain.escrow, chain.chainId);
     this.primeOpens = config.env !== "production" && config.chain.world !== undefined;
+    this.leases = new Redis(redisOptions(config.redis.url));
+    this.leases.on("error", () => undefined);
     this.outcomes = counter(metrics, "wr_session_credentials_total", "Session credentials by action and outcome", ["action", "outcome"]);
   }
 
   async onApplicationShutdown() {
     await this.chain.close();
+    this.leases.disconnect();
   }
 
   async verify(request: SessionCredentialRequest): Promise<SessionCredentialResult> {
@@ -131,7 +144,7 @@ export class VerifySessionUseCase implements OnApplicationShutdown {
       case "topUp":
         return this.topUp(challengeId, payload);
       case "close":
-        throw new PaymentErrors.VerificationFailedError({ reason: "cooperative close is not available yet" });
+        return this.close(challengeId, payload);
       default:
         payload satisfies never;
         throw new PaymentErrors.InvalidPayloadError();
@@ -215,6 +228,7 @@ export class VerifySessionUseCase implements OnApplicationShutdown {
       signer: voucherSignerOf(descriptor),
       readAt: Date.now(),
     });
+    await this.publishDeposit(channelId, descriptor.payer, onChain.deposit, receipt.transactionHash);
     this.logger.info(
       { requestId, channelId, deposit: onChain.deposit.toString(), txHash: receipt.transactionHash },
       "session channel opened",
@@ -329,6 +343,7 @@ export class VerifySessionUseCase implements OnApplicationShutdown {
     }
     if (receipt.status !== "success")
       throw new PaymentErrors.VerificationFailedError({ reason: `the top-up transaction ${receipt.transactionHash} reverted` });
+    await this.publishDeposit(channelId, sender, additional, receipt.transactionHash);
     const onChain = await this.readChannel(channelId);
     const deposit = (await this.channels.raiseDeposit(channelId, onChain.deposit)) ?? onChain.deposit;
     await this.balances.accept(channelId, { deposit, readAt: Date.now() });
@@ -347,6 +362,119 @@ export class VerifySessionUseCase implements OnApplicationShutdown {
       },
       txHash: receipt.transactionHash.toLowerCase() as Hex,
     };
+  }
+
+  /**
+   * Cooperative close: the channel stops taking new spending, the requests still running commit, then the payee
+   * closes on-chain capturing max(spent, settled) — never more than was consumed — and the rest of the deposit goes
+   * back to the payer. Under the channel's transaction lease, so a settle in flight finishes first and is seen.
+   */
+  private async close(challengeId: string, payload: Payload<"close">): Promise<Accepted> {
+    const channelId = payload.channelId.toLowerCase() as Hex;
+    const row = await this.channels.byId(channelId);
+    if (!row) throw new PaymentErrors.ChannelNotFoundError({ reason: `channel ${channelId} is not known here` });
+    const cumulativeAmount = BigInt(payload.cumulativeAmount);
+    const signature = payload.signature as Hex;
+    if (row.status === "closed") {
+      const txHash = await this.channels.closeTxHash(channelId);
+      if (row.acceptedCumulative === cumulativeAmount && txHash)
+        return this.closedResult(challengeId, channelId, row.descriptor.payer, cumulativeAmount, row.spent, row.deposit, txHash);
+      throw new PaymentErrors.ChannelClosedError({ reason: `channel ${channelId} is closed` });
+    }
+    this.assertVoucherSignature(channelId, cumulativeAmount, signature, row.descriptor);
+    const live = await this.liveBalance(channelId);
+    if (cumulativeAmount < live.accepted)
+      throw new PaymentErrors.VerificationFailedError({
+        reason: `close amount ${cumulativeAmount} is below the accepted cumulative ${live.accepted}`,
+      });
+    if (cumulativeAmount > live.deposit)
+      throw new PaymentErrors.AmountExceedsDepositError({ reason: `close amount ${cumulativeAmount} exceeds the deposit ${live.deposit}` });
+    const payee = this.config.chain.payeePrivateKey;
+    if (!payee) throw new PaymentErrors.VerificationFailedError({ reason: "channels cannot be closed here: no payee key is configured" });
+
+    const lease = new Lease(this.leases, this.config.redis.namespace, channelTxLeaseName(channelId), CHANNEL_TX_LEASE_MS);
+    return lease.withLease(CHANNEL_TX_LEASE_MS, async () => {
+      await this.channels.markClosing(channelId);
+      let drained = await this.balances.markClosing(channelId);
+      const deadline = Date.now() + CLOSE_DRAIN_MS;
+      while (drained && drained.reserved > 0n && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        drained = await this.balances.markClosing(channelId);
+      }
+      const spent = drained?.spent ?? row.spent;
+      const onChain = await this.readChannel(channelId);
+      if (onChain.deposit === 0n) throw new PaymentErrors.ChannelClosedError({ reason: `channel ${channelId} is already closed on chain` });
+      const capture = spent > onChain.settled ? spent : onChain.settled;
+      const wallet = createTempoClients({
+        rpcUrl: this.config.chain.rpcUrl,
+        chainId: this.config.chain.chainId,
+        feeToken: this.config.chain.token,
+      }).walletClientFor(privateKeyToAccount(payee));
+      const txHash = (await Session.Precompile.Chain.closeOnChain(
+        wallet as never,
+        row.descriptor,
+        cumulativeAmount,
+        capture,
+        signature,
+        this.config.chain.escrow,
+      )) as Hex;
+      const receipt = await this.publicClient.waitForTransactionReceipt({ hash: txHash, timeout: this.config.chain.rpcTimeoutMs });
+      if (receipt.status !== "success")
+        throw new PaymentErrors.VerificationFailedError({ reason: `the close transaction ${txHash} reverted` });
+      const closeTx = txHash.toLowerCase() as Hex;
+      await this.channels.recordClosed(channelId, { cumulativeAmount, signature, txHash: closeTx, captured: capture });
+      await this.moneyEvents.publish({
+        kind: "session.settled",
+        channelId,
+        payer: row.descriptor.payer,
+        token: this.config.chain.token,
+        chainId: this.config.chain.chainId,
+        close: true,
+        captured: (capture - onChain.settled).toString(),
+        returned: (onChain.deposit - capture).toString(),
+        settledCumulative: capture.toString(),
+        txHash: closeTx,
+        blockNumber: receipt.blockNumber.toString(),
+        settledAt: Date.now(),
+      });
+      this.logger.info(
+        { channelId, capture: capture.toString(), returned: (onChain.deposit - capture).toString(), txHash },
+        "session channel closed",
+      );
+      return this.closedResult(challengeId, channelId, row.descriptor.payer, cumulativeAmount, spent, onChain.deposit, closeTx);
+    });
+  }
+
+  private closedResult(
+    challengeId: string,
+    channelId: Hex,
+    payer: Hex,
+    closeAmount: bigint,
+    spent: bigint,
+    deposit: bigint,
+    txHash: Hex,
+  ): Accepted {
+    return {
+      ok: true,
+      action: "close",
+      challengeId,
+      // mppx checks a close receipt: acceptedCumulative is the signed close amount, spent at most that.
+      channel: { channelId, payer, acceptedCumulative: closeAmount.toString(), deposit: deposit.toString(), spent: spent.toString() },
+      txHash,
+    };
+  }
+
+  private async publishDeposit(channelId: Hex, payer: Hex, amount: bigint, txHash: Hex): Promise<void> {
+    await this.moneyEvents.publish({
+      kind: "session.deposited",
+      channelId,
+      payer,
+      token: this.config.chain.token,
+      chainId: this.config.chain.chainId,
+      amount: amount.toString(),
+      txHash: txHash.toLowerCase() as Hex,
+      depositedAt: Date.now(),
+    });
   }
 
   /** The channel's live balance; loaded from Postgres into Redis when Redis has none (a flushed or new Redis). */

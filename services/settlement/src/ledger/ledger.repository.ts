@@ -1,5 +1,12 @@
 import { Inject, Injectable } from "@nestjs/common";
-import type { ChargeVerifiedEvent, InferenceStartedEvent, SessionSpentEvent, UsageEvent } from "@worldrouter/contracts";
+import type {
+  ChargeVerifiedEvent,
+  InferenceStartedEvent,
+  SessionDepositedEvent,
+  SessionSettledEvent,
+  SessionSpentEvent,
+  UsageEvent,
+} from "@worldrouter/contracts";
 import { batchPostingParams, ledgerBatchPostingCtes, PgPool, type GatedPosting, type PgClient } from "@worldrouter/db";
 
 // Charge payments: claims · `Settlement` rows of the on-chain transfers · their "charge received" postings.
@@ -84,6 +91,38 @@ channel AS (
   UPDATE "channels" SET "spent" = "channels"."spent" + spent."amount", "lastUsedAt" = now(), "updatedAt" = now()
   FROM spent WHERE "channels"."id" = spent."channelId"),
 ${ledgerBatchPostingCtes("claim", 4)}
+SELECT count(*)::int AS "claimed" FROM claim`;
+
+// Channel deposits (open, top-up): claims · their "deposited" postings (the verifier wrote the channel row).
+const RECORD_SESSION_DEPOSITS = `
+WITH input AS (SELECT * FROM unnest($1::text[]) AS e("key")),
+claim AS (
+  INSERT INTO "processed_events" ("consumer", "key") SELECT 'settlement.session-deposits', "key" FROM input
+  ON CONFLICT DO NOTHING RETURNING "key"),
+${ledgerBatchPostingCtes("claim", 2)}
+SELECT count(*)::int AS "claimed" FROM claim`;
+
+// Channel payouts (settle, close): claims · `Settlement` rows · the channel's settled amount (and status on a close) ·
+// their "settled" postings.
+const RECORD_SESSION_SETTLEMENTS = `
+WITH input AS (
+  SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::numeric[], $5::numeric[], $6::boolean[], $7::bigint[], $8::timestamptz[])
+    AS e("txHash", "channelId", "chainId", "captured", "settledCumulative", "close", "blockNumber", "settledAt")),
+claim AS (
+  INSERT INTO "processed_events" ("consumer", "key") SELECT 'settlement.session-settlements', "txHash" FROM input
+  ON CONFLICT DO NOTHING RETURNING "key"),
+claimed AS (SELECT input.* FROM input JOIN claim ON claim."key" = input."txHash"),
+row AS (
+  INSERT INTO "settlements" ("id", "kind", "chainId", "amount", "txHash", "status", "blockNumber", "channelId", "confirmedAt")
+  SELECT gen_random_uuid(), CASE WHEN "close" THEN 'channel_close'::"SettlementKind" ELSE 'channel_settle'::"SettlementKind" END,
+    "chainId", "captured", "txHash", 'confirmed', "blockNumber", "channelId", "settledAt" FROM claimed
+  ON CONFLICT ("txHash") DO NOTHING),
+channel AS (
+  UPDATE "channels" SET "settledCumulative" = GREATEST("channels"."settledCumulative", claimed."settledCumulative"),
+    "status" = CASE WHEN claimed."close" THEN 'closed'::"ChannelStatus" ELSE "channels"."status" END,
+    "closeTxHash" = CASE WHEN claimed."close" THEN claimed."txHash" ELSE "channels"."closeTxHash" END, "updatedAt" = now()
+  FROM claimed WHERE "channels"."id" = claimed."channelId"),
+${ledgerBatchPostingCtes("claim", 9)}
 SELECT count(*)::int AS "claimed" FROM claim`;
 
 /** A charge payment as a batch's usage finds it, locked. */
@@ -209,7 +248,38 @@ export class LedgerRepository {
     });
     return rows[0]!.claimed;
   }
+
+  async recordSessionDeposits(tx: PgClient, events: SessionDepositedEvent[], postings: GatedPosting[]): Promise<number> {
+    const { rows } = await tx.query<{ claimed: number }>({
+      name: "settlement.record-session-deposits",
+      text: RECORD_SESSION_DEPOSITS,
+      values: [events.map(depositKey), ...batchPostingParams(postings)],
+    });
+    return rows[0]!.claimed;
+  }
+
+  async recordSessionSettlements(tx: PgClient, events: SessionSettledEvent[], postings: GatedPosting[]): Promise<number> {
+    const { rows } = await tx.query<{ claimed: number }>({
+      name: "settlement.record-session-settlements",
+      text: RECORD_SESSION_SETTLEMENTS,
+      values: [
+        events.map((e) => e.txHash),
+        events.map((e) => e.channelId),
+        events.map((e) => e.chainId),
+        events.map((e) => e.captured),
+        events.map((e) => e.settledCumulative),
+        events.map((e) => e.close),
+        events.map((e) => e.blockNumber),
+        events.map((e) => new Date(e.settledAt)),
+        ...batchPostingParams(postings),
+      ],
+    });
+    return rows[0]!.claimed;
+  }
 }
+
+/** The idempotency key of a deposit: one transaction can fund one channel once. */
+export const depositKey = (e: SessionDepositedEvent) => `${e.txHash}:${e.channelId}`;
 
 /** The request columns both inference statements start with ($1-$7), one array per column. */
 function requestColumns(events: (InferenceStartedEvent | UsageEvent)[]) {

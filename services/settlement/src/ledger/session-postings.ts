@@ -19,3 +19,29 @@ export function sessionSpent(p: { requestId: string; channelId: string; amount: 
     ],
   };
 }
+
+export function sessionDeposited(p: { channelId: string; token: string; amount: bigint; txHash: string }): LedgerPosting {
+  return {
+    kind: "session.deposited",
+    reference: p.channelId,
+    idempotencyKey: `session.deposited:${p.txHash}:${p.channelId}`,
+    lines: [
+      { account: accounts.channelEscrow(p.token), amount: p.amount },
+      { account: accounts.channelDeposit(p.channelId), amount: -p.amount },
+    ],
+  };
+}
+
+/** A settle (captured only) or a close (captured and the rest of the deposit returned to the payer). */
+export function sessionSettled(p: { channelId: string; token: string; captured: bigint; returned: bigint; txHash: string }): LedgerPosting {
+  const lines = [
+    { account: accounts.payeeWallet(p.token), amount: p.captured },
+    { account: accounts.channelEscrow(p.token), amount: -p.captured },
+  ];
+  if (p.returned > 0n)
+    lines.push(
+      { account: accounts.channelDeposit(p.channelId), amount: p.returned },
+      { account: accounts.channelEscrow(p.token), amount: -p.returned },
+    );
+  return { kind: "session.settled", reference: p.channelId, idempotencyKey: `session.settled:${p.txHash}`, lines };
+}

@@ -1,12 +1,20 @@
 import { Inject, Injectable } from "@nestjs/common";
-import type { ChargeVerifiedEvent, InferenceStartedEvent, MoneyEvent, SessionSpentEvent, UsageEvent } from "@worldrouter/contracts";
+import type {
+  ChargeVerifiedEvent,
+  InferenceStartedEvent,
+  MoneyEvent,
+  SessionDepositedEvent,
+  SessionSettledEvent,
+  SessionSpentEvent,
+  UsageEvent,
+} from "@worldrouter/contracts";
 import type { GatedPosting } from "@worldrouter/db";
 import type { Logger } from "@worldrouter/observability";
 import { actualCost, createModelRegistry } from "@worldrouter/pricing";
 import { JobQueues, LOGGER } from "@worldrouter/runtime";
 import { chargeReceived, chargeUsage } from "../ledger/charge-postings.js";
-import { LedgerRepository, type UsageRecord } from "../ledger/ledger.repository.js";
-import { sessionSpent } from "../ledger/session-postings.js";
+import { depositKey, LedgerRepository, type UsageRecord } from "../ledger/ledger.repository.js";
+import { sessionDeposited, sessionSettled, sessionSpent } from "../ledger/session-postings.js";
 
 export interface AppliedBatch {
   /** Positions (in the batch) of events that wait for another one: a usage whose payment is not applied yet. */
@@ -18,6 +26,8 @@ export interface AppliedBatch {
  * idempotency claims), in the order a request's events happen: payments, then starts, then usage.
  *   charge.verified   the on-chain transfer's `Settlement` row and the "charge received" posting
  *   inference.started the request's `pending` row with its start: from here its payment is never swept for refund
+ *   session.deposited the "deposited" posting of a channel's open or top-up
+ *   session.settled   a channel settle or close: its `Settlement` row, the channel's settled amount (closed), its posting
  *   session.spent     the channel's `spent` raised by what a session request spent, and its "spent" posting
  *   inference.usage   the request's row completed and, for a charge still `verified`, the payment `consumed` and
  *                     billed at actual cost, or (the inference served nothing) `refunding` with a refund queued
@@ -39,6 +49,8 @@ export class ApplyMoneyEventsUseCase {
     const starts = new Map<string, InferenceStartedEvent>();
     const usages = new Map<string, UsageEvent>();
     const spends = new Map<string, SessionSpentEvent>();
+    const deposits = new Map<string, SessionDepositedEvent>();
+    const payouts = new Map<string, SessionSettledEvent>();
     // A batch can hold an event twice (a reclaimed entry next to its redelivery): one row per key per statement.
     for (const event of events) {
       switch (event.kind) {
@@ -53,6 +65,12 @@ export class ApplyMoneyEventsUseCase {
           break;
         case "session.spent":
           if (!spends.has(event.requestId)) spends.set(event.requestId, event);
+          break;
+        case "session.deposited":
+          if (!deposits.has(depositKey(event))) deposits.set(depositKey(event), event);
+          break;
+        case "session.settled":
+          if (!payouts.has(event.txHash)) payouts.set(event.txHash, event);
           break;
         default:
           event satisfies never;
@@ -73,6 +91,25 @@ export class ApplyMoneyEventsUseCase {
         await this.ledger.recordChargePayments(tx, batch, postings);
       }
       if (starts.size) await this.ledger.recordInferenceStarts(tx, [...starts.values()]);
+      if (deposits.size) {
+        const batch = [...deposits.values()];
+        await this.ledger.recordSessionDeposits(
+          tx,
+          batch,
+          batch.map((e) => ({ gate: depositKey(e), posting: sessionDeposited({ ...e, amount: BigInt(e.amount) }) })),
+        );
+      }
+      if (payouts.size) {
+        const batch = [...payouts.values()];
+        await this.ledger.recordSessionSettlements(
+          tx,
+          batch,
+          batch.map((e) => ({
+            gate: e.txHash,
+            posting: sessionSettled({ ...e, captured: BigInt(e.captured), returned: BigInt(e.returned) }),
+          })),
+        );
+      }
       if (spends.size) {
         const batch = [...spends.values()];
         await this.ledger.recordSessionSpends(
