@@ -404,7 +404,8 @@ export class VerifySessionUseCase implements OnApplicationShutdown {
       const spent = drained?.spent ?? row.spent;
       const onChain = await this.readChannel(channelId);
       if (onChain.deposit === 0n) throw new PaymentErrors.ChannelClosedError({ reason: `channel ${channelId} is already closed on chain` });
-      const capture = spent > onChain.settled ? spent : onChain.settled;
+      let capture = onChain.settled;
+      if (spent > capture) capture = spent;
       const wallet = createTempoClients({
         rpcUrl: this.config.chain.rpcUrl,
         chainId: this.config.chain.chainId,
