@@ -1,8 +1,8 @@
 import { createTempoClients } from "@worldrouter/chain";
-import { Challenge } from "mppx";
+import { Challenge, Credential } from "mppx";
 import { tempo } from "mppx/client";
 import { Session } from "mppx/tempo";
-import { privateKeyToAccount } from "viem/accounts";
+import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { describe, expect, it } from "vitest";
 import { tokenBalance, useTestSystem } from "./harness.js";
 
@@ -207,5 +207,79 @@ describe("session intent", () => {
       await e2e.db.query(`SELECT "status", "spent"::text AS s, "settledCumulative"::text AS c FROM "channels" WHERE "id" = $1`, [channelId])
     ).rows[0];
     expect(row).toEqual({ status: "closed", s: spent.toString(), c: spent.toString() });
+  });
+
+  it("refuses bad vouchers with their problem types and changes nothing; a closed channel takes none", async () => {
+    const world = e2e.system.world;
+    const { manager, account } = sessionManager(2);
+    for await (const _ of await (manager.sse as any)(`${e2e.system.gatewayUrl}${SESSION_PATH}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: body("open a channel for the bad-voucher checks", { max_tokens: 20 }),
+    }));
+    const channelId = manager.channelId!.toLowerCase() as `0x${string}`;
+    const state = async () =>
+      (
+        await e2e.db.query(
+          `SELECT "acceptedCumulative"::text AS a, "spent"::text AS s, (SELECT count(*)::int FROM "vouchers" WHERE "channelId" = $1) AS n FROM "channels" WHERE "id" = $1`,
+          [channelId],
+        )
+      ).rows[0];
+    // Once the request's spending is mirrored (money events), nothing below may change the channel.
+    const before = await waitFor(state, (row) => row.s !== "0");
+    const accepted = BigInt(before.a);
+    const sign = (signer: ReturnType<typeof privateKeyToAccount>, id: `0x${string}`, cumulativeAmount: bigint) =>
+      signer.signTypedData({
+        domain: Session.Precompile.Voucher.getVoucherDomain(world.escrow, world.chainId),
+        types: Session.Precompile.Voucher.voucherTypes,
+        primaryType: "Voucher",
+        message: { channelId: id, cumulativeAmount },
+      });
+    const sendVoucher = async (id: `0x${string}`, cumulativeAmount: bigint, signature: `0x${string}`) => {
+      const unpaid = await fetch(`${e2e.system.gatewayUrl}${SESSION_PATH}`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: body("x"),
+      });
+      const challenge = Challenge.fromResponse(unpaid);
+      const authorization = Credential.serialize({
+        challenge,
+        payload: { action: "voucher", channelId: id, cumulativeAmount: cumulativeAmount.toString(), signature },
+        source: `did:pkh:eip155:${world.chainId}:${account.address}`,
+      } as never);
+      const response = await fetch(`${e2e.system.gatewayUrl}${SESSION_PATH}`, { method: "POST", headers: { authorization } });
+      return { status: response.status, type: response.status === 204 ? undefined : ((await response.json()) as any).type };
+    };
+    const problems = "https://paymentauth.org/problems/";
+    const bad = `0x${"11".repeat(64)}1c` as `0x${string}`;
+    expect(await sendVoucher(channelId, accepted + 10n, bad)).toMatchObject({ status: 402, type: `${problems}session/invalid-signature` });
+    const stranger = privateKeyToAccount(generatePrivateKey());
+    expect(await sendVoucher(channelId, accepted + 10n, await sign(stranger, channelId, accepted + 10n))).toMatchObject({
+      status: 402,
+      type: `${problems}session/signer-mismatch`,
+    });
+    expect(await sendVoucher(channelId, 5_000_001n, await sign(account, channelId, 5_000_001n))).toMatchObject({
+      status: 402,
+      type: `${problems}session/amount-exceeds-deposit`,
+    });
+    expect(await sendVoucher(channelId, accepted - 1n, await sign(account, channelId, accepted - 1n))).toMatchObject({
+      status: 402,
+      type: `${problems}verification-failed`,
+    });
+    const unknown = `0x${"ab".repeat(32)}` as `0x${string}`;
+    expect(await sendVoucher(unknown, 10n, await sign(account, unknown, 10n))).toMatchObject({
+      status: 410,
+      type: `${problems}session/channel-not-found`,
+    });
+    expect(await state()).toEqual(before);
+    // The accepted voucher again: an idempotent repeat.
+    expect(await sendVoucher(channelId, accepted, await sign(account, channelId, accepted))).toEqual({ status: 204, type: undefined });
+    expect(await state()).toEqual(before);
+
+    await manager.close();
+    expect(await sendVoucher(channelId, accepted + 10n, await sign(account, channelId, accepted + 10n))).toMatchObject({
+      status: 410,
+      type: `${problems}session/channel-finalized`,
+    });
   });
 });
