@@ -33,6 +33,8 @@ export type InferenceJob = z.infer<typeof InferenceJob>;
  * until it is recorded (it then gets its `charge.verified` money event; no inference ran, so settlement's orphan sweep refunds it).
  */
 export const ChargeRecordJob = z.object({
+  /** The payment's `pending` row (its charge.verified event was published with this id before it was queued). */
+  paymentId: z.string().uuid().optional(),
   challengeId: z.string().min(1),
   txHash: Hash32,
   requestId: RequestId,

@@ -76,14 +76,14 @@ RETURNING ${COLUMNS}`;
 export class ChargePaymentsRepository {
   constructor(@Inject(PgPool) private readonly db: PgPool) {}
 
-  /** Before the broadcast: false when the tx or challenge already has a row (paid or being paid elsewhere). */
-  async insertPending(facts: PaymentFacts, resolveAfterMs: number, mineableUntilSeconds: number): Promise<boolean> {
-    const { rowCount } = await this.db.query({
+  /** Before the broadcast: the new row's id; none when the tx or challenge already has a row (paid or being paid elsewhere). */
+  async insertPending(facts: PaymentFacts, resolveAfterMs: number, mineableUntilSeconds: number): Promise<string | undefined> {
+    const { rows } = await this.db.query<{ id: string }>({
       name: "insert-pending-charge-payment",
       text: INSERT_PENDING,
       values: [...factValues(facts), resolveAfterMs, mineableUntilSeconds],
     });
-    return rowCount === 1;
+    return rows[0]?.id;
   }
 
   /** The payment's id, or undefined (see SETTLE_VERIFIED). */

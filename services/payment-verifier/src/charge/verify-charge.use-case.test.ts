@@ -8,7 +8,7 @@ import { loadConfig } from "@worldrouter/config";
 import { createPrismaClient, type PrismaClient } from "@worldrouter/db";
 import { bodyDigest, createChargeChallenge } from "@worldrouter/mpp";
 import { newRequestId } from "@worldrouter/observability";
-import { METRICS, redisOptions } from "@worldrouter/runtime";
+import { METRICS, MoneyEventPublisher, redisOptions } from "@worldrouter/runtime";
 import { MONEY_EVENT_FIELD, moneyEventStreamKey } from "@worldrouter/contracts";
 import { Redis } from "ioredis";
 import type { Registry } from "prom-client";
@@ -31,7 +31,7 @@ import {
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { signTransaction } from "viem/actions";
 import { Transaction } from "viem/tempo";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { PaymentVerifierModule } from "../payment-verifier.module.js";
 import { ResolveChargeOutcomesUseCase } from "./resolve-charge-outcomes.use-case.js";
 import { VerifyChargeUseCase } from "./verify-charge.use-case.js";
@@ -193,6 +193,26 @@ describe("VerifyChargeUseCase, pull mode (real Redis + Postgres, scripted node)"
     expect(again).toMatchObject({ ok: true, paymentId: (result as { paymentId: string }).paymentId, payer, amount: "25" });
     expect(calls).toEqual([]);
     expect(await paymentsFor(request.requestId)).toBe(1);
+  });
+
+  it("publishes charge.verified while the row is still `pending`: a verifier dying in between leaves it to charge-outcomes, never a verified payment without its event", async () => {
+    syncSend = "receipt";
+    const { request } = await pullRequest();
+    const publisher = app.get(MoneyEventPublisher);
+    // Observes the row at the moment the event leaves (the real publish runs).
+    const statusAtPublish: (string | undefined)[] = [];
+    const spy = vi.spyOn(publisher, "publish").mockImplementation(async (event) => {
+      if (event.kind === "charge.verified" && event.requestId === request.requestId)
+        statusAtPublish.push(await statusOf(request.requestId));
+      return MoneyEventPublisher.prototype.publish.call(publisher, event);
+    });
+    try {
+      expect(await verifier.verify(request)).toMatchObject({ ok: true });
+    } finally {
+      spy.mockRestore();
+    }
+    expect(statusAtPublish).toEqual(["pending"]);
+    expect(await statusOf(request.requestId)).toBe("verified");
   });
 
   it("a JSON-RPC error on the broadcast is not a refusal: 503 payment-pending (no new challenge) until no receipt can come, then failed", async () => {
@@ -407,7 +427,10 @@ describe("VerifyChargeUseCase, recording a payment that settled on-chain", () =>
       const events = entries
         .map(([, fields]) => JSON.parse(fields[fields.indexOf(MONEY_EVENT_FIELD) + 1]!))
         .filter((event) => event.paymentId === payment.id);
-      expect(events).toEqual([expect.objectContaining({ kind: "charge.verified", requestId: request.requestId, payer })]);
+      // Published before each attempt at settling the row (settlement applies the payment once, by its id).
+      expect(events.length).toBeGreaterThanOrEqual(1);
+      for (const event of events)
+        expect(event).toMatchObject({ kind: "charge.verified", requestId: request.requestId, payer, amount: "25" });
     } finally {
       redis.disconnect();
     }

@@ -33,7 +33,13 @@ import { SponsorBudget } from "./sponsor-budget.js";
 
 type Hex = `0x${string}`;
 /** A transfer confirmed on-chain; `payer` is the address whose tokens moved (never the fee payer). */
-type SettledTransfer = { txHash: Hex; payer: Hex; blockNumber: bigint };
+type SettledTransfer = {
+  txHash: Hex;
+  payer: Hex;
+  blockNumber: bigint;
+  /** Its `pending` row (absent only for a deferred record queued by an older version). */
+  paymentId?: string;
+};
 /** A client transaction that passed every check, co-signed, and the call to simulate before broadcasting it. */
 type PreparedSponsorship = {
   sponsored: SponsoredTransaction;
@@ -285,7 +291,13 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
     this.phase.observe({ phase: "checks" }, onChain - started);
     const settled = sponsored
       ? await this.broadcastSponsoredTransaction(sponsored, charge, request.requestId, [challengeKey, txKey!])
-      : await this.confirmPushedTransfer((payload.data as { hash: Hex }).hash.toLowerCase() as Hex, pushedBy, charge, challengeKey);
+      : await this.confirmPushedTransfer(
+          (payload.data as { hash: Hex }).hash.toLowerCase() as Hex,
+          pushedBy,
+          charge,
+          challengeKey,
+          request.requestId,
+        );
     const recording = performance.now();
     this.phase.observe({ phase: "chain" }, recording - onChain);
     const result = await this.recordPaymentWithRetry({
@@ -405,8 +417,8 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
       }
       const facts = this.paymentFacts(sponsored.hash, sender, charge, requestId);
       // Later than this verification can still be running: until then only this verification settles the row.
-      if (!(await this.payments.insertPending(facts, 2 * this.config.chain.rpcTimeoutMs, validBefore)))
-        throw new PaymentErrors.VerificationFailedError({ reason: "Transaction hash has already been used" });
+      const paymentId = await this.payments.insertPending(facts, 2 * this.config.chain.rpcTimeoutMs, validBefore);
+      if (!paymentId) throw new PaymentErrors.VerificationFailedError({ reason: "Transaction hash has already been used" });
       recorded = true;
       const receipt = await this.sponsor!.withBroadcastSlot(() => {
         broadcast = true;
@@ -423,7 +435,7 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
         await this.payments.markFailed(sponsored.hash);
         throw err;
       }
-      return { txHash: sponsored.hash, payer: sender, blockNumber: receipt.blockNumber };
+      return { txHash: sponsored.hash, payer: sender, blockNumber: receipt.blockNumber, paymentId };
     } catch (err) {
       if (!broadcast) {
         await Promise.all([
@@ -461,6 +473,7 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
     source: Hex | undefined,
     charge: ChargeExpectation,
     challengeKey: string,
+    requestId: string,
   ): Promise<SettledTransfer> {
     try {
       const receipt = await this.chain.getTransactionReceipt(hash);
@@ -470,7 +483,12 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
       if (!(await this.replay.tryClaim(`charge:tx:${hash}`, charge.challengeExpiresAt))) {
         throw new PaymentErrors.VerificationFailedError({ reason: "Transaction hash has already been used" });
       }
-      return { txHash: hash, payer, blockNumber: receipt.blockNumber };
+      // Mined already; recorded `pending` first like a sponsored charge, so its event can go out before the row says
+      // `verified` (a verifier dying in between leaves it to charge-outcomes, which finds the receipt).
+      const facts = this.paymentFacts(hash, payer, charge, requestId);
+      const paymentId = await this.payments.insertPending(facts, 2 * this.config.chain.rpcTimeoutMs, Math.floor(Date.now() / 1000));
+      if (!paymentId) throw new PaymentErrors.VerificationFailedError({ reason: "Transaction hash has already been used" });
+      return { txHash: hash, payer, blockNumber: receipt.blockNumber, paymentId };
     } catch (err) {
       await this.replay.delete(challengeKey);
       throw err;
@@ -505,7 +523,12 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
       amount: input.amount.toString(),
     };
     try {
-      await this.queues.enqueue("charge-records", { ...facts, blockNumber: input.blockNumber.toString(), settledAt: Date.now() });
+      await this.queues.enqueue("charge-records", {
+        ...facts,
+        ...(input.paymentId ? { paymentId: input.paymentId } : {}),
+        blockNumber: input.blockNumber.toString(),
+        settledAt: Date.now(),
+      });
       this.deferred.inc();
       this.logger.error(
         { err: cause, ...facts },
@@ -536,14 +559,22 @@ export class VerifyChargeUseCase implements OnApplicationShutdown {
     }
   }
 
-  /** The payment `verified` and its money event; served to `servedRequestId` (none: a deferred record, not served). */
+  /**
+   * The payment's money event, then the payment `verified`; served to `servedRequestId` (none: a deferred record, not
+   * served). Event first: a verifier that dies in between leaves the row `pending` for charge-outcomes (which publishes
+   * the event again; settlement applies it once). The other order could leave a `verified` payment whose event never
+   * existed: served to its request (the RPC rerun finds it verified) but never booked, its usage deferred forever, and
+   * finally refunded by the orphan sweep although it was served.
+   */
   private async recordPayment(input: RecordPaymentInput, servedRequestId: string | null): Promise<VerifyPaymentResult> {
     const facts = this.paymentFacts(input.txHash, input.payer, { challengeId: input.challengeId, amount: input.amount }, input.requestId);
+    const verifiedAt = new Date();
+    if (input.paymentId) await this.moneyEvents.publish(chargeVerifiedEvent(input.paymentId, facts, input.blockNumber, verifiedAt));
     const paymentId = await this.payments.settleVerified(facts, input.blockNumber, servedRequestId);
     if (!paymentId)
       throw new PaymentErrors.VerificationFailedError({ reason: `transaction ${input.txHash} has already paid for another request` });
-    const verifiedAt = new Date();
-    await this.moneyEvents.publish(chargeVerifiedEvent(paymentId, facts, input.blockNumber, verifiedAt));
+    // A deferred record queued without its row's id (by an earlier version): the old order.
+    if (!input.paymentId) await this.moneyEvents.publish(chargeVerifiedEvent(paymentId, facts, input.blockNumber, verifiedAt));
     this.logger.info(
       { requestId: input.requestId, txHash: input.txHash, payer: input.payer, amount: input.amount.toString() },
       "charge verified",
