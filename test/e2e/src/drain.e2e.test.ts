@@ -208,4 +208,46 @@ describe("drain, don't drop", () => {
     await expectRefundedOnce(requestId, "InferencePaymentSwept", account.address, before);
     expect(await reconcile(e2e.system, e2e.db, fromBlock)).toMatchObject({ ok: true, missingInLedger: [], missingOnChain: [] });
   }, 300_000);
+
+  it("a gateway SIGTERMed mid-stream refuses new requests, relays the stream to its end, bills it, then exits 0", async () => {
+    // The worker started by the previous test serves it.
+    const [gateway] = e2e.system.replicas.gateway;
+    const { mppx } = mppxClient(e2e.system.world, 4);
+    const response = await mppx.fetch(url(), post("a story while the gateway stops", true));
+    expect(response.status).toBe(200);
+    const requestId = response.headers.get("x-request-id")!;
+    const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    let refused: string | undefined;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      text += value;
+      if (refused === undefined && text.includes('"content"')) {
+        gateway!.child.kill("SIGTERM");
+        await new Promise((r) => setTimeout(r, 300));
+        // A new request while it drains: 503, or no connection at all (the port is closed).
+        refused = await fetch(url(), post("too late")).then(
+          (r) => String(r.status),
+          () => "no connection",
+        );
+      }
+    }
+    expect(["503", "no connection"]).toContain(refused);
+    const events = text.split("\n\n").filter((e) => e.startsWith("data: "));
+    expect(events.at(-1)).toBe("data: [DONE]");
+    expect(
+      events
+        .slice(0, -1)
+        .map((e) => JSON.parse(e.slice(6)))
+        .filter((c) => c.choices?.[0]?.delta?.content),
+    ).toHaveLength(TOKENS);
+    expect(await gateway!.exited).toBe(0);
+    await expect.poll(async () => (await paymentOf({ requestId }))?.status, { timeout: 30_000, interval: 250 }).toBe("consumed");
+    expect(await paymentOf({ requestId })).toMatchObject({
+      refunds: 0,
+      usagePostings: 1,
+      inference: { status: "succeeded", completionTokens: TOKENS },
+    });
+  }, 120_000);
 });

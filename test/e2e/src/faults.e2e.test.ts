@@ -91,7 +91,11 @@ async function expectMoneyIntact(outcomes: Outcome[], since: Date, fromBlock: bi
       async () => {
         const rows = await paymentsSince(since);
         return [
-          ...rows.filter((r) => !r.applied).map((r) => ({ unapplied: r.requestId, status: r.status, inference: r.inference })),
+          // A `failed` payment paid nothing (never broadcast, e.g. its verifier was killed first, or reverted): it has no
+          // money event to apply. That it really moved nothing is checked below (balances, ledger = chain).
+          ...rows
+            .filter((r) => !r.applied && r.status !== "failed")
+            .map((r) => ({ unapplied: r.requestId, status: r.status, inference: r.inference })),
           ...served.filter((o) => !rows.some((r) => r.requestId === o.requestId && r.inference)).map((o) => ({ unbilled: o.requestId })),
         ];
       },
@@ -123,6 +127,10 @@ async function expectMoneyIntact(outcomes: Outcome[], since: Date, fromBlock: bi
     expect(payment!.usagePostings, `${o.requestId} billed once`).toBe(1);
   }
   // Nothing billed twice, nothing served (succeeded) without its payment consumed.
+  for (const p of payments.filter((p) => p.status === "failed")) {
+    expect(p.inference, `failed payment ${p.requestId} never served`).toBeNull();
+    expect(served.some((o) => o.requestId === p.requestId)).toBe(false);
+  }
   for (const p of payments) {
     expect(p.usagePostings, `${p.requestId} billed at most once`).toBeLessThanOrEqual(1);
     if (p.inference === "succeeded") expect(p.status).toBe("consumed");
@@ -142,7 +150,9 @@ async function expectMoneyIntact(outcomes: Outcome[], since: Date, fromBlock: bi
   );
   for (let w = 0; w < WALLETS; w++) {
     const address = payerAddress(w).toLowerCase();
-    const paid = payments.filter((p) => p.payer.toLowerCase() === address).reduce((sum, p) => sum + BigInt(p.amount), 0n);
+    const paid = payments
+      .filter((p) => p.payer.toLowerCase() === address && p.status !== "failed")
+      .reduce((sum, p) => sum + BigInt(p.amount), 0n);
     const back = refunded.filter((r) => r.payer.toLowerCase() === address).reduce((sum, r) => sum + BigInt(r.amount), 0n);
     expect(balancesBefore[w]! - balancesAfter[w]!, `payer ${w} debited what the ledger recorded`).toBe(paid - back);
   }
