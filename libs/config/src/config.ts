@@ -24,6 +24,8 @@ export interface Config {
   database: { connectTimeoutMs: number; statementTimeoutMs: number };
   redis: { url: string; namespace: string; connectTimeoutMs: number; commandTimeoutMs: number };
   gateway: { host: string; port: number; publicUrl: string; realm: string; maxBodyBytes: number; rpcTimeoutMs: number };
+  /** What one unpaid request may make the gateway do, and how long a client may take to send it. */
+  edge: { maxMessages: number; maxPromptChars: number; headersTimeoutMs: number; requestTimeoutMs: number; keepAliveTimeoutMs: number };
   /** Per-client request budgets of the gateway (per window, shared by replicas) and whose X-Forwarded-For to believe. */
   rateLimits: { windowSeconds: number; unpaid: number; paid: number; session: number; trustedProxies: string[] };
   /** Every service's internal listener (`/healthz`, `/readyz`, `/metrics`): never the public port. */
@@ -150,6 +152,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       commandTimeoutMs: v.REDIS_COMMAND_TIMEOUT_MS,
     },
     gateway: { host, port, publicUrl, realm: new URL(publicUrl).hostname, maxBodyBytes: v.MAX_BODY_BYTES, rpcTimeoutMs: v.RPC_TIMEOUT_MS },
+    edge: {
+      maxMessages: v.MAX_MESSAGES,
+      maxPromptChars: v.MAX_PROMPT_CHARS,
+      headersTimeoutMs: v.HTTP_HEADERS_TIMEOUT_MS,
+      requestTimeoutMs: v.HTTP_REQUEST_TIMEOUT_MS,
+      keepAliveTimeoutMs: v.HTTP_KEEP_ALIVE_TIMEOUT_MS,
+    },
     rateLimits: {
       windowSeconds: v.RATE_LIMIT_WINDOW_SECONDS,
       unpaid: v.RATE_LIMIT_UNPAID,

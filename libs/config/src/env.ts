@@ -138,6 +138,33 @@ export const ENV = {
     default: "120",
     description: "Session control requests (HEAD or bodiless POST on /x402/v1/chat/completions/stream) one client may send per window.",
   },
+  MAX_MESSAGES: {
+    schema: z.coerce.number().int().min(1),
+    default: "2048",
+    description: "Most messages one chat request may carry; more get 400 `too-many-messages` before anything is tokenized.",
+  },
+  MAX_PROMPT_CHARS: {
+    schema: z.coerce.number().int().min(1),
+    default: "500000",
+    description:
+      "Most prompt characters (message text, tool-call arguments, tool definitions) one chat request may carry; more get 413 `prompt-too-large` before anything is tokenized.",
+  },
+  HTTP_HEADERS_TIMEOUT_MS: {
+    schema: z.coerce.number().int().min(100),
+    default: "10000",
+    description:
+      "A gateway client must send its complete request headers within this long of connecting (slow-loris guard); then the connection is closed.",
+  },
+  HTTP_REQUEST_TIMEOUT_MS: {
+    schema: z.coerce.number().int().min(100),
+    default: "30000",
+    description: "A gateway client must send its whole request, body included, within this long; then 408 and the connection is closed.",
+  },
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: {
+    schema: z.coerce.number().int().min(100),
+    default: "65000",
+    description: "How long the gateway keeps an idle keep-alive connection open (above the load balancer's idle timeout).",
+  },
   PAYMENT_VERIFIER_HEALTH_PORT: {
     schema: port,
     default: "8081",

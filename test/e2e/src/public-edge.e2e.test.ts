@@ -1,3 +1,4 @@
+import { connect } from "node:net";
 import { describe, expect, it } from "vitest";
 import { mppxClient, useTestSystem } from "./harness.js";
 
@@ -7,7 +8,14 @@ import { mppxClient, useTestSystem } from "./harness.js";
  * (the test's connections come from 127.0.0.1, a trusted proxy here), so the tests' budgets never mix.
  */
 const LIMITS = { RATE_LIMIT_UNPAID: "6", RATE_LIMIT_PAID: "3", RATE_LIMIT_SESSION: "2", RATE_LIMIT_WINDOW_SECONDS: "60" };
-const e2e = useTestSystem({ ...LIMITS, TRUSTED_PROXIES: "127.0.0.1" }, undefined, { replicas: { gateway: 2 } });
+const BOUNDS = {
+  MAX_MESSAGES: "5",
+  MAX_PROMPT_CHARS: "2000",
+  HTTP_HEADERS_TIMEOUT_MS: "1000",
+  HTTP_REQUEST_TIMEOUT_MS: "2000",
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: "1000",
+};
+const e2e = useTestSystem({ ...LIMITS, ...BOUNDS, TRUSTED_PROXIES: "127.0.0.1" }, undefined, { replicas: { gateway: 2 } });
 
 const chat = (gateway: string, client: string, headers: Record<string, string> = {}) =>
   fetch(`${gateway}/x402/v1/chat/completions`, {
@@ -106,5 +114,94 @@ describe("rate limits across replicas", () => {
     });
     expect(response.status, await response.clone().text()).toBe(200);
     expect(response.headers.get("payment-receipt")).toBeTruthy();
+  });
+});
+
+/**
+ * A raw TCP client that sends `head` at once, then one byte of `drip` every 200 ms, and reports when the server closed
+ * the connection and what it answered (gives up, still open, after `giveUpMs`).
+ */
+function slowClient(gateway: string, head: string, drip: string, giveUpMs = 10_000) {
+  const { hostname, port } = new URL(gateway);
+  return new Promise<{ closedAfterMs: number | undefined; answer: string }>((resolve) => {
+    const socket = connect(Number(port), hostname);
+    const started = Date.now();
+    let answer = "";
+    let sent = 0;
+    let timer: NodeJS.Timeout | undefined;
+    socket.setEncoding("utf8").on("data", (chunk: string) => void (answer += chunk));
+    socket.on("connect", () => {
+      socket.write(head);
+      timer = setInterval(() => {
+        if (sent < drip.length && socket.writable) socket.write(drip[sent++]!);
+      }, 200);
+    });
+    const finish = (closedAfterMs: number | undefined) => {
+      clearInterval(timer);
+      clearTimeout(giveUp);
+      socket.destroy();
+      resolve({ closedAfterMs, answer });
+    };
+    socket.on("close", () => finish(Date.now() - started));
+    socket.on("error", () => {});
+    const giveUp = setTimeout(() => finish(undefined), giveUpMs);
+  });
+}
+
+describe("bounded unpaid work", () => {
+  const body = (messages: unknown[]) =>
+    fetch(`${e2e.system.gatewayUrl}/x402/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-forwarded-for": "203.0.113.20" },
+      body: JSON.stringify({ model: "gpt-4o-mini", messages }),
+    });
+
+  it("more than MAX_MESSAGES messages: 400 too-many-messages; more than MAX_PROMPT_CHARS: 413 prompt-too-large", async () => {
+    const many = await body(Array.from({ length: 6 }, (_, i) => ({ role: "user", content: `m${i}` })));
+    expect(many.status).toBe(400);
+    expect(await many.json()).toMatchObject({
+      type: "https://worldrouter.dev/problems/too-many-messages",
+      status: 400,
+      param: "messages",
+      limit: 5,
+      error: { code: "too_many_messages" },
+    });
+    const large = await body([
+      { role: "user", content: "x".repeat(1500) },
+      { role: "user", content: [{ type: "text", text: "y".repeat(600) }] },
+    ]);
+    expect(large.status).toBe(413);
+    expect(await large.json()).toMatchObject({ type: "https://worldrouter.dev/problems/prompt-too-large", status: 413, limit: 2000 });
+    // At the limits, a quote.
+    expect((await body(Array.from({ length: 5 }, () => ({ role: "user", content: "z".repeat(400) })))).status).toBe(402);
+  });
+
+  it("slow-loris: headers dripped byte by byte are cut off after HTTP_HEADERS_TIMEOUT_MS", async () => {
+    const { closedAfterMs, answer } = await slowClient(
+      e2e.system.gatewayUrl,
+      "POST /x402/v1/chat/completions HTTP/1.1\r\nHost: gateway\r\n",
+      "X-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+    );
+    expect(closedAfterMs, "the server kept the connection open").toBeDefined();
+    expect(closedAfterMs!).toBeLessThan(4_000);
+    expect(answer).toMatch(/^HTTP\/1\.1 408/);
+  });
+
+  it("slow-loris: a body dripped byte by byte is cut off after HTTP_REQUEST_TIMEOUT_MS", async () => {
+    const { closedAfterMs, answer } = await slowClient(
+      e2e.system.gatewayUrl,
+      "POST /x402/v1/chat/completions HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n",
+      `{"model":"gpt-4o-mini","messages":[${" ".repeat(80)}`,
+    );
+    expect(closedAfterMs, "the server kept the connection open").toBeDefined();
+    expect(closedAfterMs!).toBeLessThan(5_000);
+    expect(answer).toMatch(/^HTTP\/1\.1 408/);
+  });
+
+  it("an idle keep-alive connection is closed after HTTP_KEEP_ALIVE_TIMEOUT_MS", async () => {
+    const { closedAfterMs, answer } = await slowClient(e2e.system.gatewayUrl, "GET /healthz HTTP/1.1\r\nHost: gateway\r\n\r\n", "");
+    expect(answer).toMatch(/^HTTP\/1\.1 200/);
+    expect(closedAfterMs, "the server kept the idle connection open").toBeDefined();
+    expect(closedAfterMs!).toBeLessThan(4_000);
   });
 });

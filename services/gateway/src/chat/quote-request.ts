@@ -83,6 +83,7 @@ export class QuoteRequest {
         { type: "invalid_request_error", code: "unsupported_parameter", param: refused.param },
       );
     }
+    this.refuseOversized(request);
     const promptTokens = await countPromptTokensOffThread(
       model,
       request.messages as unknown as ChatMessage[],
@@ -128,4 +129,48 @@ export class QuoteRequest {
     });
     return { model, promptTokens, choices, completionLimit: limit, estimate, amount };
   }
+
+  /** MAX_MESSAGES and MAX_PROMPT_CHARS, checked before any tokenizing: the work an unpaid request can cause is bounded. */
+  private refuseOversized(request: ChatCompletionRequest): void {
+    const { maxMessages, maxPromptChars } = this.config.edge;
+    if (request.messages.length > maxMessages) {
+      throw new ProblemException(
+        problem(
+          400,
+          "too-many-messages",
+          "Too Many Messages",
+          `This request has ${request.messages.length} messages; at most ${maxMessages} are accepted.`,
+          { param: "messages", limit: maxMessages },
+        ),
+        {},
+        { type: "invalid_request_error", code: "too_many_messages", param: "messages" },
+      );
+    }
+    const chars = promptChars(request);
+    if (chars > maxPromptChars) {
+      throw new ProblemException(
+        problem(
+          413,
+          "prompt-too-large",
+          "Prompt Too Large",
+          `This request's prompt has ${chars} characters (message text, tool-call arguments, tool definitions); at most ${maxPromptChars} are accepted.`,
+          { param: "messages", limit: maxPromptChars },
+        ),
+        {},
+        { type: "invalid_request_error", code: "prompt_too_large", param: "messages" },
+      );
+    }
+  }
+}
+
+/** Characters of everything that is tokenized: message text and text parts, tool-call arguments, tool definitions. */
+export function promptChars(request: ChatCompletionRequest): number {
+  let chars = request.tools ? JSON.stringify(request.tools).length : 0;
+  for (const message of request.messages) {
+    if (typeof message.content === "string") chars += message.content.length;
+    else if (Array.isArray(message.content))
+      for (const part of message.content) if (typeof part.text === "string") chars += part.text.length;
+    for (const call of message.tool_calls ?? []) chars += call.function.arguments.length + call.function.name.length;
+  }
+  return chars;
 }

@@ -1,3 +1,4 @@
+import { createServer } from "node:http";
 import type { NestFastifyApplication } from "@nestjs/platform-fastify";
 import type { Config } from "@worldrouter/config";
 import { counter, histogram, newRequestId } from "@worldrouter/observability";
@@ -62,7 +63,20 @@ configureHttp.adapterOptions = (config: Config): FastifyServerOptions => ({
   bodyLimit: config.gateway.maxBodyBytes,
   genReqId: () => newRequestId(),
   logger: false,
-  keepAliveTimeout: 65_000,
+  // Slow clients (slow-loris): Node closes a connection whose headers, or whole request, arrive too slowly, and an idle
+  // keep-alive connection. It checks every connectionsCheckingInterval, so that is kept well below the timeouts.
+  serverFactory: (handler) => {
+    const { headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs } = config.edge;
+    return createServer(
+      {
+        headersTimeout: headersTimeoutMs,
+        requestTimeout: requestTimeoutMs,
+        keepAliveTimeout: keepAliveTimeoutMs,
+        connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(headersTimeoutMs / 4))),
+      },
+      handler,
+    );
+  },
   // Let Nest's shutdown hooks drain: stop accepting, finish in-flight responses.
   forceCloseConnections: "idle",
 });
