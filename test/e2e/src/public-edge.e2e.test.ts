@@ -15,7 +15,10 @@ const BOUNDS = {
   HTTP_REQUEST_TIMEOUT_MS: "2000",
   HTTP_KEEP_ALIVE_TIMEOUT_MS: "1000",
 };
-const e2e = useTestSystem({ ...LIMITS, ...BOUNDS, TRUSTED_PROXIES: "127.0.0.1" }, undefined, { replicas: { gateway: 2 } });
+// A Redis namespace of its own: other files of the run send from 127.0.0.1 too, and their requests count in the
+// namespace's budgets (their limits are only set out of reach). The run's teardown removes it with the run's.
+const REDIS_NAMESPACE = `${process.env.REDIS_NAMESPACE}-edge`;
+const e2e = useTestSystem({ ...LIMITS, ...BOUNDS, TRUSTED_PROXIES: "127.0.0.1", REDIS_NAMESPACE }, undefined, { replicas: { gateway: 2 } });
 
 const chat = (gateway: string, client: string, headers: Record<string, string> = {}) =>
   fetch(`${gateway}/x402/v1/chat/completions`, {
