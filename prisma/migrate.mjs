@@ -31,30 +31,51 @@ export async function migrate(databaseUrl, log = console.log, options = {}) {
         if (done.get(name) === sum) continue;
         throw new Error(`${name}: edited after it was applied (checksum mismatch)`);
       }
-      await db.query("BEGIN");
-      try {
-        await db.query(sql);
-        await db.query(
-          `INSERT INTO "_prisma_migrations" (id, checksum, migration_name, finished_at, applied_steps_count)
-          VALUES ($1, $2, $3, now(), 1)`,
-          [randomUUID(), sum, name],
-        );
-        await db.query("COMMIT");
-      } catch (err) {
-        await db.query("ROLLBACK");
-        throw new Error(`${name} failed: ${err.message}`, { cause: err });
-      }
+      await retryOnSharedCatalogRace(async () => {
+        await db.query("BEGIN");
+        try {
+          await db.query(sql);
+          await db.query(
+            `INSERT INTO "_prisma_migrations" (id, checksum, migration_name, finished_at, applied_steps_count)
+            VALUES ($1, $2, $3, now(), 1)`,
+            [randomUUID(), sum, name],
+          );
+          await db.query("COMMIT");
+        } catch (err) {
+          await db.query("ROLLBACK");
+          if (isSharedCatalogRace(err)) throw err;
+          throw new Error(`${name} failed: ${err.message}`, { cause: err });
+        }
+      });
       applied++;
       log(`applied ${name}`);
     }
     log(`migrations up to date (${names.length} total, ${applied} applied now)`);
     const readerPassword = options.opsReaderPassword ?? process.env.OPS_READER_PASSWORD;
-    if (readerPassword) await setOpsReaderPassword(db, readerPassword);
+    if (readerPassword) await retryOnSharedCatalogRace(() => setOpsReaderPassword(db, readerPassword));
     return { total: names.length, applied };
   } finally {
     await db.end();
   }
 }
+
+/**
+ * The migration lock is per database, but roles are per cluster: two databases migrated at once (parallel test files,
+ * two environments on one server) may update the same role row (`ALTER ROLE`), and the loser gets "tuple concurrently
+ * updated". Nothing was applied (the transaction rolled back): run it again after the winner committed.
+ */
+async function retryOnSharedCatalogRace(run, attempts = 10) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run();
+    } catch (err) {
+      if (!isSharedCatalogRace(err) || attempt >= attempts) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 50 * attempt));
+    }
+  }
+}
+
+const isSharedCatalogRace = (err) => err?.code === "XX000" && /tuple concurrently updated/.test(err.message);
 
 /**
  * The ops API's read-only role (created by a migration, without a password) gets its password from the environment,

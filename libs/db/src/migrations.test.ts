@@ -38,4 +38,24 @@ describe("migrations", () => {
       await client.end();
     }
   });
+
+  it("apply to several databases at once: the cluster-wide role they all alter is not a failure", async () => {
+    const urls = [1, 2, 3, 4].map((i) => {
+      const url = new URL(process.env.DATABASE_URL!);
+      url.pathname = `/${url.pathname.slice(1)}_parallel_${i}`;
+      return url.toString();
+    });
+    try {
+      await Promise.all(urls.map((url) => ensureDatabase(url)));
+      const runs = await Promise.allSettled(urls.map((url) => migrate(url, () => {}, { opsReaderPassword: "reader" })));
+      expect(runs.map((r) => (r.status === "rejected" ? String(r.reason) : r.status))).toEqual(Array(4).fill("fulfilled"));
+    } finally {
+      const admin = new URL(urls[0]!);
+      admin.pathname = "/postgres";
+      const client = new pg.Client({ connectionString: admin.toString() });
+      await client.connect();
+      for (const url of urls) await client.query(`DROP DATABASE IF EXISTS "${new URL(url).pathname.slice(1)}" WITH (FORCE)`);
+      await client.end();
+    }
+  });
 });
