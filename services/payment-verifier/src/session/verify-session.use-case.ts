@@ -86,7 +86,7 @@ export class VerifySessionUseCase implements OnApplicationShutdown {
     }).publicClient;
     this.sponsor = chain.feePayerPrivateKey ? new FeeSponsor(chain.feePayerPrivateKey, chain.token, config.sponsor.maxInFlight) : undefined;
     this.signer = new VoucherSigner(chain.escrow, chain.chainId);
-    this.primeOpens = config.env !== "production" && config.chain.world !== undefined;
+    this.primeOpens = primesEscrowOpens(config);
     this.leases = new Redis(redisOptions(config.redis.url));
     this.leases.on("error", () => undefined);
     this.outcomes = counter(metrics, "wr_session_credentials_total", "Session credentials by action and outcome", ["action", "outcome"]);
@@ -569,6 +569,14 @@ export class VerifySessionUseCase implements OnApplicationShutdown {
   private coSign(transaction: TempoTransaction, sender: Hex): SponsoredTransaction {
     return this.sponsor!.coSign(transaction, sender);
   }
+}
+
+/**
+ * Whether opens are primed for the local escrow stand-in (tools/devchain `anvil_setStorageAt`): only with the local
+ * world's chain in a non-production config. Production never loads a world file, so it never primes.
+ */
+export function primesEscrowOpens(config: Pick<Config, "env" | "chain">): boolean {
+  return config.env !== "production" && config.chain.world !== undefined;
 }
 
 /** A voucher beyond the deposit: 402 `amount-exceeds-deposit` with the top-up it needs. */
