@@ -109,6 +109,11 @@ describe("rate limits across replicas", () => {
     const [first, second] = e2e.system.gatewayUrls as [string, string];
     for (let i = 0; i < 8; i++) await chat(first, "203.0.113.3");
     expect((await chat(second, "203.0.113.3")).status).toBe(429);
+    const cacheHits = async () => {
+      const metrics = await (await fetch(`${e2e.system.replicas.gateway[1]!.internalUrl}/metrics`)).text();
+      return Number(/wr_quote_cache_total\{[^}]*outcome="hit"[^}]*\} (\d+)/.exec(metrics)?.[1] ?? 0);
+    };
+    const hitsBefore = await cacheHits();
     const { mppx } = mppxClient(e2e.system.world, 0);
     const response = await mppx.fetch(`${second}/x402/v1/chat/completions`, {
       method: "POST",
@@ -117,6 +122,8 @@ describe("rate limits across replicas", () => {
     });
     expect(response.status, await response.clone().text()).toBe(200);
     expect(response.headers.get("payment-receipt")).toBeTruthy();
+    // The paid retry (same body bytes, same digest) was priced from the 402's quote, without counting tokens again.
+    expect(await cacheHits()).toBe(hitsBefore + 1);
   });
 });
 

@@ -72,8 +72,8 @@ export class ChargeCompletion {
 
   async execute(command: ChargeCompletionCommand): Promise<PaidCompletion> {
     const quoting = performance.now();
-    const quote = await this.quoter.quote(command.request);
     const digest = bodyDigest(command.rawBody);
+    const quote = await this.quoter.quoteBody(command.request, digest);
     const quoteMs = performance.now() - quoting;
     this.phase.observe({ phase: "quote" }, quoteMs);
     if (!command.authorization || !/^Payment\s/i.test(command.authorization)) {

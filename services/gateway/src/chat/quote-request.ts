@@ -10,11 +10,16 @@ import {
   type ModelRegistry,
   type ToolDefinition,
 } from "@worldrouter/pricing";
-import { CONFIG } from "@worldrouter/runtime";
+import { counter } from "@worldrouter/observability";
+import { CONFIG, METRICS } from "@worldrouter/runtime";
+import type { Counter, Registry } from "prom-client";
 import { MODEL_REGISTRY } from "../pricing/model-registry.provider.js";
 import { problem, ProblemException } from "../http/problem.js";
 import type { ChatCompletionRequest } from "./chat-request.js";
 import { refusedParameter } from "./provider-parameters.js";
+
+/** Quotes one gateway process remembers (a few MB at most: a quote is a handful of numbers and a model reference). */
+const QUOTE_CACHE_ENTRIES = 10_000;
 
 /** How a charge is priced, as the 402 body states it (docs/money.md "The charge price"). */
 export const PRICE_RULE =
@@ -42,10 +47,38 @@ export interface Quote {
  */
 @Injectable()
 export class QuoteRequest {
+  /**
+   * Quotes by the digest of the exact body, for as long as its challenge is payable: the paid retry of a 402 (same
+   * bytes, same digest) is priced without counting its tokens again. Insertion-ordered, so the oldest goes first.
+   */
+  private readonly byDigest = new Map<string, { quote: Quote; expiresAt: number }>();
+  private readonly cacheOutcomes: Counter<"outcome">;
+
   constructor(
     @Inject(MODEL_REGISTRY) private readonly models: ModelRegistry,
     @Inject(CONFIG) private readonly config: Config,
-  ) {}
+    @Inject(METRICS) metrics: Registry,
+  ) {
+    this.cacheOutcomes = counter(metrics, "wr_quote_cache_total", "Quotes served from the body-digest cache (hit) or computed (miss)", [
+      "outcome",
+    ]);
+  }
+
+  /** `quote`, remembered by the body's digest (sha-256 of its bytes) for CHALLENGE_TTL_SECONDS. */
+  async quoteBody(request: ChatCompletionRequest, digest: string): Promise<Quote> {
+    const now = Date.now();
+    const cached = this.byDigest.get(digest);
+    if (cached && cached.expiresAt > now) {
+      this.cacheOutcomes.inc({ outcome: "hit" });
+      return cached.quote;
+    }
+    this.cacheOutcomes.inc({ outcome: "miss" });
+    const quote = await this.quote(request);
+    this.byDigest.delete(digest);
+    this.byDigest.set(digest, { quote, expiresAt: now + this.config.mpp.challengeTtlSeconds * 1000 });
+    if (this.byDigest.size > QUOTE_CACHE_ENTRIES) this.byDigest.delete(this.byDigest.keys().next().value!);
+    return quote;
+  }
 
   async quote(request: ChatCompletionRequest): Promise<Quote> {
     const model = this.models.getModel(request.model);
