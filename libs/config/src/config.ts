@@ -25,7 +25,15 @@ export interface Config {
   redis: { url: string; namespace: string; connectTimeoutMs: number; commandTimeoutMs: number };
   gateway: { host: string; port: number; publicUrl: string; realm: string; maxBodyBytes: number; rpcTimeoutMs: number };
   /** What one unpaid request may make the gateway do, and how long a client may take to send it. */
-  edge: { maxMessages: number; maxPromptChars: number; headersTimeoutMs: number; requestTimeoutMs: number; keepAliveTimeoutMs: number };
+  edge: {
+    maxMessages: number;
+    maxPromptChars: number;
+    tokenizerMaxQueued: number;
+    tokenizerMaxQueuedPerClient: number;
+    headersTimeoutMs: number;
+    requestTimeoutMs: number;
+    keepAliveTimeoutMs: number;
+  };
   /** Per-client request budgets of the gateway (per window, shared by replicas) and whose X-Forwarded-For to believe. */
   rateLimits: { windowSeconds: number; unpaid: number; paid: number; session: number; trustedProxies: string[] };
   /** Every service's internal listener (`/healthz`, `/readyz`, `/metrics`): never the public port. */
@@ -155,6 +163,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     edge: {
       maxMessages: v.MAX_MESSAGES,
       maxPromptChars: v.MAX_PROMPT_CHARS,
+      tokenizerMaxQueued: v.TOKENIZER_MAX_QUEUED,
+      tokenizerMaxQueuedPerClient: v.TOKENIZER_MAX_QUEUED_PER_CLIENT,
       headersTimeoutMs: v.HTTP_HEADERS_TIMEOUT_MS,
       requestTimeoutMs: v.HTTP_REQUEST_TIMEOUT_MS,
       keepAliveTimeoutMs: v.HTTP_KEEP_ALIVE_TIMEOUT_MS,

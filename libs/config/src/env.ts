@@ -149,6 +149,18 @@ export const ENV = {
     description:
       "Most prompt characters (message text, tool-call arguments, tool definitions) one chat request may carry; more get 413 `prompt-too-large` before anything is tokenized.",
   },
+  TOKENIZER_MAX_QUEUED: {
+    schema: z.coerce.number().int().min(1),
+    default: "256",
+    description:
+      "Large prompts one gateway process may have waiting for or in its token-counting threads; beyond it 503 `tokenizer-busy` + Retry-After.",
+  },
+  TOKENIZER_MAX_QUEUED_PER_CLIENT: {
+    schema: z.coerce.number().int().min(1),
+    default: "4",
+    description:
+      "Large prompts of one client (as the rate limits see it) waiting for or in the token-counting threads; beyond it 503 + Retry-After.",
+  },
   HTTP_HEADERS_TIMEOUT_MS: {
     schema: z.coerce.number().int().min(100),
     default: "10000",

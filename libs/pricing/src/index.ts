@@ -14,7 +14,15 @@ export {
   type PriceOverride,
   type PriceOverrides,
 } from "./registry.js";
-export { closeTokenCounterPool, countPromptTokensOffThread, OFF_THREAD_MIN_CHARS } from "./token-pool.js";
+export {
+  closeTokenCounterPool,
+  countPromptTokensOffThread,
+  limitTokenCounterQueue,
+  OFF_THREAD_MIN_CHARS,
+  TokenCounterPool,
+  TokenizerBusyError,
+  type TokenCounterLimits,
+} from "./token-pool.js";
 export {
   countCompletionTokens,
   countPromptTokens,

@@ -46,15 +46,57 @@ interface PooledWorker {
   readonly jobs: Map<number, Job>;
 }
 
+/** The pool's queue is full, overall or for one client: try again shortly (the gateway answers 503 + Retry-After). */
+export class TokenizerBusyError extends Error {
+  override readonly name = "TokenizerBusyError";
+  constructor(readonly scope: "overall" | "client") {
+    super(scope === "overall" ? "the token counter's queue is full" : "this client already has as many prompts being counted as allowed");
+  }
+}
+
+/** How much counting may wait, in jobs: in all, and per client (so one client cannot fill the queue). */
+export interface TokenCounterLimits {
+  maxQueued: number;
+  maxQueuedPerClient: number;
+}
+
+const UNBOUNDED: TokenCounterLimits = { maxQueued: Number.POSITIVE_INFINITY, maxQueuedPerClient: Number.POSITIVE_INFINITY };
+
 export class TokenCounterPool {
   private readonly workers: PooledWorker[] = [];
   private nextJobId = 0;
+  private queued = 0;
+  private readonly queuedByClient = new Map<string, number>();
   private readonly tokenizerPath = createRequire(import.meta.url).resolve("gpt-tokenizer/encoding/o200k_base");
 
-  constructor(readonly size: number = Math.max(1, Math.min(4, availableParallelism() - 1))) {}
+  constructor(
+    readonly size: number = Math.max(1, Math.min(4, availableParallelism() - 1)),
+    private readonly limits: TokenCounterLimits = UNBOUNDED,
+  ) {}
 
-  /** o200k_base token count of all texts together, computed on a worker thread. */
-  countTexts(texts: readonly string[]): Promise<number> {
+  /**
+   * o200k_base token count of all texts together, computed on a worker thread. Refused at once with
+   * TokenizerBusyError when the pool already holds `maxQueued` jobs, or `maxQueuedPerClient` of `client`'s.
+   */
+  async countTexts(texts: readonly string[], client?: string): Promise<number> {
+    if (this.queued >= this.limits.maxQueued) throw new TokenizerBusyError("overall");
+    const ofClient = client === undefined ? 0 : (this.queuedByClient.get(client) ?? 0);
+    if (ofClient >= this.limits.maxQueuedPerClient) throw new TokenizerBusyError("client");
+    this.queued++;
+    if (client !== undefined) this.queuedByClient.set(client, ofClient + 1);
+    try {
+      return await this.run(texts);
+    } finally {
+      this.queued--;
+      if (client !== undefined) {
+        const left = (this.queuedByClient.get(client) ?? 1) - 1;
+        if (left === 0) this.queuedByClient.delete(client);
+        else this.queuedByClient.set(client, left);
+      }
+    }
+  }
+
+  private run(texts: readonly string[]): Promise<number> {
     const slot = this.leastBusy();
     const id = this.nextJobId++;
     return new Promise<number>((resolve, reject) => {
@@ -100,6 +142,12 @@ export class TokenCounterPool {
 }
 
 let sharedPool: TokenCounterPool | undefined;
+let sharedLimits: TokenCounterLimits = UNBOUNDED;
+
+/** Bounds of the shared pool's queue (the gateway sets them from its config at boot); applies to a pool started later. */
+export function limitTokenCounterQueue(limits: TokenCounterLimits): void {
+  sharedLimits = limits;
+}
 
 /**
  * Same result as countPromptTokens, without blocking the event loop on large prompts: small prompts are counted
@@ -109,13 +157,15 @@ export async function countPromptTokensOffThread(
   model: TokenizedModel,
   messages: readonly ChatMessage[],
   tools?: readonly ToolDefinition[],
+  /** Whose request this is, for the per-client bound of the queue. */
+  client?: string,
 ): Promise<number> {
   const plan = planPromptCount(model, messages, tools);
   let chars = 0;
   for (const text of plan.texts) chars += text.length;
   if (chars >= OFF_THREAD_MIN_CHARS) {
-    sharedPool ??= new TokenCounterPool();
-    return completePromptCount(plan, await sharedPool.countTexts(plan.texts));
+    sharedPool ??= new TokenCounterPool(undefined, sharedLimits);
+    return completePromptCount(plan, await sharedPool.countTexts(plan.texts, client));
   }
   let textTokens = 0;
   for (const text of plan.texts) textTokens += countTextTokens(text);

@@ -16,6 +16,8 @@ export interface ChargeCompletionCommand {
   requestId: string;
   request: ChatCompletionRequest;
   rawBody: Buffer;
+  /** The client as the rate limits see it: bounds its share of the token-counting queue. */
+  client: string | undefined;
   authorization: string | undefined;
   /** A signal aborted when the client goes away (cancels the inference); only asked for once paid. */
   clientGone: () => AbortSignal;
@@ -73,7 +75,7 @@ export class ChargeCompletion {
   async execute(command: ChargeCompletionCommand): Promise<PaidCompletion> {
     const quoting = performance.now();
     const digest = bodyDigest(command.rawBody);
-    const quote = await this.quoter.quoteBody(command.request, digest);
+    const quote = await this.quoter.quoteBody(command.request, digest, command.client);
     const quoteMs = performance.now() - quoting;
     this.phase.observe({ phase: "quote" }, quoteMs);
     if (!command.authorization || !/^Payment\s/i.test(command.authorization)) {

@@ -32,6 +32,7 @@ export class ChatCompletionsController {
       requestId: req.id,
       request: parsed.request,
       rawBody: req.rawBody ?? Buffer.alloc(0),
+      client: req.clientKey,
       authorization,
       clientGone: () => clientGone(reply),
     });

@@ -4,10 +4,12 @@ import {
   completionLimit,
   countPromptTokensOffThread,
   estimateCost,
+  limitTokenCounterQueue,
   priceCharge,
   type ChatMessage,
   type Model,
   type ModelRegistry,
+  TokenizerBusyError,
   type ToolDefinition,
 } from "@worldrouter/pricing";
 import { counter } from "@worldrouter/observability";
@@ -59,13 +61,14 @@ export class QuoteRequest {
     @Inject(CONFIG) private readonly config: Config,
     @Inject(METRICS) metrics: Registry,
   ) {
+    limitTokenCounterQueue({ maxQueued: config.edge.tokenizerMaxQueued, maxQueuedPerClient: config.edge.tokenizerMaxQueuedPerClient });
     this.cacheOutcomes = counter(metrics, "wr_quote_cache_total", "Quotes served from the body-digest cache (hit) or computed (miss)", [
       "outcome",
     ]);
   }
 
   /** `quote`, remembered by the body's digest (sha-256 of its bytes) for CHALLENGE_TTL_SECONDS. */
-  async quoteBody(request: ChatCompletionRequest, digest: string): Promise<Quote> {
+  async quoteBody(request: ChatCompletionRequest, digest: string, client?: string): Promise<Quote> {
     const now = Date.now();
     const cached = this.byDigest.get(digest);
     if (cached && cached.expiresAt > now) {
@@ -73,14 +76,15 @@ export class QuoteRequest {
       return cached.quote;
     }
     this.cacheOutcomes.inc({ outcome: "miss" });
-    const quote = await this.quote(request);
+    const quote = await this.quote(request, client);
     this.byDigest.delete(digest);
     this.byDigest.set(digest, { quote, expiresAt: now + this.config.mpp.challengeTtlSeconds * 1000 });
     if (this.byDigest.size > QUOTE_CACHE_ENTRIES) this.byDigest.delete(this.byDigest.keys().next().value!);
     return quote;
   }
 
-  async quote(request: ChatCompletionRequest): Promise<Quote> {
+  /** `client` (the rate limits' key) bounds its share of the token-counting queue (TOKENIZER_MAX_QUEUED_PER_CLIENT). */
+  async quote(request: ChatCompletionRequest, client?: string): Promise<Quote> {
     const model = this.models.getModel(request.model);
     if (!model) {
       throw new ProblemException(
@@ -121,7 +125,15 @@ export class QuoteRequest {
       model,
       request.messages as unknown as ChatMessage[],
       request.tools as unknown as ToolDefinition[] | undefined,
-    );
+      client,
+    ).catch((err: unknown) => {
+      if (!(err instanceof TokenizerBusyError)) throw err;
+      throw new ProblemException(
+        problem(503, "tokenizer-busy", "Service Busy", `${err.message}; nothing was charged, retry in a second`, { retryAfter: 1 }),
+        { "retry-after": "1" },
+        { type: "server_error", code: "tokenizer_busy" },
+      );
+    });
     const { minimumCharge, defaultMaxTokens } = this.config.pricing;
     // The prompt and the completion share the context window: the provider refuses a limit that does not fit in what
     // the prompt leaves, so an explicit one is refused here (before payment) and the default shrinks to fit.

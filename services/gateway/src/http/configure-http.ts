@@ -13,6 +13,8 @@ declare module "fastify" {
   interface FastifyRequest {
     /** The exact request bytes: the challenge binds to their digest. */
     rawBody?: Buffer;
+    /** Who sent it, as the rate limits count clients (peer or first untrusted X-Forwarded-For hop). */
+    clientKey?: string;
   }
 }
 
@@ -44,7 +46,8 @@ export function configureHttp(app: NestFastifyApplication, config: Config): void
     reply.header("x-request-id", request.id);
     const budget = budgetOf(request);
     if (!budget) return done();
-    limits.admit(budget, request.socket.remoteAddress, request.headers["x-forwarded-for"]).then((refusal) => {
+    request.clientKey = limits.clientOf(request.socket.remoteAddress, request.headers["x-forwarded-for"]);
+    limits.admit(budget, request.clientKey).then((refusal) => {
       if (refusal) sendProblem(reply, refusal);
       else done();
     }, done);

@@ -64,13 +64,13 @@ export class RateLimits implements OnApplicationShutdown {
     this.limiters = { unpaid: limiter("unpaid"), paid: limiter("paid"), session: limiter("session") };
   }
 
+  /** The request's client: its budget key (see client-address.ts). */
+  clientOf(peer: string | undefined, forwardedFor: string | string[] | undefined): string {
+    return clientKey(peer, forwardedFor, this.trusted);
+  }
+
   /** Takes one request from the client's budget; a ProblemException (429 + Retry-After) when it is spent. */
-  async admit(
-    budget: Budget,
-    peer: string | undefined,
-    forwardedFor: string | string[] | undefined,
-  ): Promise<ProblemException | undefined> {
-    const client = clientKey(peer, forwardedFor, this.trusted);
+  async admit(budget: Budget, client: string): Promise<ProblemException | undefined> {
     try {
       await this.limiters[budget].consume(client);
       return undefined;
