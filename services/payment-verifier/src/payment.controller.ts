@@ -11,6 +11,19 @@ import {
 import { VerifyChargeUseCase } from "./charge/verify-charge.use-case.js";
 import { VerifySessionUseCase } from "./session/verify-session.use-case.js";
 
+/** A message the gateway should never send (a version skew or a bug): refused as a malformed credential, nothing done. */
+function malformed(what: string, issue: string | undefined) {
+  return {
+    ok: false as const,
+    problem: {
+      type: "https://paymentauth.org/problems/malformed-credential",
+      title: "Malformed Credential",
+      status: 402,
+      detail: `${what} rejected: ${issue}`,
+    },
+  };
+}
+
 /** RPC edge of the verifier: parse the message, call the use-case, return its typed result. */
 @Controller()
 export class PaymentController {
@@ -22,34 +35,14 @@ export class PaymentController {
   @MessagePattern(RPC.verifyPayment)
   async verifyPayment(@Payload() message: unknown): Promise<VerifyPaymentResult> {
     const parsed = VerifyPaymentRequest.safeParse(message);
-    if (!parsed.success) {
-      return {
-        ok: false,
-        problem: {
-          type: "https://paymentauth.org/problems/malformed-credential",
-          title: "Malformed Credential",
-          status: 402,
-          detail: `verification request rejected: ${parsed.error.issues[0]?.message}`,
-        },
-      };
-    }
+    if (!parsed.success) return malformed("verification request", parsed.error.issues[0]?.message);
     return this.verifyCharge.verify(parsed.data);
   }
 
   @MessagePattern(RPC.sessionCredential)
   async sessionCredential(@Payload() message: unknown): Promise<SessionCredentialResult> {
     const parsed = SessionCredentialRequest.safeParse(message);
-    if (!parsed.success) {
-      return {
-        ok: false,
-        problem: {
-          type: "https://paymentauth.org/problems/malformed-credential",
-          title: "Malformed Credential",
-          status: 402,
-          detail: `session credential request rejected: ${parsed.error.issues[0]?.message}`,
-        },
-      };
-    }
+    if (!parsed.success) return malformed("session credential request", parsed.error.issues[0]?.message);
     return this.verifySession.verify(parsed.data);
   }
 
