@@ -380,12 +380,16 @@ try {
 
 // ── report ─────────────────────────────────────────────────────────────────────────────────────────────────────
 const mark = (pass) => (pass === undefined ? "—" : pass ? "met" : "MISSED");
+/** Measured targets only, true when met (bench/run.mjs counts them); a part that failed is listed in notMeasured. */
 const verdict = {
-  limiterCpuPerRequest: limiter.admitted.cpuUs <= TARGET_US ? "met" : "missed",
-  challengesPerSecondWithin10Percent: onOff ? (onOff.ratio >= 0.9 ? "met" : "missed") : "not measured",
-  payingP99Within2x: neighbour ? (neighbour.p99Ratio <= 2 ? "met" : "missed") : "not measured",
-  flood429sNo5xx: neighbour ? (neighbour.flood429 > 0 && neighbour.flood5xx === 0 ? "met" : "missed") : "not measured",
+  limiterCpuPerRequest: limiter.admitted.cpuUs <= TARGET_US,
+  ...(onOff && { challengesPerSecondWithin10Percent: onOff.ratio >= 0.9 }),
+  ...(neighbour && { payingP99Within2x: neighbour.p99Ratio <= 2, flood429sNo5xx: neighbour.flood429 > 0 && neighbour.flood5xx === 0 }),
 };
+const notMeasured = [
+  ...(onOff ? [] : ["402/s with vs without the limiter through a gateway"]),
+  ...(neighbour ? [] : ["noisy neighbour: paying client's p99 under floods"]),
+];
 const out = [`\nedge bench${QUICK ? " (quick)" : ""}: load average at start ${loadAverageAtStart.join(" ")}`];
 out.push(`\n(1) rate limiter cost on the gateway, ${N} sequential requests per case`);
 out.push(
@@ -436,7 +440,7 @@ if (neighbour) {
       ["flood", "statuses"],
       ["B: unpaid quotes, 16 connections", JSON.stringify(neighbour.flood.unpaid.statuses)],
       ["C: ~100k-token bodies, 4 connections", JSON.stringify(neighbour.flood.bigBodies.statuses)],
-      ["429s / 5xx", `${neighbour.flood429} / ${neighbour.flood5xx}  (target: 429s, no 5xx: ${verdict.flood429sNo5xx})`],
+      ["429s / 5xx", `${neighbour.flood429} / ${neighbour.flood5xx}  (target: 429s, no 5xx: ${mark(verdict.flood429sNo5xx)})`],
     ]),
   );
 }
@@ -455,6 +459,7 @@ writeFileSync(
       challengesLimiterOnVsOff: onOff ?? null,
       noisyNeighbour: neighbour ?? null,
       verdict,
+      notMeasured,
     },
     null,
     2,
